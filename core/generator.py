@@ -1,0 +1,185 @@
+"""The generator: w -> triplanes -> (SDF, color) at any 3D point.
+
+EG3D-style triplanes from a StyleGAN2-like synthesis network (modulated convolutions with weight
+demodulation), a small softplus MLP decoding the mean plane feature to a signed distance plus K
+color logits, and the paper's attention color mapping (a separate MLP maps the last style vector
+to K RGB values; color = softmax(logits) @ values). VolSDF density lives here too so every
+consumer (renderer, mesh extraction, training) goes through one :func:`Generator.query`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import GeneratorConfig
+
+
+@dataclass
+class FieldState:
+    """A decoded latent: everything needed to query the field at points."""
+
+    planes: Tensor
+    """(B, 3, C, R, R) triplane features (XY, XZ, YZ)."""
+    color_values: Tensor
+    """(B, K, 3) the K attention color values (pre-sigmoid)."""
+
+
+@dataclass
+class FieldSample:
+    """Field values at query points."""
+
+    sdf: Tensor
+    """(B, N) signed distance, negative inside."""
+    rgb: Tensor
+    """(B, N, 3) albedo in [0, 1]."""
+
+
+class MappingNetwork(nn.Module):
+    """z (B, z_dim) ~ N(0, I) -> w (B, w_dim) (no normalization of z: the training prior is a unit Gaussian)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        layers = []
+        dim = cfg.z_dim
+        for _ in range(cfg.mapping_layers):
+            layers += [nn.Linear(dim, cfg.w_dim), nn.LeakyReLU(0.2)]
+            dim = cfg.w_dim
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
+class ModulatedConv(nn.Module):
+    """StyleGAN2 modulated 3x3 (or 1x1) convolution with weight demodulation."""
+
+    def __init__(self, w_dim: int, in_ch: int, out_ch: int, kernel: int = 3, demodulate: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel) / math.sqrt(in_ch * kernel * kernel))
+        self.bias = nn.Parameter(torch.zeros(out_ch))
+        self.affine = nn.Linear(w_dim, in_ch)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.ones_(self.affine.bias)
+        self.demodulate = demodulate
+        self.padding = kernel // 2
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        """x (B, Cin, H, W), w (B, w_dim) -> (B, Cout, H, W)."""
+        b, cin, h, wd = x.shape
+        style = self.affine(w)  # (B, Cin)
+        weight = self.weight[None] * style[:, None, :, None, None]  # (B, Cout, Cin, k, k)
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        out = F.conv2d(x.reshape(1, b * cin, h, wd), weight.reshape(-1, cin, *weight.shape[3:]),
+                       padding=self.padding, groups=b)
+        return out.reshape(b, -1, h, wd) + self.bias[None, :, None, None]
+
+
+class SynthesisNetwork(nn.Module):
+    """Per-layer styles ws (B, num_ws, w_dim) -> triplanes (B, 3, C, R, R)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        ch = cfg.synthesis_channels
+        if 4 * 2 ** len(ch) != cfg.plane_res:
+            raise ValueError(f"plane_res {cfg.plane_res} must be 4 * 2**len(synthesis_channels)")
+        self.const = nn.Parameter(torch.randn(1, ch[0], 4, 4))
+        self.blocks = nn.ModuleList()
+        prev = ch[0]
+        for c in ch:
+            self.blocks.append(ModulatedConv(cfg.w_dim, prev, c))
+            prev = c
+        self.to_planes = ModulatedConv(cfg.w_dim, prev, 3 * cfg.plane_channels, kernel=1, demodulate=False)
+        self.plane_channels = cfg.plane_channels
+
+    def forward(self, ws: Tensor) -> Tensor:
+        x = self.const.expand(ws.shape[0], -1, -1, -1)
+        for i, block in enumerate(self.blocks):
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = F.leaky_relu(block(x, ws[:, i]), 0.2) * math.sqrt(2)
+        planes = self.to_planes(x, ws[:, len(self.blocks)])
+        b, _, r, _ = planes.shape
+        return planes.reshape(b, 3, self.plane_channels, r, r)
+
+
+def sample_triplanes(planes: Tensor, points: Tensor, bound: float) -> Tensor:
+    """Mean of the bilinear samples of the three planes.
+
+    planes (B, 3, C, R, R); points (B, N, 3) in [-bound, bound] -> features (B, N, C).
+    Plane 0 is indexed by (x, y), plane 1 by (x, z), plane 2 by (y, z): every axis pair is used
+    (EG3D's XY/XZ/ZX setup never samples YZ; see eg3d issues #30, #67).
+    """
+    b, _, c, r, _ = planes.shape
+    p = points / bound
+    coords = torch.stack([p[..., [0, 1]], p[..., [0, 2]], p[..., [1, 2]]], dim=1)  # (B, 3, N, 2)
+    feats = F.grid_sample(planes.reshape(b * 3, c, r, r), coords.reshape(b * 3, 1, -1, 2),
+                          mode="bilinear", padding_mode="border", align_corners=False)  # (B*3, C, 1, N)
+    return feats.reshape(b, 3, c, -1).mean(dim=1).permute(0, 2, 1)
+
+
+def widened_sigmoid(x: Tensor, eps: float = 0.001) -> Tensor:
+    """sigmoid stretched to (-eps, 1 + eps) so that 0 and 1 are reachable (EG3D/paper)."""
+    return torch.sigmoid(x) * (1 + 2 * eps) - eps
+
+
+class Generator(nn.Module):
+    """Latent -> SDF radiance field."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.mapping = MappingNetwork(cfg)
+        self.synthesis = SynthesisNetwork(cfg)
+        h = cfg.decoder_hidden
+        self.decoder = nn.ModuleList([nn.Linear(cfg.plane_channels, h), nn.Linear(h, h),
+                                      nn.Linear(h, 1 + cfg.color_k)])
+        self.color_mapping = nn.ModuleList([nn.Linear(cfg.w_dim, cfg.color_hidden),
+                                            nn.Linear(cfg.color_hidden, 3 * cfg.color_k)])
+        self.log_beta = nn.Parameter(torch.tensor(math.log(cfg.beta_init)))
+        self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
+        self.register_buffer("w_std", torch.ones(cfg.w_dim))
+
+    # -- latents ---------------------------------------------------------------------------------
+    def mapping_ws(self, z: Tensor) -> Tensor:
+        """z (B, z_dim) -> ws (B, num_ws, w_dim), the same w for every layer."""
+        return self.mapping(z)[:, None].expand(-1, self.cfg.num_ws, -1)
+
+    def decode(self, ws: Tensor) -> FieldState:
+        """ws (B, num_ws, w_dim) or (B, w_dim) -> field state."""
+        if ws.dim() == 2:
+            ws = ws[:, None].expand(-1, self.cfg.num_ws, -1)
+        planes = self.synthesis(ws)
+        h = F.leaky_relu(self.color_mapping[0](ws[:, -1]), 0.2)
+        values = self.color_mapping[1](h).reshape(ws.shape[0], self.cfg.color_k, 3)
+        return FieldState(planes, values)
+
+    # -- the one query path ----------------------------------------------------------------------
+    def query(self, state: FieldState, points: Tensor, with_color: bool = True) -> FieldSample:
+        """SDF and albedo at points (B, N, 3); used by rendering, training and marching cubes."""
+        x = sample_triplanes(state.planes, points, self.cfg.bound)
+        x = F.softplus(self.decoder[0](x))
+        x = F.softplus(self.decoder[1](x))
+        x = self.decoder[2](x)
+        sdf = x[..., 0]
+        rgb = None
+        if with_color:
+            attention = torch.softmax(x[..., 1:], dim=-1)  # (B, N, K)
+            rgb = widened_sigmoid(torch.einsum("bnk,bkc->bnc", attention, state.color_values))
+        return FieldSample(sdf, rgb)
+
+    @property
+    def beta(self) -> Tensor:
+        return self.log_beta.exp().clamp(min=1e-4)
+
+    def density(self, sdf: Tensor, points: Tensor, beta: Tensor | float | None = None) -> Tensor:
+        """VolSDF density alpha * LaplaceCDF(-sdf; beta) with alpha = 1/beta; zero outside the box."""
+        beta = self.beta if beta is None else beta
+        s = -sdf / beta
+        cdf = torch.where(s <= 0, 0.5 * torch.exp(s.clamp(max=0)), 1 - 0.5 * torch.exp(-s.clamp(min=0)))
+        inside = (points.abs() <= self.cfg.bound).all(dim=-1)
+        return torch.where(inside, cdf / beta, torch.zeros_like(cdf))

@@ -1,0 +1,77 @@
+"""What one reconstruction returns: the camera in the original photo and the colored mesh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class CameraInfo:
+    """The recovered camera, expressed for the ORIGINAL input image (CONVENTIONS.md)."""
+
+    cam2world: np.ndarray
+    """(4, 4) float64 camera-local -> world, Blender convention (looks along -Z, +Y up)."""
+    focal_px: float
+    """focal length in pixels of the original image (square pixels)."""
+    width: int
+    """original image width in pixels."""
+    height: int
+    """original image height in pixels."""
+    cx: float
+    """principal point x in pixels from the left edge of the original image."""
+    cy: float
+    """principal point y in pixels from the top edge of the original image."""
+
+    def to_json(self) -> dict:
+        return {"cam2world": [[float(v) for v in row] for row in self.cam2world],
+                "focal_px": float(self.focal_px), "width": int(self.width), "height": int(self.height),
+                "cx": float(self.cx), "cy": float(self.cy)}
+
+
+@dataclass
+class ReconstructionResult:
+    """Outcome for one input image; ``ok`` is False when ``error`` says why it failed."""
+
+    image: str
+    """the input path as given."""
+    ok: bool
+    """True when camera and mesh are set."""
+    error: str | None = None
+    """one-line user-facing message when not ok."""
+    camera: CameraInfo | None = None
+    """recovered camera in the original image."""
+    mesh: object | None = None
+    """core.mesh.Mesh: vertices (V, 3) world Z-up, faces (F, 3), colors (V, 3) sRGB in [0, 1]."""
+    model: str = ""
+    """model name or path used."""
+    steps: int = 0
+    """inversion steps run."""
+    device: str = "cpu"
+    """torch device the work ran on."""
+    losses: list[float] = field(default_factory=list)
+    """inversion loss per step (empty for steps=0)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """seconds per stage: load, encoder, pose, inversion, mesh, total."""
+    mesh_path: str | None = None
+    """file written when an output folder was given."""
+    json_path: str | None = None
+    """JSON written when an output folder was given."""
+    mask_source: str = ""
+    """where the foreground came from: 'alpha', 'mask' or 'auto'."""
+
+    def to_json(self) -> dict:
+        out = {"image": self.image, "model": self.model, "steps": self.steps, "device": self.device,
+               "ok": self.ok}
+        if self.error:
+            out["error"] = self.error
+        if self.camera is not None:
+            out["camera"] = self.camera.to_json()
+        if self.mesh is not None:
+            out["mesh"] = {"path": None if self.mesh_path is None else self.mesh_path.replace("\\", "/").split("/")[-1],
+                           "vertices": int(len(self.mesh.vertices)), "faces": int(len(self.mesh.faces))}
+        out["timings_s"] = {k: round(float(v), 4) for k, v in self.timings.items()}
+        out["losses"] = [round(float(v), 6) for v in self.losses]
+        out["mask_source"] = self.mask_source
+        return out
