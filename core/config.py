@@ -20,7 +20,7 @@ class GeneratorConfig:
     """triplane resolution (pixels per side)."""
     plane_channels: int = 16
     """feature channels per plane."""
-    synthesis_channels: tuple[int, ...] = (128, 128, 96, 64)
+    synthesis_channels: tuple[int, ...] = (128, 96, 64, 32)
     """channels of the synthesis blocks at 8, 16, 32, 64 ... pixels (one block per entry, x2 upsampling each)."""
     decoder_hidden: int = 64
     """hidden width of the point decoder MLP (softplus)."""

@@ -1,0 +1,282 @@
+"""The one public entry point: photos in, colored meshes and cameras out.
+
+    from core import reconstruct
+    results = reconstruct(["chair.png"], model="chairs", steps=10, out_dir="out")
+
+Stages per batch of images: load + crop (core.image_io), encoder (canonical map, mask, w), PnP
+(core.pose), hybrid inversion (core.invert), marching cubes (core.mesh). Per-image problems never
+raise: the result says ``ok=False`` and ``error`` is a one-line message naming the file. Problems of
+the whole call (unknown model, bad option, unwritable output folder) raise ReconstructionError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .camera import crop_to_original
+from .errors import Cancelled, ReconstructionError
+from .invert import InversionTarget, PoseParams, invert
+from .model import ReconstructionModel, available_models, load_model  # noqa: F401  (re-exported)
+from .result import CameraInfo, ReconstructionResult
+
+FORMATS = ("glb", "ply", "obj")
+Progress = Callable[[str, int, int, "float | None"], None]
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA, then MPS, then CPU; an explicit device that is not available is an error."""
+    device = (device or "auto").lower()
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ReconstructionError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ReconstructionError("device 'mps' was requested but Apple MPS is not available; use --device cpu or auto")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise ReconstructionError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
+    return torch.device(device)
+
+
+def _check_out_dir(out_dir) -> Path:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write_test_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ReconstructionError(f"output folder is not writable ({err.strerror or err}); choose another --out",
+                                  str(out)) from None
+    return out
+
+
+def validate_options(steps, mesh_resolution, fmt) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ReconstructionError(f"steps must be a whole number >= 0 (0 = encoder only, 10 = fast), got {steps!r}")
+    if steps > 1000:
+        raise ReconstructionError(f"steps={steps} is far beyond what helps (10 fast, 30 slow); use at most 1000")
+    if not isinstance(mesh_resolution, (int, np.integer)) or not 16 <= mesh_resolution <= 512:
+        raise ReconstructionError(f"mesh resolution must be between 16 and 512, got {mesh_resolution!r}")
+    if fmt not in FORMATS:
+        raise ReconstructionError(f"unknown mesh format '{fmt}'; use one of {', '.join(FORMATS)}")
+
+
+class Pipeline:
+    """A loaded model on a device, ready to reconstruct batches of prepared images."""
+
+    def __init__(self, model: ReconstructionModel, device: torch.device):
+        self.model = model
+        self.device = device
+        self.cfg = model.cfg
+        self.chunk = model.cfg.render.chunk
+
+    @property
+    def size(self) -> int:
+        return self.cfg.inversion_size
+
+    def prepare(self, path: str, mask: str | None):
+        from .image_io import prepare_image
+
+        return prepare_image(path, 2 * self.size, mask_path=mask, background=self.cfg.render.background)
+
+    def encode(self, image_hi: torch.Tensor):
+        lo = torch.nn.functional.avg_pool2d(image_hi.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
+        if lo.shape[1] != self.cfg.encoder.image_size:
+            lo = torch.nn.functional.interpolate(lo.permute(0, 3, 1, 2), size=self.cfg.encoder.image_size,
+                                                 mode="area").permute(0, 2, 3, 1)
+        with torch.no_grad():
+            return self.model.encoder(lo)
+
+    def solve_pose(self, coords: torch.Tensor, mask_logits: torch.Tensor, input_mask: torch.Tensor,
+                   path: str):
+        """Encoder maps of one image (S, S, ...) -> (cam2world (4, 4), focal) of the crop camera."""
+        from .camera import pixel_grid
+        from .pose import solve_pnp
+
+        s = coords.shape[0]
+        prob = torch.sigmoid(mask_logits).cpu().numpy().reshape(-1)
+        inp = input_mask.cpu().numpy().reshape(-1)
+        keep = (prob > 0.5) & (inp > 0.5)
+        if keep.sum() < 12:
+            keep = inp > 0.5
+        pix = pixel_grid(s, s).numpy()
+        res = solve_pnp(pix[keep], coords.reshape(-1, 3).cpu().numpy()[keep].astype(np.float64), s, s,
+                        weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, cx=s / 2, cy=s / 2, path=path)
+        return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
+
+    def mesh(self, ws: torch.Tensor, resolution: int, path: str):
+        from .mesh import extract_mesh
+
+        gen = self.model.generator
+        with torch.no_grad():
+            state = gen.decode(ws[None].to(self.device))
+
+        def query_sdf(p):
+            return gen.query(state, p[None].to(self.device), with_color=False).sdf[0]
+
+        def query_color(p):
+            return gen.query(state, p[None].to(self.device)).rgb[0]
+
+        return extract_mesh(query_sdf, query_color, resolution=resolution, bound=gen.cfg.bound,
+                            device=self.device, path=path)
+
+
+def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | None] | str | None = None,
+                model: str = "chairs", steps: int = 10, device: str = "auto", mesh_resolution: int = 128,
+                seed: int = 0, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
+                out_dir: str | os.PathLike | None = None, fmt: str = "glb", batch_size: int = 4,
+                model_dirs: Sequence[str] = (), loss: str = "l1+ssim") -> list[ReconstructionResult]:
+    """Reconstruct every image; see the module docstring. Results come back in input order."""
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    images = [str(p) for p in images]
+    if masks is None or isinstance(masks, (str, os.PathLike)):
+        masks = [None if masks is None else str(masks)] * len(images)
+    if len(masks) != len(images):
+        raise ReconstructionError(f"got {len(masks)} masks for {len(images)} images; give one mask per image or none")
+    validate_options(steps, mesh_resolution, fmt)
+    out = _check_out_dir(out_dir) if out_dir is not None else None
+    dev = pick_device(device)
+    t0 = time.perf_counter()
+    net = load_model(model, dev, model_dirs)
+    load_model_s = time.perf_counter() - t0
+    pipe = Pipeline(net, dev)
+    report = progress or (lambda *a: None)
+    results: list[ReconstructionResult | None] = [None] * len(images)
+    for start in range(0, len(images), max(1, batch_size)):
+        idx = list(range(start, min(len(images), start + max(1, batch_size))))
+        _run_batch(pipe, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out, fmt,
+                   load_model_s if start == 0 else 0.0, str(model), loss)
+    return results  # type: ignore[return-value]
+
+
+def _fail(image: str, err: Exception, model: str, steps: int, dev) -> ReconstructionResult:
+    if isinstance(err, ReconstructionError):
+        msg = str(err) if err.path else f"{image}: {err}"
+    else:
+        msg = f"{image}: internal error ({type(err).__name__}: {err}); please report it"
+    return ReconstructionResult(image=image, ok=False, error=msg.splitlines()[0], model=model, steps=steps,
+                                device=str(dev))
+
+
+def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out,
+               fmt, load_model_s, model_name, loss) -> None:
+    dev = pipe.device
+    prepared, timings = {}, {}
+    for i in idx:
+        t = time.perf_counter()
+        report("load", idx.index(i) + 1, len(idx), None)
+        try:
+            if cancel is not None and cancel():
+                raise Cancelled(images[i])
+            prepared[i] = pipe.prepare(images[i], masks[i])
+        except (ReconstructionError, Exception) as err:  # noqa: BLE001 - every failure becomes a result
+            results[i] = _fail(images[i], err, model_name, steps, dev)
+        timings[i] = {"load": time.perf_counter() - t + load_model_s}
+    live = [i for i in idx if i in prepared]
+    if not live:
+        return
+    try:
+        _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
+                              cancel, out, fmt, model_name, loss)
+    except torch.cuda.OutOfMemoryError:
+        # retry one image at a time with smaller ray chunks before giving up
+        torch.cuda.empty_cache()
+        pipe.cfg.render.chunk = pipe.chunk = max(1024, pipe.chunk // 4)
+        for i in live:
+            try:
+                _reconstruct_prepared(pipe, [i], prepared, timings, results, images, steps, mesh_resolution, seed,
+                                      report, cancel, out, fmt, model_name, loss)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                results[i] = _fail(images[i], ReconstructionError(
+                    "out of GPU memory even with small chunks; close other GPU programs or use --device cpu",
+                    images[i]), model_name, steps, dev)
+
+
+def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
+                          cancel, out, fmt, model_name, loss) -> None:
+    dev = pipe.device
+    gen = pipe.model.generator
+    s = pipe.size
+    image_hi = torch.stack([torch.from_numpy(prepared[i].image).float() for i in live]).to(dev)
+    mask_hi = torch.stack([torch.from_numpy(prepared[i].mask).float() for i in live]).to(dev)
+    t = time.perf_counter()
+    report("encoder", 1, 1, None)
+    enc = pipe.encode(image_hi)
+    t_enc = (time.perf_counter() - t) / len(live)
+    mask_lo = torch.nn.functional.avg_pool2d(mask_hi[:, None], 2)[:, 0]
+    poses, ok = {}, []
+    for k, i in enumerate(live):
+        t = time.perf_counter()
+        report("pose", k + 1, len(live), None)
+        try:
+            poses[i] = pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_lo[k], images[i])
+            ok.append(k)
+        except Exception as err:  # noqa: BLE001
+            results[i] = _fail(images[i], err, model_name, steps, dev)
+        timings[i].update(encoder=t_enc, pose=time.perf_counter() - t)
+    if not ok:
+        return
+    live = [live[k] for k in ok]
+    cam2world = torch.stack([poses[i][0] for i in live]).to(dev)
+    focal = torch.tensor([poses[i][1] for i in live], device=dev)
+    pose = PoseParams.from_cam2world(cam2world, focal)
+    ws = enc.w[ok][:, None].expand(-1, gen.cfg.num_ws, -1).contiguous()
+    t = time.perf_counter()
+    try:
+        inv = invert(gen, pipe.cfg.render, InversionTarget(image_hi[ok], mask_hi[ok]), ws, pose, steps, s,
+                     pipe.cfg.patch_size, seed=seed, loss=loss,
+                     progress=lambda n, total, value: report("inversion", n, total, value), cancel=cancel)
+    except Cancelled:
+        for i in live:
+            results[i] = _fail(images[i], Cancelled(images[i]), model_name, steps, dev)
+        return
+    t_inv = (time.perf_counter() - t) / len(live)
+    cams = inv.pose.camera(s)
+    for k, i in enumerate(live):
+        prep = prepared[i]
+        timings[i]["inversion"] = t_inv
+        try:
+            if cancel is not None and cancel():
+                raise Cancelled(images[i])
+            t = time.perf_counter()
+            report("mesh", k + 1, len(live), None)
+            mesh = pipe.mesh(inv.ws[k], mesh_resolution, images[i])
+            timings[i]["mesh"] = time.perf_counter() - t
+            # crop camera at 2S -> original photo
+            f, cx, cy = crop_to_original(float(cams.focal[k]) * 2, float(s), float(s), prep.crop)
+            camera = CameraInfo(cams.cam2world[k].detach().cpu().double().numpy(), f, prep.crop.orig_width,
+                                prep.crop.orig_height, cx, cy)
+            res = ReconstructionResult(image=images[i], ok=True, camera=camera, mesh=mesh, model=model_name,
+                                       steps=steps, device=str(dev), losses=[step[k] for step in inv.losses],
+                                       mask_source=prep.mask_source)
+            timings[i]["total"] = sum(timings[i].values())
+            res.timings = timings[i]
+            if out is not None:
+                _write_outputs(res, out, fmt)
+            results[i] = res
+        except Exception as err:  # noqa: BLE001
+            results[i] = _fail(images[i], err, model_name, steps, dev)
+
+
+def _write_outputs(res: ReconstructionResult, out: Path, fmt: str) -> None:
+    from .mesh import export_mesh
+
+    stem = Path(res.image).stem
+    res.mesh_path = str(export_mesh(res.mesh, out / f"{stem}.{fmt}", fmt))
+    res.json_path = str(out / f"{stem}.json")
+    tmp = out / f".{stem}.json.tmp"
+    tmp.write_text(json.dumps(res.to_json(), indent=2))
+    os.replace(tmp, res.json_path)

@@ -1,0 +1,196 @@
+"""Train the generator on procedural chairs with direct supervision (see weights/MODEL_CARD.md).
+
+The paper trains adversarially from single views, out of reach on 2 CPU cores. Here the same
+generator (mapping -> triplane synthesis -> SDF/attention-color decoder) is trained as the decoder of
+a variational auto-encoder: a PointNet reads a chair's colored surface points and outputs a Gaussian
+over z (KL to N(0, I)), so z ~ N(0, I) decodes to plausible chairs and the encoder can later be
+bootstrapped exactly as in the paper. Losses: clamped SDF L1 near and away from the surface, zero SDF
+and finite-difference normals on the surface, eikonal term, surface albedo L1, KL.
+
+    python -m core train-generator --out runs/generator --shapes 1500 --iters 12000 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .generator import Generator
+from .train_common import Progress, load_checkpoint, save_checkpoint
+
+POINTS_PER_SHAPE = 32768
+
+
+class PointEncoder(nn.Module):
+    """PointNet: colored surface points (B, M, 6) -> mean, log-variance of z (B, z_dim) each."""
+
+    def __init__(self, z_dim: int, width: int = 256):
+        super().__init__()
+        self.point_mlp = nn.Sequential(nn.Linear(6, 64), nn.SiLU(), nn.Linear(64, 128), nn.SiLU(),
+                                       nn.Linear(128, width))
+        self.head = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, 2 * z_dim))
+
+    def forward(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.point_mlp(points)
+        g = torch.cat([f.amax(dim=1), f.mean(dim=1)], dim=-1)
+        mu, logvar = self.head(g).chunk(2, dim=-1)
+        return mu, logvar.clamp(-8, 4)
+
+
+def _make_shape(seed: int) -> dict:
+    from .data.chairs import sample_chair, training_samples
+
+    g = torch.Generator().manual_seed(seed)
+    spec = sample_chair(seed)
+    s = training_samples(spec, POINTS_PER_SHAPE, g)
+    out = {k: s[k].float() for k in ("points", "sdf", "albedo", "surface_points", "surface_albedo",
+                                     "surface_normals")}
+    out["surface_normals"] = torch.nan_to_num(out["surface_normals"], nan=0.0)  # no normal: no normal loss
+    return out
+
+
+def build_dataset(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, Tensor]:
+    """Sample (or load the cached) supervision for every training chair, stacked per key."""
+    if cache.exists():
+        data = torch.load(cache, map_location="cpu", weights_only=True)
+        if data["seeds"].tolist() == list(seeds):
+            return data
+    import multiprocessing as mp
+
+    t0 = time.time()
+    progress = Progress(len(seeds), label="chairs")
+    shapes = []
+    with mp.get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        for i, shape in enumerate(pool.imap(_make_shape, seeds, chunksize=4)):
+            shapes.append(shape)
+            progress.update(i + 1)
+    data = {k: torch.stack([s[k] for s in shapes]) for k in shapes[0]}
+    data["seeds"] = torch.tensor(list(seeds))
+    save_checkpoint(cache, data)
+    print(f"built {len(seeds)} chairs in {time.time() - t0:.0f}s -> {cache}")
+    return data
+
+
+def fd_gradient(gen: Generator, state, points: Tensor, h: float = 0.004) -> Tensor:
+    """Central-difference SDF gradient at points (B, N, 3) -> (B, N, 3) (first-order autograd only)."""
+    offsets = torch.eye(3, device=points.device) * h
+    p = torch.cat([points + o for o in offsets] + [points - o for o in offsets], dim=1)
+    sdf = gen.query(state, p, with_color=False).sdf.reshape(points.shape[0], 6, -1)
+    return ((sdf[:, :3] - sdf[:, 3:]) / (2 * h)).permute(0, 2, 1)
+
+
+def generator_losses(gen: Generator, enc: PointEncoder, batch: dict, g: torch.Generator,
+                     weights: dict) -> tuple[Tensor, dict]:
+    surf = torch.cat([batch["surface_points"], batch["surface_albedo"]], dim=-1)
+    mu, logvar = enc(surf)
+    z = mu + torch.randn(mu.shape, generator=g) * (0.5 * logvar).exp()
+    state = gen.decode(gen.mapping_ws(z))
+    pts, n_pts = batch["points"], batch["points"].shape[1]
+    field = gen.query(state, torch.cat([pts, batch["surface_points"]], dim=1))
+    sdf_p, sdf_s = field.sdf[:, :n_pts], field.sdf[:, n_pts:]
+    clamp = 0.1
+    target = batch["sdf"]
+    near = (target.abs() < clamp).float()
+    l_sdf = ((sdf_p.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs() * (1 + 4 * near)).mean()
+    l_surf = sdf_s.abs().mean()
+    l_color = (field.rgb[:, n_pts:] - batch["surface_albedo"]).abs().mean()
+    l_color_near = ((field.rgb[:, :n_pts] - batch["albedo"]).abs().mean(-1) * near).sum() / near.sum().clamp(min=1)
+    n_fd = 256
+    grad_s = fd_gradient(gen, state, batch["surface_points"][:, :n_fd])
+    l_normal = (1 - F.cosine_similarity(grad_s, batch["surface_normals"][:, :n_fd], dim=-1)).mean()
+    grad_p = fd_gradient(gen, state, pts[:, :n_fd])
+    l_eik = (grad_p.norm(dim=-1) - 1).pow(2).mean()
+    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
+    terms = {"sdf": l_sdf, "surf": l_surf, "color": l_color, "color_near": l_color_near, "normal": l_normal,
+             "eik": l_eik, "kl": kl}
+    loss = sum(weights[k] * v for k, v in terms.items())
+    return loss, {k: float(v.detach()) for k, v in terms.items()}
+
+
+LOSS_WEIGHTS = {"sdf": 10.0, "surf": 10.0, "color": 1.0, "color_near": 0.5, "normal": 0.1, "eik": 0.02,
+                "kl": 2e-4}
+
+
+def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
+                    threads: int, config: ModelConfig | None = None, first_seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    out = Path(out)
+    cfg = config or ModelConfig()
+    data = build_dataset(out / "chairs_cache.pt", list(range(first_seed, first_seed + shapes)), workers=threads)
+    gen = Generator(cfg.generator)
+    enc = PointEncoder(cfg.generator.z_dim)
+    params = [p for n, p in gen.named_parameters() if n != "log_beta"] + list(enc.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
+    ckpt_path = out / "generator_ckpt.pt"
+    ckpt = load_checkpoint(ckpt_path)
+    start, elapsed = 0, 0.0
+    if ckpt is not None:
+        gen.load_state_dict(ckpt["generator"])
+        enc.load_state_dict(ckpt["point_encoder"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start, elapsed = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
+        print(f"resuming from iteration {start}")
+    g = torch.Generator().manual_seed(seed * 1000 + start)
+    rng = np.random.default_rng(seed * 1000 + start)
+    n_surf = data["surface_points"].shape[1]
+    progress = Progress(iters, start, label="generator")
+    t0 = time.time()
+    for it in range(start, iters):
+        lr = 1e-3 * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
+        pi = torch.as_tensor(rng.choice(POINTS_PER_SHAPE, points, replace=False))
+        si = torch.as_tensor(rng.choice(n_surf, min(n_surf, points // 4), replace=False))
+        batch = {"points": data["points"][idx][:, pi], "sdf": data["sdf"][idx][:, pi],
+                 "albedo": data["albedo"][idx][:, pi], "surface_points": data["surface_points"][idx][:, si],
+                 "surface_albedo": data["surface_albedo"][idx][:, si],
+                 "surface_normals": data["surface_normals"][idx][:, si]}
+        loss, terms = generator_losses(gen, enc, batch, g, LOSS_WEIGHTS)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
+        progress.update(it + 1, loss=float(loss), sdf=terms["sdf"], color=terms["color"], kl=terms["kl"])
+        if (it + 1) % 500 == 0 or it + 1 == iters:
+            save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "point_encoder": enc.state_dict(),
+                                        "optimizer": opt.state_dict(), "iteration": it + 1,
+                                        "elapsed_s": elapsed + time.time() - t0, "config": cfg.to_dict(),
+                                        "seed": seed, "shapes": shapes})
+    # w statistics for the encoder's output scaling and for sampling
+    with torch.no_grad():
+        w = gen.mapping(torch.randn(20000, cfg.generator.z_dim, generator=torch.Generator().manual_seed(seed)))
+        gen.w_avg.copy_(w.mean(0))
+        gen.w_std.copy_(w.std(0).clamp(min=1e-3))
+    final = out / "generator.pt"
+    save_checkpoint(final, {"generator": gen.state_dict(), "config": cfg.to_dict(), "iterations": iters,
+                            "elapsed_s": elapsed + time.time() - t0, "seed": seed, "shapes": shapes})
+    print(f"generator trained: {final} ({(elapsed + time.time() - t0) / 60:.1f} min)")
+    return final
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m core train-generator", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="runs/generator", help="folder for cache, checkpoints and result")
+    ap.add_argument("--shapes", type=int, default=1000, help="number of procedural training chairs")
+    ap.add_argument("--iters", type=int, default=10000)
+    ap.add_argument("--batch", type=int, default=6, help="chairs per step")
+    ap.add_argument("--points", type=int, default=3072, help="supervision points per chair per step")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
+    args = ap.parse_args(argv)
+    from .config import tiny_config
+
+    train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
+                    tiny_config() if args.tiny else None)
+    return 0
