@@ -32,6 +32,8 @@ class GeneratorConfig:
     """half side of the scene box [-bound, bound]^3."""
     beta_init: float = 0.01
     """initial VolSDF Laplace scale beta (scene units)."""
+    sphere_radius: float = 0.5
+    """the SDF is |p| - sphere_radius plus the network's output, so an untrained field is a sphere (paper)."""
 
     @property
     def num_ws(self) -> int:
@@ -111,6 +113,6 @@ def tiny_config() -> ModelConfig:
                        generator=GeneratorConfig(z_dim=16, w_dim=32, mapping_layers=2, plane_res=16,
                                                  plane_channels=8, synthesis_channels=(32, 16),
                                                  decoder_hidden=32, color_k=4, color_hidden=32),
-                       render=RenderConfig(coarse_samples=16, fine_samples=16),
+                       render=RenderConfig(coarse_samples=12, fine_samples=12),
                        encoder=EncoderConfig(image_size=32, channels=(8, 16, 32)),
                        inversion_size=32, patch_size=8)

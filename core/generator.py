@@ -140,6 +140,9 @@ class Generator(nn.Module):
                                       nn.Linear(h, 1 + cfg.color_k)])
         self.color_mapping = nn.ModuleList([nn.Linear(cfg.w_dim, cfg.color_hidden),
                                             nn.Linear(cfg.color_hidden, 3 * cfg.color_k)])
+        with torch.no_grad():  # start as the sphere: the decoder's SDF output begins near zero
+            self.decoder[2].weight[0].mul_(0.01)
+            self.decoder[2].bias.zero_()
         self.log_beta = nn.Parameter(torch.tensor(math.log(cfg.beta_init)))
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
         self.register_buffer("w_std", torch.ones(cfg.w_dim))
@@ -165,7 +168,7 @@ class Generator(nn.Module):
         x = F.softplus(self.decoder[0](x))
         x = F.softplus(self.decoder[1](x))
         x = self.decoder[2](x)
-        sdf = x[..., 0]
+        sdf = x[..., 0] + points.norm(dim=-1) - self.cfg.sphere_radius
         rgb = None
         if with_color:
             attention = torch.softmax(x[..., 1:], dim=-1)  # (B, N, K)

@@ -11,6 +11,7 @@ the model card for the measurements behind that choice.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -128,7 +129,7 @@ class InversionResult:
 
 def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
            size: int, patch: int, n_patches: int = 8, seed: int = 0, loss: str = "l1+ssim",
-           lr: float = 2e-3, w_gain: float = 25.0, mask_weight: float = 1.0,
+           lr: float = 2e-3, w_gain: float = 25.0, pose_gain: float = 2.0, mask_weight: float = 1.0,
            progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
     """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results."""
@@ -139,8 +140,9 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
     u = ((ws - gen.w_avg) / gen.w_std).detach().clone().requires_grad_(True)
     pose = PoseParams(*[t.detach().clone().requires_grad_(True) for t in pose.tensors()])
     light_params = torch.stack([light.ambient.log(), light.key.log()], dim=-1).requires_grad_(True)
-    groups = [{"params": [u], "lr": lr * w_gain}, {"params": pose.tensors(), "lr": lr * 5},
+    groups = [{"params": [u], "lr": lr * w_gain}, {"params": pose.tensors(), "lr": lr * pose_gain},
               {"params": [light_params], "lr": lr * 10}]
+    base_lrs = [group["lr"] for group in groups]
     opt = torch.optim.Adam(groups, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(seed)
     target_lo = F.avg_pool2d(target.image.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
@@ -150,6 +152,9 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
     for step in range(steps):
         if cancel is not None and cancel():
             raise Cancelled()
+        decay = 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))  # large first steps, settle at the end
+        for group, base in zip(opt.param_groups, base_lrs):
+            group["lr"] = base * (0.1 + 0.9 * decay)
         opt.zero_grad(set_to_none=True)
         state = gen.decode(gen.w_avg + gen.w_std * u)
         cam = pose.camera(size)

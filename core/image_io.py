@@ -1,0 +1,672 @@
+"""Image input: load a photo, find the object, cut a square crop around it.
+
+The pipeline is ``load_image`` -> foreground mask (alpha channel, a mask file, or automatic
+GrabCut segmentation) -> ``mask_bbox`` -> ``square_crop`` -> ``crop_and_resize``; ``prepare_image``
+runs all of it. ``square_crop`` and ``crop_and_resize`` are pure, fast functions of
+``(rgb, alpha)`` so that training can apply exactly the same crop to rendered RGBA images.
+
+Coordinates: pixel ``(u, v)`` has its centre at ``(u + 0.5, v + 0.5)`` from the top-left corner
+(as in ``camera.py``). The loaded image may be downscaled: a point at ``x`` original pixels lies at
+``x * scale`` loaded pixels, exactly (no rounding of the scale per axis). A :class:`~.camera.Crop`
+is always expressed in ORIGINAL-image pixels, so the final camera refers to the user's file.
+
+Large images. Nothing is decoded before the size is known (``Image.open`` is lazy). Images above
+``MAX_PIXELS`` (179 megapixels, twice Pillow's default decompression-bomb warning level; Pillow
+itself refuses larger ones at open) are refused with a clear message. Smaller images that exceed
+``max_side`` are reduced while decoding where the format allows it (JPEG DCT scaling through
+``Image.draft``), then by an integer box filter (``Image.reduce``, premultiplied for alpha), and
+finally resampled with area averaging to the exact scale ``max_side / longest side``. Peak memory
+is about two decoded 8-bit copies of the file for formats without reduced decoding (~1.4 GB for a
+179 MP RGBA PNG), far less for JPEG.
+
+Foreground, in ``prepare_image``: an explicit mask file wins, then a real alpha channel (one that is
+not fully opaque), then automatic segmentation (:func:`segment_foreground`, GrabCut seeded from
+the image border, no downloaded weights).
+
+Colour: values are the file's display values (sRGB assumed, embedded ICC profiles are ignored),
+scaled by the bit depth: 8-bit / 255, 16-bit / 65535 (16-bit RGB(A) PNG and TIFF are read at full
+precision through OpenCV when no integer pre-reduction is needed, Pillow only keeps 8 bits of
+them), 32-bit float images are clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, JpegImagePlugin
+
+from .camera import Crop
+from .errors import ReconstructionError
+
+MIN_SIDE = 16
+"""Images with a side shorter than this (after EXIF orientation) are refused as too small."""
+MAX_PIXELS = 178_956_970
+"""Largest accepted image in pixels (Pillow's default decompression-bomb error level)."""
+MAX_SIDE_LIMIT = 16384
+"""Largest accepted ``max_side`` (OpenCV's remap works on images below 32767 pixels a side)."""
+SEGMENT_SIDE = 256
+"""Automatic segmentation runs on a copy whose longest side is at most this."""
+
+_FORMATS = "PNG, JPEG, WebP, TIFF or BMP"
+_ORIENTATION_TAG = 0x0112
+_BAND_BYTES = 32 << 20  # intermediate buffer budget of the resampler
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image, possibly downscaled on load."""
+
+    path: str
+    """the file it was read from."""
+    rgb: np.ndarray
+    """(H, W, 3) float32 in [0, 1], sRGB display values (not premultiplied; where alpha is 0 it
+    may be 0 instead of the stored colour after downscaling)."""
+    alpha: np.ndarray | None
+    """(H, W) float32 in [0, 1] if the file carries a real alpha channel, else None."""
+    orig_width: int
+    """width of the file as stored, after EXIF orientation."""
+    orig_height: int
+    """height of the file as stored, after EXIF orientation."""
+    scale: float
+    """loaded pixels per original pixel (1.0 unless downscaled on load)."""
+    orientation: int = 1
+    """the EXIF orientation (1-8) that was applied."""
+
+
+@dataclass
+class PreparedImage:
+    """The model's view of one photo: a square crop around the object on a plain background."""
+
+    path: str
+    """the image file."""
+    image: np.ndarray
+    """(S, S, 3) float32 in [0, 1], composited on the background colour."""
+    mask: np.ndarray
+    """(S, S) float32 in [0, 1] foreground mask of the crop."""
+    crop: Crop
+    """where the crop lies in the original image."""
+    mask_source: str
+    """'alpha' (the file's alpha channel), 'mask' (a mask file) or 'auto' (segmentation)."""
+    full_mask: np.ndarray
+    """(H, W) float32 foreground mask at the loaded resolution."""
+    loaded: LoadedImage
+    """the decoded image."""
+
+
+# --------------------------------------------------------------------------------------------
+# opening and decoding
+
+
+def _fail(path, message: str):
+    raise ReconstructionError(message, path)
+
+
+def _open(path: str, what: str) -> Image.Image:
+    """Open lazily (header only) and check the size; every failure is a ReconstructionError."""
+    noun = "an image" if what == "image" else "a mask"
+    if not os.path.exists(path):
+        _fail(path, f"{what} file not found; check the path")
+    if os.path.isdir(path):
+        _fail(path, f"is a directory, not {noun} file; give the path of a {_FORMATS} file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as err:
+        numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(err))]  # size, then Pillow's limit
+        size = f"{numbers[0] / 1e6:.0f} megapixels" if numbers else "too many pixels"
+        limit = numbers[1] if len(numbers) > 1 else MAX_PIXELS
+        _fail(path, f"{what} is too large ({size}; at most {limit / 1e6:.0f} megapixels are accepted); "
+                    "downscale it and try again")
+    except Image.UnidentifiedImageError:
+        _fail(path, f"not {noun} file that can be read; use a {_FORMATS} file")
+    except PermissionError:
+        _fail(path, f"cannot read the {what} file (permission denied); check its permissions")
+    except OSError as err:
+        _fail(path, f"cannot open the {what} file ({err}); check that it is a {_FORMATS} file")
+    width, height = im.size
+    if width * height > MAX_PIXELS:
+        im.close()
+        _fail(path, f"{what} is too large ({width}x{height} = {width * height / 1e6:.0f} megapixels; at "
+                    f"most {MAX_PIXELS / 1e6:.0f} are accepted); downscale it and try again")
+    if min(width, height) < MIN_SIDE:
+        im.close()
+        _fail(path, f"{what} is too small ({width}x{height} pixels; at least {MIN_SIDE} pixels a side "
+                    "are needed); use a larger photo")
+    return im
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1 when absent or unreadable), as PIL.ImageOps.exif_transpose reads it."""
+    try:
+        value = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except (ValueError, TypeError, OSError, SyntaxError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _orient_array(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to an (H, W, ...) array (the transposes of PIL.ImageOps.exif_transpose)."""
+    if orientation >= 5:
+        a = a.swapaxes(0, 1)
+    if orientation in (2, 3, 6, 7):
+        a = a[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        a = a[::-1]
+    return a
+
+
+def _orient_point(x: float, y: float, width: int, height: int, orientation: int) -> tuple[float, float]:
+    """A point of the stored image (width x height) in the oriented image, continuous coordinates."""
+    if orientation >= 5:
+        x, y, width, height = y, x, height, width
+    if orientation in (2, 3, 6, 7):
+        x = width - x
+    if orientation in (3, 4, 7, 8):
+        y = height - y
+    return x, y
+
+
+def _normalize_mode(im: Image.Image, path: str, what: str) -> Image.Image:
+    """Convert to one of L, LA, RGB, RGBA, I, F; drop an alpha channel that is fully opaque."""
+    mode = im.mode
+    if mode == "1":
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    elif mode in ("L", "RGB") and "transparency" in im.info:
+        im = im.convert("RGBA" if mode == "RGB" else "LA")
+    elif mode.startswith("I;16") or mode == "I":
+        im = im.convert("I") if mode != "I" else im
+    elif mode in ("RGBa", "La"):
+        im = im.convert(mode.upper())
+    elif mode not in ("L", "LA", "RGB", "RGBA", "F"):
+        try:
+            im = im.convert("RGB")  # CMYK, YCbCr, RGBX, LAB, HSV, ...
+        except ValueError:
+            _fail(path, f"unsupported colour mode {mode} in the {what} file; save it as 8-bit RGB")
+    if im.mode in ("LA", "RGBA") and im.getchannel("A").getextrema()[0] == 255:
+        im = im.convert("L" if im.mode == "LA" else "RGB")
+    return im
+
+
+def _to_float(a: np.ndarray) -> np.ndarray:
+    """Pixel values of any decoded dtype -> float32 in [0, 1]."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) * np.float32(1 / 255)
+    if a.dtype.kind in "ui":  # 16-bit files (Pillow "I" after "I;16", or OpenCV uint16)
+        return np.clip(a.astype(np.float32) * np.float32(1 / 65535), 0.0, 1.0)
+    return np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0)
+
+
+def _premultiplied(a: np.ndarray, has_alpha: bool) -> np.ndarray:
+    """(h, w[, C]) decoded pixels -> (h, w, C) float32 with the colour multiplied by alpha."""
+    f = _to_float(a)
+    if f.ndim == 2:
+        f = f[:, :, None]
+    if has_alpha:
+        f[..., :-1] *= f[..., -1:]
+    return f
+
+
+def _unpremultiply(f: np.ndarray) -> np.ndarray:
+    alpha = f[..., -1:]
+    color = np.divide(f[..., :-1], alpha, out=np.zeros_like(f[..., :-1]), where=alpha > 1e-6)
+    return np.concatenate([np.clip(color, 0.0, 1.0), np.clip(alpha, 0.0, 1.0)], axis=-1)
+
+
+def _sixteen_bit_rgb(path: str, im: Image.Image) -> np.ndarray | None:
+    """Full-precision (H, W, 3|4) uint16 RGB(A) of a 16-bit RGB(A) file through OpenCV, else None."""
+    try:
+        a = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)  # ignores EXIF orientation
+    except (cv2.error, OSError, ValueError):
+        return None
+    width, height = im.size
+    if a is None or a.dtype != np.uint16 or a.ndim != 3 or a.shape[:2] != (height, width):
+        return None
+    if a.shape[2] == 4:
+        a = a[..., [2, 1, 0, 3]]
+        if a[..., 3].min() == 65535:
+            a = a[..., :3]
+    elif a.shape[2] == 3:
+        a = a[..., ::-1]
+    else:
+        return None
+    return np.ascontiguousarray(a)
+
+
+def _decode(path: str, im: Image.Image, what: str, max_side: int | None = None, scale: float | None = None,
+            mask: bool = False, expect: tuple[int, int, str] | None = None
+            ) -> tuple[np.ndarray, float, int, int, int]:
+    """Decode an opened image to float32 at ``scale`` (or the scale that fits ``max_side``).
+
+    Returns ``pixels (h, w, C)`` straight (not premultiplied) float32, C = 1 (gray), 2 (gray,
+    alpha), 3 (RGB) or 4 (RGBA), or C = 1 when ``mask`` (alpha if any, else luminance), and the
+    scale, oriented width and height, and orientation. ``expect`` = (width, height, name of the
+    image) refuses a mask of another size.
+    """
+    stored_w, stored_h = im.size
+    if scale is None:
+        scale = min(1.0, max_side / max(stored_w, stored_h))
+    if min(round(stored_w * scale), round(stored_h * scale)) < MIN_SIDE:
+        _fail(path, f"{what} is {stored_w}x{stored_h} pixels, too narrow to be downscaled by {scale:.3g}; "
+                    "crop it to a less extreme aspect ratio")
+    factor = max(1, math.floor(1.0 / scale + 1e-9))  # integer pre-reduction
+    draft = 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if factor >= 2 and isinstance(im, JpegImagePlugin.JpegImageFile):
+                result = im.draft(im.mode, (max(1, stored_w // factor), max(1, stored_h // factor)))
+                if result is not None:
+                    draft = max(1, round(stored_w / result[1][2]))
+            wide = im.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in im.tile)
+            im.load()  # raises on truncated files (LOAD_TRUNCATED_IMAGES stays off)
+            orientation = _orientation(im)  # after load(): PNG may keep EXIF after the pixels
+            width, height = (stored_h, stored_w) if orientation >= 5 else (stored_w, stored_h)
+            if expect is not None and (width, height) != expect[:2]:
+                _fail(path, f"the mask is {width}x{height} pixels but the image {expect[2]} is "
+                            f"{expect[0]}x{expect[1]}; give a mask of the same size as the image")
+            sixteen = _sixteen_bit_rgb(path, im) if wide and factor == 1 and not mask else None
+            im = _normalize_mode(im, path, what)
+            if mask:
+                im = _mask_channel(im)
+            full_w, full_h = stored_w // draft, stored_h // draft  # drop partial DCT blocks
+            rest = max(1, factor // draft)
+            box = (0, 0, full_w // rest * rest, full_h // rest * rest)
+            if rest >= 2:
+                im = im.reduce(rest, box)
+            elif box[2:] != im.size:
+                im = im.crop(box)
+            pixels = sixteen if sixteen is not None else np.asarray(im)
+    except ReconstructionError:
+        raise
+    except MemoryError:
+        _fail(path, f"not enough memory to decode the {what}; downscale it and try again")
+    except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types for broken files
+        _fail(path, f"cannot decode the {what} file, it is truncated or corrupt ({type(err).__name__}: "
+                    f"{err}); re-export it")
+    has_alpha = pixels.ndim == 3 and pixels.shape[2] in (2, 4)
+    pixels = _orient_array(pixels, orientation)
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    reduced = draft * rest
+    if scale == 1.0 and reduced == 1:
+        out = _to_float(pixels)
+        return (out if out.ndim == 3 else out[:, :, None]), 1.0, width, height, orientation
+    # the decoded pixels cover [0, reduced * box) of the stored image; find that box after orientation
+    corners = [_orient_point(x, y, stored_w, stored_h, orientation)
+               for x, y in ((0, 0), (box[2] * draft, box[3] * draft))]
+    off_x, off_y = min(c[0] for c in corners), min(c[1] for c in corners)
+    ratio = scale * reduced  # output pixels per decoded pixel
+    src_h, src_w = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+
+    def fetch(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        if pixels.dtype == np.uint8 and not has_alpha:
+            return pixels[y0:y1, x0:x1]  # resampled as 8-bit: 5x faster, error <= 1/255
+        return _premultiplied(pixels[y0:y1, x0:x1], has_alpha)
+
+    out = _resample(fetch, src_w, src_h, channels, -off_x / reduced, -off_y / reduced,
+                    1.0 / ratio, out_w, out_h, replicate=True)
+    out = _to_float(out) if out.dtype == np.uint8 else out
+    if has_alpha:
+        out = _unpremultiply(out)
+    return out, scale, width, height, orientation
+
+
+def _mask_channel(im: Image.Image) -> Image.Image:
+    """A normalized-mode image -> one channel: its alpha if it has one, else its luminance.
+
+    Integer masks whose values are only 0 and 1 are stretched to full range.
+    """
+    if im.mode in ("LA", "RGBA"):
+        im = im.getchannel("A")
+    elif im.mode == "RGB":
+        im = im.convert("L")
+    if im.mode in ("L", "I") and im.getextrema()[1] == 1:
+        full = 255 if im.mode == "L" else 65535
+        im = im.point(lambda v: v * full)
+    return im
+
+
+# --------------------------------------------------------------------------------------------
+# resampling
+
+
+def _resample(fetch: Callable[[int, int, int, int], np.ndarray], src_w: int, src_h: int, channels: int,
+              x0: float, y0: float, step: float, out_w: int, out_h: int, replicate: bool) -> np.ndarray:
+    """Area-averaging resampler with an exact affine mapping.
+
+    Output pixel ``(u, v)`` covers the source square ``[x0 + u*step, x0 + (u+1)*step) x [y0 + v*step,
+    ...)`` (source pixel ``i`` spans ``[i, i+1)``); so its centre maps exactly to ``x0 + (u+0.5)*step``.
+    It is computed as ``k x k`` bilinear samples (``k = ceil(step)``, sample spacing <= 1 source
+    pixel) averaged by a box filter. ``fetch(y0, y1, x0, x1)`` returns source rows/columns as
+    (h, w, channels) float32 (or uint8, then the result is uint8). Outside the source: zeros
+    (``replicate=False``) or the edge pixels. Returns ``(out_h, out_w, channels)``; processes
+    horizontal bands to bound memory.
+    """
+    k = max(1, math.ceil(step - 1e-9))
+    t = step / k
+    border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
+    out = None
+
+    def window(first: float, last: float, size: int) -> tuple[int, int]:
+        return min(max(0, math.floor(first) - 1), size), min(max(0, math.floor(last) + 3), size)
+
+    # source index coordinate (OpenCV: pixel centres at integers) of intermediate sample i
+    xa, xb = window(x0 + 0.5 * t - 0.5, x0 + (out_w * k - 0.5) * t - 0.5, src_w)
+    if xb <= xa and not replicate:
+        return np.zeros((out_h, out_w, channels), np.float32)
+    rows = max(1, _BAND_BYTES // max(1, out_w * k * k * channels * 4))
+    for r0 in range(0, out_h, rows):
+        r1 = min(out_h, r0 + rows)
+        ya, yb = window(y0 + (r0 * k + 0.5) * t - 0.5, y0 + (r1 * k - 0.5) * t - 0.5, src_h)
+        if replicate:  # the source may lie entirely off to one side of a band: keep one edge pixel
+            xa, xb = min(xa, src_w - 1), max(xb, xa + 1)
+            ya, yb = min(ya, src_h - 1), max(yb, ya + 1)
+        elif yb <= ya:
+            continue
+        src = fetch(ya, yb, xa, xb)
+        matrix = np.array([[t, 0.0, x0 + 0.5 * t - 0.5 - xa],
+                           [0.0, t, y0 + (r0 * k + 0.5) * t - 0.5 - ya]])
+        fine = cv2.warpAffine(src, matrix, (out_w * k, (r1 - r0) * k),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border,
+                              borderValue=0)
+        if k > 1:
+            fine = cv2.resize(fine, (out_w, r1 - r0), interpolation=cv2.INTER_AREA)  # exact k x k box
+        if out is None:
+            out = np.zeros((out_h, out_w, channels), fine.dtype)
+        out[r0:r1] = fine.reshape(r1 - r0, out_w, channels)
+    return np.zeros((out_h, out_w, channels), np.float32) if out is None else out
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def load_image(path, max_side: int = 4096) -> LoadedImage:
+    """Decode an image file (EXIF orientation applied), downscaled so its longest side <= ``max_side``."""
+    if not 16 <= max_side <= MAX_SIDE_LIMIT:
+        raise ValueError(f"max_side must be in [16, {MAX_SIDE_LIMIT}], got {max_side}")
+    path = str(path)
+    im = _open(path, "image")
+    with im:
+        pixels, scale, width, height, orientation = _decode(path, im, "image", max_side=max_side)
+    channels = pixels.shape[2]
+    color = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    alpha = pixels[..., -1] if channels in (2, 4) else None
+    return LoadedImage(path, np.ascontiguousarray(color), None if alpha is None else np.ascontiguousarray(alpha),
+                       width, height, scale, orientation)
+
+
+def load_mask(path, image: LoadedImage) -> np.ndarray:
+    """A foreground mask file for ``image`` -> (H, W) float32 in [0, 1] at the loaded size.
+
+    Any mode: grayscale (white = object), binary (0/1 or 0/255), RGB (luminance), or an image whose
+    alpha channel is the mask. It must have the image's size (after EXIF orientation of both).
+    """
+    path = str(path)
+    im = _open(path, "mask")
+    with im:
+        expect = (image.orig_width, image.orig_height, os.path.basename(image.path))
+        pixels, *_ = _decode(path, im, "mask", scale=image.scale, mask=True, expect=expect)
+    mask = np.ascontiguousarray(pixels[..., 0])
+    if mask.shape != image.rgb.shape[:2]:  # cannot happen: same size, same scale
+        raise AssertionError(f"mask decoded to {mask.shape}, image to {image.rgb.shape[:2]}")
+    return mask
+
+
+def segment_foreground(rgb: np.ndarray, path: str = "") -> np.ndarray:
+    """Automatic foreground mask: GrabCut seeded from the image border, no learned weights.
+
+    ``rgb`` (H, W, 3) float32 in [0, 1] -> (H, W) float32 mask in [0, 1]. Runs at most at
+    ``SEGMENT_SIDE`` pixels. The colours of a border strip (3% of the side) are modelled twice: as
+    k-means clusters (a minority of distinct colours on the border is taken for an object touching
+    the frame, not background) and as a robustly fitted quadratic colour ramp (gradients,
+    vignetting). Pixels far from both models (Otsu threshold, at least 5 Lab units and 2.5x the
+    border's own spread) seed GrabCut as probable foreground, the rest as probable background, the
+    background-coloured border as certain background. Then the largest connected component(s) are
+    kept, small holes filled, and the mask is upsampled (bilinear, so its edge is soft). Raises
+    ReconstructionError when no object is found (uniform image, a region below 0.5% of the image,
+    or one covering more than 75% of the image border).
+    """
+    where = path or None
+    height, width = rgb.shape[:2]
+    factor = min(1.0, SEGMENT_SIDE / max(height, width))
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = rgb if factor == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    small8 = np.clip(np.rint(small * 255), 0, 255).astype(np.uint8)
+    seeds = _grabcut_seeds(small8)
+    if np.count_nonzero(seeds == cv2.GC_PR_FGD) < max(4, 0.001 * seeds.size):
+        _fail(where, "no object found: nothing in the image differs from its border (is it uniform?); "
+                     "use a photo of the object or give a mask (--mask)")
+    bgd_model, fgd_model = np.zeros((1, 65)), np.zeros((1, 65))
+    try:
+        cv2.grabCut(small8, seeds, None, bgd_model, fgd_model, 4, cv2.GC_INIT_WITH_MASK)
+    except cv2.error as err:
+        _fail(where, f"automatic segmentation failed ({str(err).strip().splitlines()[-1]}); give a mask (--mask)")
+    fg = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    fg = _clean_mask(fg)
+    _check_found(fg, where)
+    mask = fg.astype(np.float32)
+    if factor != 1.0:
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(mask, 0.0, 1.0)
+
+
+def _check_found(fg: np.ndarray, where: str | None) -> None:
+    """Refuse a segmentation (h, w) {0, 1} that is tiny (< 0.5%) or covers > 75% of the image border."""
+    area = fg.mean()
+    if area < 0.005:
+        _fail(where, f"no object found: the segmented region is only {100 * area:.2f}% of the image; "
+                     "use a photo where the object is larger, or give a mask (--mask)")
+    border = np.concatenate([fg[0], fg[-1], fg[1:-1, 0], fg[1:-1, -1]]).mean()
+    if border > 0.75:
+        _fail(where, f"no object found: the segmented region covers {100 * border:.0f}% of the image border "
+                     "(it is probably the background); use a photo with a plain background around the "
+                     "object, or give a mask (--mask)")
+
+
+def _grabcut_seeds(img: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 -> initial GrabCut label map (h, w) uint8 (GC_BGD / GC_PR_BGD / GC_PR_FGD)."""
+    h, w = img.shape[:2]
+    lab = cv2.cvtColor(img.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_RGB2Lab)
+    b = max(2, round(0.03 * max(h, w)))
+    ring = np.zeros((h, w), bool)
+    ring[:b], ring[-b:], ring[:, :b], ring[:, -b:] = True, True, True, True
+    samples = lab[ring]
+
+    # 1. border colour clusters. The background is the clusters holding >= 20% of the border (or
+    #    the largest one), grown through clusters of similar colour (a gradient); what is left is a
+    #    minority of distinct colours: an object touching the border, not background
+    k = 8
+    cv2.setRNGSeed(0)  # deterministic k-means++ seeding
+    _, labels, centers = cv2.kmeans(samples, k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5),
+                                    1, cv2.KMEANS_PP_CENTERS)
+    share = np.bincount(labels.ravel(), minlength=k) / len(labels)
+    dist = np.linalg.norm(centers[:, None] - centers[None], axis=-1)
+    group = _link(dist < 12, np.eye(k, dtype=bool))  # clusters that are noise of one colour
+    group_share = group.astype(float) @ share
+    keep = group[group_share >= 0.2].any(axis=0) | group[np.argmax(share)]
+    keep = _link(dist < 20, keep)  # grow the background through similar colours
+    d_cluster = np.min(np.linalg.norm(lab[:, :, None, :] - centers[keep][None, None], axis=-1), axis=-1)
+
+    # 2. a quadratic colour ramp fitted robustly to the border (gradients, vignetting)
+    ys, xs = np.nonzero(ring)
+    basis = _quadratic_basis((xs + 0.5) / w * 2 - 1, (ys + 0.5) / h * 2 - 1)
+    inlier = np.ones(len(xs), bool)
+    for _ in range(6):
+        coef, *_ = np.linalg.lstsq(basis[inlier], samples[inlier], rcond=None)
+        residual = np.linalg.norm(basis @ coef - samples, axis=1)
+        inlier = residual < max(6.0, 2.5 * float(np.median(residual)))
+    gy, gx = np.mgrid[0:h, 0:w]
+    ramp = _quadratic_basis((gx + 0.5) / w * 2 - 1, (gy + 0.5) / h * 2 - 1) @ coef
+    d_ramp = np.linalg.norm(lab - ramp.astype(np.float32), axis=-1)
+
+    distance = np.minimum(d_cluster, d_ramp)
+    otsu, _ = cv2.threshold(np.clip(distance * 2, 0, 255).astype(np.uint8), 0, 255,
+                            cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # at least a visible difference (5 Lab units) and well above the background's own noise
+    noise = float(np.median(distance[ring]))
+    tau = max(otsu / 2, 5.0, 2.5 * noise)
+    seeds = np.where(distance > tau, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    seeds[ring & (d_cluster < tau / 2)] = cv2.GC_BGD
+    return seeds
+
+
+def _link(adjacent: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Grow the boolean selection(s) ``start`` (..., n) through the adjacency matrix (n, n)."""
+    reach = start.copy()
+    for _ in range(len(adjacent)):
+        reach = reach | (reach.astype(np.uint8) @ adjacent.astype(np.uint8) > 0)
+    return reach
+
+
+def _quadratic_basis(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=-1).astype(np.float64)
+
+
+def _clean_mask(fg: np.ndarray) -> np.ndarray:
+    """Keep the largest 8-connected component(s) (>= 20% of the largest) and fill small enclosed holes.
+
+    Holes (background regions not touching the border) smaller than 3% of the object are filled;
+    larger ones are kept: they are usually real openings (between chair slats or legs).
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if count <= 1:
+        return np.zeros_like(fg)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    kept = np.flatnonzero(areas >= 0.2 * areas.max()) + 1
+    fg = np.isin(labels, kept).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - fg, connectivity=4)
+    h, w = fg.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    touches = (x == 0) | (y == 0) | (x + stats[:, cv2.CC_STAT_WIDTH] == w) | (y + stats[:, cv2.CC_STAT_HEIGHT] == h)
+    holes = np.flatnonzero(~touches & (stats[:, cv2.CC_STAT_AREA] < 0.03 * fg.sum()))
+    holes = holes[holes > 0]  # label 0 is the object itself
+    fill = np.isin(labels, holes) & (fg == 0)
+    return (fg | fill).astype(np.uint8)
+
+
+def mask_bbox(mask: np.ndarray, threshold: float = 0.5) -> tuple[float, float, float, float]:
+    """Sub-pixel bounding box ``(x0, y0, x1, y1)`` of ``mask >= threshold`` in pixels (exclusive max).
+
+    ``mask`` (H, W). For a binary mask it is the box of the pixel squares (x1 = last column + 1).
+    Soft masks are read as pixel-area coverage: a sharp edge (it goes from ~0 to ~1 within two
+    pixels, e.g. an antialiased alpha) sits where the coverage mass puts it, ``c + 1 - (m[c-1] +
+    m[c])``; a wider ramp (a blurred or upsampled mask) where the mask, interpolated linearly between
+    pixel centres, crosses ``threshold``. Either is exact for its kind of edge, so the box hardly
+    depends on the sampling grid (a downscaled image gives the same box in original pixels).
+    """
+    mask = np.asarray(mask, np.float32)
+    on = mask >= threshold
+    if not on.any():
+        raise ReconstructionError(f"the foreground mask is empty (no pixel >= {threshold})")
+    x0, x1 = _extent(mask, on, threshold)
+    y0, y1 = _extent(mask.T, on.T, threshold)
+    return x0, y0, x1, y1
+
+
+def _extent(mask: np.ndarray, on: np.ndarray, threshold: float) -> tuple[float, float]:
+    """Sub-pixel (first, last + 1) extent along axis 1 over all rows of ``mask`` (H, W)."""
+    rows = np.flatnonzero(on.any(axis=1))
+    values, hits, width = mask[rows], on[rows], mask.shape[1]
+    lo = _leading_edge(values, hits.argmax(axis=1), threshold)
+    hi = width - _leading_edge(values[:, ::-1], hits[:, ::-1].argmax(axis=1), threshold)
+    return float(lo.min()), float(hi.max())
+
+
+def _leading_edge(values: np.ndarray, first: np.ndarray, threshold: float) -> np.ndarray:
+    """Edge position in each row of ``values`` (R, W) whose first pixel >= threshold is ``first`` (R,)."""
+    idx, width = np.arange(len(first)), values.shape[1]
+
+    def at(j: np.ndarray, outside: float) -> np.ndarray:
+        return np.where((j >= 0) & (j < width), values[idx, np.clip(j, 0, width - 1)], outside)
+
+    cur, prev, prev2, nxt = at(first, 0.0), at(first - 1, 0.0), at(first - 2, 0.0), at(first + 1, 1.0)
+    mass = first + 1.0 - (prev + cur)
+    crossing = first - 0.5 + np.clip((threshold - prev) / np.maximum(cur - prev, 1e-6), 0.0, 1.0)
+    sharp = (prev2 <= 0.02) & (nxt >= 0.98)
+    edge = np.where(sharp, np.clip(mass, first - 1.0, first + 1.0), crossing)
+    return np.where(first == 0, 0.0, edge)
+
+
+def square_crop(bbox, out_size: int, margin: float = 1.2, orig_width: int | None = None,
+                orig_height: int | None = None, scale: float = 1.0) -> Crop:
+    """A square window centred on ``bbox`` with side ``margin * max(bbox width, height)``.
+
+    ``bbox`` (x0, y0, x1, y1) in LOADED pixels (``scale`` loaded pixels per original pixel); the
+    returned Crop is in ORIGINAL pixels and may extend past the image (padded with background).
+    """
+    if orig_width is None or orig_height is None:
+        raise TypeError("square_crop() needs orig_width and orig_height (the original image size)")
+    x0, y0, x1, y1 = (float(v) / scale for v in bbox)
+    side = margin * max(x1 - x0, y1 - y0)
+    if not side > 0:
+        raise ReconstructionError(f"the object's bounding box {tuple(bbox)} is empty")
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return Crop(cx - side / 2, cy - side / 2, side, int(out_size), int(orig_width), int(orig_height))
+
+
+def crop_and_resize(rgb: np.ndarray, alpha: np.ndarray | None, crop: Crop, scale: float = 1.0,
+                    background=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Resample the ``crop`` window of ``rgb`` (H, W, 3) with ``alpha`` (H, W) to (S, S).
+
+    ``rgb``/``alpha`` are at ``scale`` loaded pixels per original pixel (the Crop is in original
+    pixels). Area averaging (premultiplied by alpha) when shrinking, bilinear when enlarging; crop
+    pixel centre ``(u + 0.5, v + 0.5)`` maps exactly to original ``crop.x0 + (u + 0.5) / crop.scale``.
+    Outside the image is transparent. Returns ``image (S, S, 3)`` composited over ``background``
+    and ``mask (S, S)`` (alpha; with ``alpha=None`` the coverage of the image itself).
+    """
+    rgb = np.asarray(rgb, np.float32)
+    height, width = rgb.shape[:2]
+    alpha = np.ones((height, width), np.float32) if alpha is None else np.asarray(alpha, np.float32)
+    size = crop.out_size
+
+    def fetch(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        a = alpha[y0:y1, x0:x1, None]
+        return np.concatenate([rgb[y0:y1, x0:x1] * a, a], axis=-1)
+
+    out = _resample(fetch, width, height, 4, crop.x0 * scale, crop.y0 * scale, crop.size * scale / size,
+                    size, size, replicate=False)
+    mask = np.clip(out[..., 3], 0.0, 1.0)
+    image = out[..., :3] + (1.0 - mask)[..., None] * np.asarray(background, np.float32)
+    return np.clip(image, 0.0, 1.0), mask
+
+
+def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0), margin: float = 1.2,
+                  max_side: int = 4096) -> PreparedImage:
+    """Load ``path``, find the object and return the square model input around it.
+
+    Foreground, in order: ``mask_path`` when given (an explicit user choice wins), else the file's
+    alpha channel when it has a real one, else :func:`segment_foreground`.
+    """
+    path = str(path)
+    loaded = load_image(path, max_side=max_side)
+    if mask_path is not None:
+        full_mask, source = load_mask(mask_path, loaded), "mask"
+        if not (full_mask >= 0.5).any():
+            _fail(str(mask_path), "the mask is empty (no pixel is above 50%); white (or opaque) marks the "
+                                  "object: check the mask")
+    elif loaded.alpha is not None:
+        full_mask, source = loaded.alpha, "alpha"
+        if not (full_mask >= 0.5).any():
+            _fail(path, "no object: the alpha channel is empty (the image is fully transparent); export "
+                        "it with the object visible")
+    else:
+        full_mask, source = segment_foreground(loaded.rgb, path), "auto"
+    bbox = mask_bbox(full_mask)
+    crop = square_crop(bbox, out_size, margin, loaded.orig_width, loaded.orig_height, loaded.scale)
+    image, mask = crop_and_resize(loaded.rgb, full_mask, crop, loaded.scale, background)
+    return PreparedImage(path, image, mask, crop, source, full_mask, loaded)

@@ -1,0 +1,92 @@
+"""Where the inputs come from: image datablocks as files, model names, dependency-free lookups."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import bpy
+import numpy as np
+
+ADDON_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""the extension's own folder (read-only for us: never write here)."""
+SHIPPED_WEIGHTS = os.path.join(ADDON_ROOT, "weights")
+"""the folder of the models that ship with the extension."""
+DEFAULT_MODEL = "chairs"
+
+
+def temp_dir() -> str:
+    """A per-user scratch folder for photos that only exist inside Blender."""
+    path = os.path.join(tempfile.gettempdir(), "shape_from_image")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1.0 / 2.4) - 0.055)
+
+
+def image_datablock_path(image) -> str:
+    """A file holding ``image``'s pixels: the image's own file when it is on disk and unmodified,
+    else a copy in :func:`temp_dir` (packed bytes as they are, generated/edited pixels as PNG).
+
+    The user's datablock is left untouched.
+    """
+    if image.source == "FILE" and image.packed_file is None and not image.is_dirty:
+        path = os.path.normpath(bpy.path.abspath(image.filepath, library=image.library))
+        if os.path.isfile(path):
+            return path
+    stem = bpy.path.clean_name(os.path.splitext(image.name)[0]) or "image"
+    if image.packed_file is not None and not image.is_dirty:
+        ext = os.path.splitext(image.filepath)[1].lower() or ".png"
+        path = os.path.join(temp_dir(), stem + ext)
+        with open(path, "wb") as f:
+            f.write(image.packed_file.data)
+        return path
+    width, height = image.size[:]
+    if width == 0 or height == 0:
+        raise ValueError(f"image '{image.name}' has no pixels: open or generate it first")
+    pixels = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    if image.is_float and image.colorspace_settings.name in ("Linear Rec.709", "Linear", "Non-Color",
+                                                              "Linear CIE-XYZ E"):
+        pixels = pixels.reshape(-1, 4)
+        pixels[:, :3] = _linear_to_srgb(pixels[:, :3])
+        pixels = pixels.ravel()
+    path = os.path.join(temp_dir(), stem + ".png")
+    tmp = bpy.data.images.new("shape_from_image_tmp", width, height, alpha=True, float_buffer=False)
+    try:
+        tmp.pixels.foreach_set(pixels)
+        tmp.filepath_raw = path
+        tmp.file_format = "PNG"
+        tmp.save()
+    finally:
+        bpy.data.images.remove(tmp)
+    return path
+
+
+def list_models(extra_dir: str = "") -> list[tuple[str, str]]:
+    """(name, path) of every ``*.safetensors`` in the shipped weights and in ``extra_dir``."""
+    found: dict[str, str] = {}
+    for folder in (SHIPPED_WEIGHTS, bpy.path.abspath(extra_dir) if extra_dir else ""):
+        if folder and os.path.isdir(folder):
+            for entry in sorted(os.listdir(folder)):
+                stem, ext = os.path.splitext(entry)
+                if ext == ".safetensors" and stem not in found:
+                    found[stem] = os.path.join(folder, entry)
+    return list(found.items())
+
+
+def resolve_model(model: str, extra_dir: str = "") -> str:
+    """What to pass to the core: a shipped model's name, else the path of a file in ``extra_dir``
+    or the (absolute) path given; unknown names pass through so that the core reports them."""
+    model = (model or "").strip() or DEFAULT_MODEL
+    if model.endswith(".safetensors") or os.sep in model or "/" in model:
+        return os.path.abspath(bpy.path.abspath(model))
+    if os.path.isfile(os.path.join(SHIPPED_WEIGHTS, model + ".safetensors")):
+        return model
+    for name, path in list_models(extra_dir):
+        if name == model:
+            return path
+    return model

@@ -1,0 +1,275 @@
+"""The Reconstruct operator: validate inputs, run the core (worker thread or inline), build the scene.
+
+Interactive (``invoke``): the core runs in a worker thread (see ``runner.py`` for why a thread);
+a 0.1 s modal timer drains its queue, shows progress in the status bar and the panel, and Esc or
+the panel's Cancel button sets the cancel event. The scene is built on the main thread inside
+``modal`` before it returns {'FINISHED'}, so the operator's UNDO push makes the whole result one
+undo step. In background mode and when called with EXEC_DEFAULT (scripts) ``execute`` runs the
+same job inline and returns when done. On cancel or error nothing is added to the scene.
+"""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from . import deps, inputs, runner
+from . import scene as scene_build
+
+DEVICE_ITEMS = (("AUTO", "Auto", "CUDA or Apple MPS when available, else the CPU"),
+                ("CPU", "CPU", "Run on the CPU"),
+                ("CUDA", "CUDA", "Run on an NVIDIA GPU"),
+                ("MPS", "Apple MPS", "Run on an Apple Silicon GPU"))
+FORMAT_ITEMS = (("glb", "glTF Binary", ""), ("ply", "PLY", ""), ("obj", "OBJ", ""))
+_SKIP = {"SKIP_SAVE"}
+
+
+class _InputError(Exception):
+    """Stand-in for ReconstructionError if ``core`` cannot even be imported (dependencies missing)."""
+
+    def __init__(self, message: str, path: str | None = None):
+        self.path, self.reason = path, message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+def _error_type() -> type:
+    """The project's exception type, imported lazily (``core``'s package import is cheap)."""
+    try:
+        from ..core.errors import ReconstructionError
+    except ImportError:
+        return _InputError
+    return ReconstructionError
+
+
+def _input_error(message: str, path: str | None = None) -> Exception:
+    return _error_type()(message, path)
+
+
+def _prefs(context):
+    from ..panels.properties import get_preferences
+
+    return get_preferences(context)
+
+
+def _tag_redraw(context) -> None:
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen is not None else ():
+        if area.type in {"VIEW_3D", "PROPERTIES"}:
+            area.tag_redraw()
+
+
+class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
+    """Reconstruct a colored 3D mesh and the camera from one photo"""
+
+    bl_idname = "shape_from_image.reconstruct"
+    bl_label = "Reconstruct from Image"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender reads a set)
+
+    filepath: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", options=_SKIP,
+                                       description="Photo to reconstruct from")
+    image_name: bpy.props.StringProperty(name="Image", options=_SKIP,
+                                         description="Use this image datablock instead of a file")
+    mask_path: bpy.props.StringProperty(name="Mask", subtype="FILE_PATH", options=_SKIP,
+                                        description="Optional foreground mask")
+    model: bpy.props.StringProperty(name="Model", options=_SKIP,
+                                    description="Model name or .safetensors path (empty: the preferences' default)")
+    steps: bpy.props.IntProperty(name="Steps", default=10, min=0, max=1000, options=_SKIP,
+                                 description="Inversion steps (0 = encoder only)")
+    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=16, max=512,
+                                           options=_SKIP)
+    device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", options=_SKIP)
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=_SKIP)
+    add_camera: bpy.props.BoolProperty(name="Add Camera", default=True, options=_SKIP)
+    set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True, options=_SKIP)
+    set_render_resolution: bpy.props.BoolProperty(name="Photo Resolution", default=True, options=_SKIP)
+    camera_background: bpy.props.BoolProperty(name="Photo as Background", default=True, options=_SKIP)
+    replace_previous: bpy.props.BoolProperty(name="Replace Previous", default=True, options=_SKIP)
+    out_dir: bpy.props.StringProperty(name="Output Folder", subtype="DIR_PATH", options={"SKIP_SAVE", "HIDDEN"},
+                                      description="Also write <stem>.<format> and <stem>.json here")
+    out_format: bpy.props.EnumProperty(name="Format", items=FORMAT_ITEMS, default="glb",
+                                       options={"SKIP_SAVE", "HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        if runner.active_job() is not None:
+            cls.poll_message_set("A reconstruction is already running")
+            return False
+        return context.scene is not None
+
+    # --- shared steps ----------------------------------------------------------------------------
+    def _prepare(self, context) -> runner.Request:
+        """Validate the inputs; raises ReconstructionError with a message the user can act on."""
+        if self.image_name:
+            image = bpy.data.images.get(self.image_name)
+            if image is None:
+                raise _input_error(f"Image '{self.image_name}' is not in this file: open it or pick another")
+            try:
+                path = inputs.image_datablock_path(image)
+            except (ValueError, OSError, RuntimeError) as err:
+                raise _input_error(f"cannot be read ({err}); open it again or save it as PNG",
+                                   f"Image '{image.name}'") from err
+        else:
+            if not self.filepath.strip():
+                raise _input_error("No photo chosen: set Photo in 3D View > Sidebar > Reconstruct "
+                                   "(or pass filepath=...)")
+            path = os.path.abspath(bpy.path.abspath(self.filepath))
+            if not os.path.isfile(path):
+                raise _input_error("file not found; choose an existing photo", path)
+        mask = None
+        if self.mask_path.strip():
+            mask = os.path.abspath(bpy.path.abspath(self.mask_path))
+            if not os.path.isfile(mask):
+                raise _input_error("mask file not found; choose another or clear the Mask field", mask)
+        gone = deps.missing() and deps.missing(refresh=True)  # installed meanwhile?
+        if gone:
+            raise _input_error(f"{runner.MISSING_TORCH_MESSAGE} (missing: {', '.join(gone)})")
+        prefs = _prefs(context)
+        model = self.model or (prefs.default_model if prefs is not None else "")
+        extra = prefs.models_dir if prefs is not None else ""
+        out_dir = os.path.abspath(bpy.path.abspath(self.out_dir)) if self.out_dir.strip() else None
+        return runner.Request(image=path, mask=mask, model=inputs.resolve_model(model, extra),
+                              steps=self.steps, device=self.device.lower(),
+                              mesh_resolution=self.mesh_resolution, seed=self.seed, out_dir=out_dir,
+                              fmt=self.out_format)
+
+    def _options(self) -> scene_build.BuildOptions:
+        image = bpy.data.images.get(self.image_name) if self.image_name else None
+        name = scene_build.default_name(image.name) if image is not None else None
+        return scene_build.BuildOptions(add_camera=self.add_camera, set_scene_camera=self.set_scene_camera,
+                                        set_render_resolution=self.set_render_resolution,
+                                        camera_background=self.camera_background,
+                                        replace_previous=self.replace_previous, name=name,
+                                        background_image=image)
+
+    def _finish(self, context, scene, job: runner.Job, outcome: runner.Outcome) -> set:
+        """Build the scene from a finished job (main thread) and report."""
+        runner.set_last_outcome(outcome)
+        label = os.path.basename(job.request.image)
+        if outcome.kind == "cancelled":
+            runner.set_status(False, f"{label}: cancelled")
+            self.report({"WARNING"}, outcome.message)
+            return {"CANCELLED"}
+        if outcome.kind != "ok":
+            runner.set_status(False, f"{label}: failed - {outcome.message}")
+            self.report({"ERROR"}, outcome.message)
+            return {"CANCELLED"}
+        view_layer = context.view_layer if context.scene == scene else None
+        try:
+            built = scene_build.build_result(scene, outcome.result, self._options(),
+                                             image_path=job.request.image, view_layer=view_layer)
+        except Exception as err:  # noqa: BLE001 (nothing was left in the scene; tell the user why)
+            message = str(err) if hasattr(err, "reason") else f"{job.request.image}: building the scene " \
+                                                               f"failed ({type(err).__name__}: {err})"
+            runner.set_last_outcome(runner.Outcome("error", message, outcome.result, outcome.seconds))
+            runner.set_status(False, f"{label}: failed - {message}")
+            self.report({"ERROR"}, message)
+            return {"CANCELLED"}
+        mesh = built.mesh_object.data
+        text = (f"{built.mesh_object.name}: {len(mesh.vertices)} vertices, {len(mesh.polygons)} faces "
+                f"in {outcome.seconds:.1f} s")
+        runner.set_status(True, text)
+        self.report({"INFO"}, text)
+        for hint in built.hints:
+            self.report({"INFO"}, hint)
+        return {"FINISHED"}
+
+    # --- synchronous path (background mode, scripts) --------------------------------------------
+    def execute(self, context):
+        try:
+            request = self._prepare(context)
+        except _error_type() as err:
+            runner.set_status(False, str(err))
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        echo = _print_progress if bpy.app.background else None
+        job = runner.Job(request, echo=echo)
+        runner.set_active(job)
+        try:
+            outcome = job.run_inline()
+        finally:
+            runner.set_active(None)
+        return self._finish(context, context.scene, job, outcome)
+
+    # --- interactive path ------------------------------------------------------------------------
+    def invoke(self, context, event):
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        return self._start_modal(context)
+
+    def _start_modal(self, context) -> set:
+        """Start the worker thread and the 0.1 s timer that drives :meth:`modal`."""
+        try:
+            request = self._prepare(context)
+        except _error_type() as err:
+            runner.set_status(False, str(err))
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self._job = runner.Job(request)
+        self._scene_name = context.scene.name
+        runner.set_active(self._job)
+        self._job.start()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        self._show_progress(context)
+        return {"RUNNING_MODAL"}
+
+    def _show_progress(self, context) -> None:
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"Shape from Image: {self._job.describe()}   (Esc: cancel)")
+        _tag_redraw(context)
+
+    def _end_modal(self, context) -> None:
+        if getattr(self, "_timer", None) is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        if runner.active_job() is self._job:
+            runner.set_active(None)
+        _tag_redraw(context)
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.cancel()
+            self._show_progress(context)
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        outcome = self._job.poll()
+        if outcome is None:
+            self._show_progress(context)
+            return {"PASS_THROUGH"}
+        self._end_modal(context)
+        scene = bpy.data.scenes.get(self._scene_name) or context.scene
+        return self._finish(context, scene, self._job, outcome)
+
+    def cancel(self, context):
+        """Blender ends the modal (file load, quit): stop the worker, add nothing."""
+        self._job.cancel()
+        self._end_modal(context)
+
+
+def _print_progress(report: runner.Progress) -> None:
+    print(f"  {report.describe()}", flush=True)
+
+
+class SHAPE_FROM_IMAGE_OT_cancel(bpy.types.Operator):
+    """Stop the running reconstruction (it stops within one step; nothing is added)"""
+
+    bl_idname = "shape_from_image.cancel"
+    bl_label = "Cancel"
+    bl_options = {"INTERNAL"}  # noqa: RUF012 (Blender reads a set)
+
+    @classmethod
+    def poll(cls, context):
+        return runner.active_job() is not None
+
+    def execute(self, context):
+        runner.cancel_active()
+        self.report({"INFO"}, "Cancelling the reconstruction...")
+        return {"FINISHED"}
+
+
+CLASSES = (SHAPE_FROM_IMAGE_OT_reconstruct, SHAPE_FROM_IMAGE_OT_cancel)

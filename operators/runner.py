@@ -1,0 +1,286 @@
+"""Runs the core reconstruction off Blender's main thread and hands the result back to it.
+
+Why a worker THREAD and not a worker process:
+- torch releases the GIL inside its kernels, so a thread keeps Blender's UI responsive while the
+  encoder, the inversion and marching cubes run;
+- there is no clean second interpreter to spawn from inside Blender: depending on the build,
+  ``sys.executable`` is the Blender binary itself (older releases), Blender's bundled Python
+  without the add-on's package context, or, with the ``bpy`` module, a Python that would import
+  Blender again; a process would have to rebuild the add-on's import path and ship every result
+  back through pickles;
+- GPU memory and the loaded model stay shared with the process, so a second run does not pay for
+  loading torch/CUDA again, and the result (numpy arrays) needs no pickling.
+The price is that a crash in native code would take Blender down; the core never calls into bpy.
+
+Rules kept here: the worker thread only calls ``_call_core`` and posts messages to a
+``queue.Queue``. It NEVER touches ``bpy``. The main thread (a modal operator's timer, or the
+operator's ``execute`` in background mode) drains the queue with :meth:`Job.poll` and builds the
+scene from the result. Cancelling sets a ``threading.Event`` that the core polls between steps.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+MISSING_TORCH_MESSAGE = ("PyTorch is not installed for Blender: open Edit > Preferences > Add-ons > "
+                         "Shape from Image and press Install dependencies")
+
+
+class MissingDependency(RuntimeError):
+    """torch or another runtime module is not importable inside Blender."""
+
+
+def _error_message(err: Exception, image: str) -> str:
+    """One line for the user. ReconstructionError messages already name the file and the fix."""
+    text = (str(err).strip().splitlines() or [""])[0]
+    if isinstance(err, MissingDependency) or hasattr(err, "reason"):
+        return text or type(err).__name__
+    traceback.print_exception(err)
+    return f"{image}: unexpected {type(err).__name__}: {text} (details in the system console)"
+
+
+@dataclass
+class Request:
+    """Everything the core needs for one image (plain data, safe to hand to a thread)."""
+
+    image: str
+    """absolute path of the photo."""
+    mask: str | None = None
+    """absolute path of an optional foreground mask."""
+    model: str = "chairs"
+    """model name or path of a ``.safetensors`` file."""
+    steps: int = 10
+    """inversion steps; 0 = encoder only."""
+    device: str = "auto"
+    """'auto', 'cpu', 'cuda' or 'mps'."""
+    mesh_resolution: int = 128
+    """marching-cubes grid resolution."""
+    seed: int = 0
+    """random seed."""
+    out_dir: str | None = None
+    """when set, the core also writes ``<stem>.<fmt>`` and ``<stem>.json`` there."""
+    fmt: str = "glb"
+    """mesh file format for ``out_dir``."""
+
+
+@dataclass
+class Progress:
+    """One progress report from the core."""
+
+    stage: str
+    """pipeline stage, e.g. 'load', 'encoder', 'pose', 'inversion', 'mesh'."""
+    step: int
+    """current step within the stage."""
+    total: int
+    """number of steps of the stage (0 when unknown)."""
+    loss: float | None = None
+    """current inversion loss, when the stage has one."""
+
+    def describe(self) -> str:
+        text = self.stage.capitalize()
+        if self.total:
+            text += f": step {self.step}/{self.total}"
+        if self.loss is not None:
+            text += f" (loss {self.loss:.4f})"
+        return text
+
+
+@dataclass
+class Outcome:
+    """How a job ended."""
+
+    kind: str
+    """'ok', 'cancelled' or 'error'."""
+    message: str
+    """one-line user-facing text (the reason when not ok)."""
+    result: Any = None
+    """core.result.ReconstructionResult when kind == 'ok'."""
+    seconds: float = 0.0
+    """wall-clock time of the core call."""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "ok"
+
+
+@dataclass
+class Status:
+    """The last finished run, shown in the panel's status line."""
+
+    ok: bool
+    """whether the run succeeded."""
+    text: str
+    """what the panel shows."""
+    history: list[str] = field(default_factory=list)
+    """a few earlier status texts, newest last."""
+
+
+def _call_core(request: Request, progress, cancel) -> list:
+    """Call ``core.api.reconstruct`` for one image. Runs in the worker thread: no bpy here.
+
+    Tests replace this function to run the Blender side against a synthetic result.
+    """
+    try:
+        from ..core.api import reconstruct
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] in ("torch", "numpy", "cv2", "skimage", "trimesh",
+                                                   "safetensors", "PIL"):
+            raise MissingDependency(f"{MISSING_TORCH_MESSAGE} (missing Python module '{err.name}')") from err
+        raise
+    return reconstruct([request.image], masks=None if request.mask is None else [request.mask],
+                       model=request.model, steps=request.steps, device=request.device,
+                       mesh_resolution=request.mesh_resolution, seed=request.seed, progress=progress,
+                       cancel=cancel, out_dir=request.out_dir, fmt=request.fmt)
+
+
+class Job:
+    """One reconstruction; :meth:`start` runs it in a thread, :meth:`run_inline` in the caller's."""
+
+    def __init__(self, request: Request, echo=None):
+        self.request = request
+        self.echo = echo
+        """optional callable(Progress) called from the worker (use only with run_inline)."""
+        self.messages: queue.Queue = queue.Queue()
+        self.cancel_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.latest: Progress | None = None
+        self.outcome: Outcome | None = None
+        self.started = time.monotonic()
+
+    # --- worker side (no bpy) ---------------------------------------------------------------
+    def _post_progress(self, stage: str, step: int, total: int, loss: float | None = None) -> None:
+        report = Progress(str(stage), int(step), int(total), None if loss is None else float(loss))
+        self.messages.put(("progress", report))
+        if self.echo is not None:
+            self.echo(report)
+
+    def _work(self) -> None:
+        t0 = time.monotonic()
+        try:
+            results = _call_core(self.request, self._post_progress, self.cancel_event.is_set)
+            outcome = self._outcome_from_results(results, time.monotonic() - t0)
+        except Exception as err:  # noqa: BLE001 (the worker must always post an outcome)
+            if self.cancel_event.is_set():
+                outcome = Outcome("cancelled", f"{self.request.image}: cancelled by the user")
+            else:
+                outcome = Outcome("error", _error_message(err, self.request.image))
+            outcome.seconds = time.monotonic() - t0
+        self.messages.put(("done", outcome))
+
+    def _outcome_from_results(self, results: list, seconds: float) -> Outcome:
+        if not results:
+            return Outcome("error", f"{self.request.image}: the core returned no result", seconds=seconds)
+        result = results[0]
+        if getattr(result, "ok", False):
+            return Outcome("ok", f"{self.request.image}: done", result, seconds)
+        error = getattr(result, "error", None) or f"{self.request.image}: reconstruction failed"
+        if self.cancel_event.is_set() or "cancelled" in error.lower():
+            return Outcome("cancelled", error, result, seconds)
+        return Outcome("error", error, result, seconds)
+
+    # --- main-thread side ---------------------------------------------------------------------
+    def start(self) -> Job:
+        self.thread = threading.Thread(target=self._work, name="shape_from_image", daemon=True)
+        self.thread.start()
+        return self
+
+    def run_inline(self) -> Outcome:
+        """Run synchronously in the calling thread (background mode, scripts)."""
+        self._work()
+        outcome = self.poll()
+        assert outcome is not None
+        return outcome
+
+    def cancel(self) -> None:
+        """Ask the core to stop; it notices within one step."""
+        self.cancel_event.set()
+
+    @property
+    def cancelling(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def poll(self) -> Outcome | None:
+        """Drain the queue; the outcome once the worker has finished, else None."""
+        while True:
+            try:
+                kind, payload = self.messages.get_nowait()
+            except queue.Empty:
+                return self.outcome
+            if kind == "progress":
+                self.latest = payload
+            else:
+                self.outcome = payload
+
+    def wait(self, timeout: float | None = None) -> Outcome | None:
+        """Block until the worker thread ended (tests, unregister); then :meth:`poll`."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.poll()
+
+    def describe(self) -> str:
+        """Progress line for the status bar and the panel."""
+        if self.cancelling:
+            return "Cancelling..."
+        elapsed = time.monotonic() - self.started
+        if self.latest is None:
+            return f"Starting ({elapsed:.0f} s)"
+        return f"{self.latest.describe()} ({elapsed:.0f} s)"
+
+
+# The one job that may run at a time and the last status line; module state of the UI session.
+_active: Job | None = None
+_status: Status | None = None
+_last_outcome: Outcome | None = None
+
+
+def active_job() -> Job | None:
+    """The running job, if any."""
+    return _active
+
+
+def set_active(job: Job | None) -> None:
+    global _active
+    _active = job
+
+
+def cancel_active() -> bool:
+    """Ask the running job to stop; False when nothing runs."""
+    job = _active
+    if job is None:
+        return False
+    job.cancel()
+    return True
+
+
+def last_status() -> Status | None:
+    return _status
+
+
+def last_outcome() -> Outcome | None:
+    """The outcome of the last finished run (the batch script reads the result from it)."""
+    return _last_outcome
+
+
+def set_last_outcome(outcome: Outcome | None) -> None:
+    global _last_outcome
+    _last_outcome = outcome
+
+
+def set_status(ok: bool, text: str) -> None:
+    global _status
+    history = [] if _status is None else (_status.history + [_status.text])[-5:]
+    _status = Status(ok, text, history)
+
+
+def shutdown(timeout: float = 2.0) -> None:
+    """Cancel a running job and wait briefly for its thread (add-on unregister)."""
+    job = _active
+    if job is not None:
+        job.cancel()
+        job.wait(timeout)
+    set_active(None)

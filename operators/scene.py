@@ -1,0 +1,476 @@
+"""Turn a reconstruction result into Blender data: colored mesh, material, camera, photo backdrop.
+
+Layout in the scene: ``Scene Collection > "Shape from Image" > <image stem>``. The parent
+collection "Shape from Image" is created once per scene; each reconstructed image gets its own
+child collection, named after the image stem, that holds the mesh object (named after the stem)
+and its camera ("<stem> Camera"). The child collection, its objects, the mesh, camera and
+material datablocks carry the custom property ``TAG`` = the absolute image path, which is how
+"replace previous result" finds what an earlier run of the same image created.
+
+Everything is built from checked data (:func:`check_result`); if building still fails midway,
+every datablock created so far is removed and the scene settings are restored, so the scene is
+exactly as before. Plain functions: the tests call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+TAG = "shape_from_image_source"
+"""custom property holding the absolute image path on everything built for that image."""
+PARENT_TAG = "shape_from_image_parent"
+"""custom property marking the parent collection."""
+PARENT_COLLECTION = "Shape from Image"
+COLOR_ATTRIBUTE = "Col"
+SENSOR_MM = 36.0
+"""sensor size used for the larger image side (the focal length in mm follows from it)."""
+
+
+def _error(message: str, path: str | None):
+    """The project's exception type, imported lazily (``core`` is never imported at add-on load)."""
+    from ..core.errors import ReconstructionError
+
+    return ReconstructionError(message, path)
+
+
+@dataclass
+class BuildOptions:
+    """What :func:`build_result` adds to the scene besides the mesh."""
+
+    add_camera: bool = True
+    """create a camera at the recovered pose."""
+    set_scene_camera: bool = True
+    """make that camera the scene camera."""
+    set_render_resolution: bool = True
+    """set the render resolution to the photo's (pixel aspect 1, 100 %)."""
+    camera_background: bool = True
+    """show the photo as the camera's background image."""
+    replace_previous: bool = True
+    """remove what an earlier run created for the same image path."""
+    name: str | None = None
+    """object/collection name; default: the image file's stem."""
+    background_image: object | None = None
+    """a bpy.types.Image to use as the backdrop instead of loading the file (panel image source)."""
+
+
+@dataclass
+class CheckedResult:
+    """The parts of a ReconstructionResult that land in the scene, validated."""
+
+    image: str
+    """absolute image path."""
+    vertices: np.ndarray
+    """(V, 3) float32 world coordinates, Z up, front -Y."""
+    faces: np.ndarray
+    """(F, 3) int32 vertex indices, counter-clockwise seen from outside."""
+    colors: np.ndarray | None
+    """(V, 3) float32 sRGB display values in [0, 1], or None."""
+    cam2world: np.ndarray
+    """(4, 4) float64 camera -> world, Blender convention."""
+    focal_px: float
+    """focal length in pixels of the original photo."""
+    width: int
+    """photo width in pixels."""
+    height: int
+    """photo height in pixels."""
+    cx: float
+    """principal point x in pixels from the left edge."""
+    cy: float
+    """principal point y in pixels from the top edge."""
+    dropped_faces: int = 0
+    """degenerate faces (repeated vertex) removed by the check."""
+
+
+@dataclass
+class CameraParameters:
+    """Blender camera settings reproducing a pinhole camera at the photo's resolution."""
+
+    lens: float
+    """focal length in mm."""
+    sensor_fit: str
+    """'HORIZONTAL' when width >= height else 'VERTICAL' (the larger side gets the sensor)."""
+    sensor_size: float
+    """sensor width and height in mm (only the fitted one matters)."""
+    shift_x: float
+    """horizontal lens shift in units of the larger image side."""
+    shift_y: float
+    """vertical lens shift in units of the larger image side."""
+
+
+@dataclass
+class BuiltResult:
+    """What :func:`build_result` created."""
+
+    collection: object
+    """the per-image bpy.types.Collection."""
+    mesh_object: object
+    """the mesh bpy.types.Object."""
+    camera_object: object | None
+    """the camera bpy.types.Object, when add_camera."""
+    removed: int = 0
+    """datablocks of earlier results removed (replace_previous)."""
+    hints: tuple[str, ...] = ()
+    """extra information for the user (e.g. how to see vertex colors in Solid view)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers
+# --------------------------------------------------------------------------------------------
+
+def camera_parameters(focal_px: float, cx: float, cy: float, width: int, height: int,
+                      sensor_mm: float = SENSOR_MM) -> CameraParameters:
+    """Blender lens/shift for a pinhole camera (focal_px, cx, cy) on a width x height photo.
+
+    Blender measures the sensor and the shift along the fitted (here: larger) side, so with
+    ``s = max(W, H)``: ``lens = focal_px * sensor / s``, ``shift_x = -(cx - W/2) / s`` (a principal
+    point right of centre moves the frame left) and ``shift_y = (cy - H/2) / s`` (pixel rows grow
+    downwards, Blender's shift_y upwards). The explicit fit keeps the projection right even if the
+    render resolution is later changed to another aspect.
+    """
+    size = float(max(width, height))
+    return CameraParameters(lens=float(focal_px) * sensor_mm / size,
+                            sensor_fit="HORIZONTAL" if width >= height else "VERTICAL",
+                            sensor_size=sensor_mm,
+                            shift_x=-(float(cx) - width / 2.0) / size,
+                            shift_y=(float(cy) - height / 2.0) / size)
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB display values in [0, 1] -> linear (IEC 61966-2-1)."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def default_name(image_path: str) -> str:
+    """Object/collection name for an image: its file stem."""
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    return stem or "Reconstruction"
+
+
+def check_result(result, image_path: str) -> CheckedResult:
+    """Validate a ReconstructionResult (duck-typed) before anything is created in Blender.
+
+    Raises ReconstructionError naming the image when the data cannot make a valid mesh/camera.
+    """
+    if not getattr(result, "ok", False):
+        raise _error(getattr(result, "error", None) or "reconstruction failed", image_path)
+    mesh, cam = getattr(result, "mesh", None), getattr(result, "camera", None)
+    if mesh is None or cam is None:
+        raise _error("the result has no mesh or no camera; run the reconstruction again", image_path)
+    vertices = np.asarray(mesh.vertices, dtype=np.float32)
+    faces = np.asarray(mesh.faces)
+    colors = getattr(mesh, "colors", None)
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) < 3:
+        raise _error(f"the mesh has invalid vertices {vertices.shape}; try a higher mesh resolution "
+                     "or another photo", image_path)
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+        raise _error(f"the mesh has no faces {faces.shape}: nothing was reconstructed; check that the "
+                     "object is visible and try another photo or a mask", image_path)
+    if not np.issubdtype(faces.dtype, np.integer):
+        raise _error(f"mesh faces must be integers, got {faces.dtype}", image_path)
+    if not np.isfinite(vertices).all():
+        raise _error("the mesh has non-finite vertices; run the reconstruction again", image_path)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise _error("the mesh faces index missing vertices; run the reconstruction again", image_path)
+    faces = faces.astype(np.int32)
+    keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    dropped = int((~keep).sum())
+    faces = np.ascontiguousarray(faces[keep])
+    if len(faces) == 0:
+        raise _error("every mesh face is degenerate; try a higher mesh resolution", image_path)
+    if colors is not None:
+        colors = np.asarray(colors, dtype=np.float32)
+        if colors.shape != vertices.shape or not np.isfinite(colors).all():
+            raise _error(f"mesh colors {colors.shape} do not match the vertices {vertices.shape}",
+                         image_path)
+        colors = np.clip(colors, 0.0, 1.0)
+    cam2world = np.asarray(cam.cam2world, dtype=np.float64)
+    if cam2world.shape != (4, 4) or not np.isfinite(cam2world).all():
+        raise _error("the recovered camera pose is invalid; run the reconstruction again", image_path)
+    rot = cam2world[:3, :3]
+    if not np.allclose(rot.T @ rot, np.eye(3), atol=1e-3) or np.linalg.det(rot) < 0:
+        raise _error("the recovered camera pose is not a rotation; run the reconstruction again", image_path)
+    width, height = int(cam.width), int(cam.height)
+    focal, cx, cy = float(cam.focal_px), float(cam.cx), float(cam.cy)
+    if width <= 0 or height <= 0 or not (math.isfinite(focal) and focal > 0):
+        raise _error(f"invalid camera intrinsics (focal {focal} px, {width}x{height})", image_path)
+    if not (math.isfinite(cx) and math.isfinite(cy)):
+        raise _error("invalid principal point", image_path)
+    return CheckedResult(image=image_path, vertices=np.ascontiguousarray(vertices), faces=faces,
+                         colors=None if colors is None else np.ascontiguousarray(colors),
+                         cam2world=cam2world, focal_px=focal, width=width, height=height, cx=cx, cy=cy,
+                         dropped_faces=dropped)
+
+
+# --------------------------------------------------------------------------------------------
+# Datablock builders
+# --------------------------------------------------------------------------------------------
+
+def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None):
+    """A smooth-shaded triangle mesh; ``colors`` (V, 3) sRGB become the POINT attribute "Col".
+
+    The attribute is BYTE_COLOR written through ``color_srgb``: Blender stores byte colors as
+    sRGB and converts them to linear for shading, so the photo's colors come back unchanged.
+    """
+    mesh = bpy.data.meshes.new(name)
+    try:
+        n_v, n_f = len(vertices), len(faces)
+        mesh.vertices.add(n_v)
+        mesh.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
+        mesh.loops.add(3 * n_f)
+        mesh.loops.foreach_set("vertex_index", np.ascontiguousarray(faces, dtype=np.int32).ravel())
+        mesh.polygons.add(n_f)
+        mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * n_f, 3, dtype=np.int32))
+        mesh.update(calc_edges=True)
+        mesh.validate(clean_customdata=False)
+        if colors is not None and len(mesh.vertices) == n_v:
+            attr = mesh.color_attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT")
+            rgba = np.ones((n_v, 4), dtype=np.float32)
+            rgba[:, :3] = colors
+            attr.data.foreach_set("color_srgb", rgba.ravel())
+            mesh.color_attributes.active_color = attr
+            mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
+        mesh.shade_smooth()
+    except Exception:
+        bpy.data.meshes.remove(mesh)
+        raise
+    return mesh
+
+
+def create_material(name: str, mean_srgb: np.ndarray | None):
+    """Color Attribute "Col" -> Principled BSDF base color; Solid view shows ``diffuse_color``."""
+    mat = bpy.data.materials.new(name)
+    try:
+        if mat.node_tree is None:  # Blender < 5.0 creates materials without nodes
+            mat.use_nodes = True
+        nodes, links = mat.node_tree.nodes, mat.node_tree.links
+        bsdf = next((n for n in nodes if n.type == "BSDF_PRINCIPLED"), None)
+        if bsdf is None:
+            bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+        output = next((n for n in nodes if n.type == "OUTPUT_MATERIAL"), None)
+        if output is None:
+            output = nodes.new("ShaderNodeOutputMaterial")
+        if not bsdf.outputs[0].links:
+            links.new(bsdf.outputs[0], output.inputs["Surface"])
+        attr = nodes.new("ShaderNodeVertexColor")
+        attr.layer_name = COLOR_ATTRIBUTE
+        attr.location = (bsdf.location.x - 300.0, bsdf.location.y)
+        links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+        bsdf.inputs["Roughness"].default_value = 0.8
+        if mean_srgb is not None:
+            lin = srgb_to_linear(mean_srgb)
+            mat.diffuse_color = (float(lin[0]), float(lin[1]), float(lin[2]), 1.0)
+    except Exception:
+        bpy.data.materials.remove(mat)
+        raise
+    return mat
+
+
+def apply_camera_parameters(cam_data, params: CameraParameters) -> None:
+    cam_data.type = "PERSP"
+    cam_data.sensor_fit = params.sensor_fit
+    cam_data.sensor_width = params.sensor_size
+    cam_data.sensor_height = params.sensor_size
+    cam_data.lens = params.lens
+    cam_data.shift_x = params.shift_x
+    cam_data.shift_y = params.shift_y
+
+
+def set_render_resolution(scene, width: int, height: int) -> None:
+    """Render at the photo's resolution with square pixels."""
+    scene.render.resolution_x = int(width)
+    scene.render.resolution_y = int(height)
+    scene.render.resolution_percentage = 100
+    scene.render.pixel_aspect_x = 1.0
+    scene.render.pixel_aspect_y = 1.0
+
+
+def add_background_image(cam_data, image) -> None:
+    """Show ``image`` behind the camera view (viewport only; renders composite it separately)."""
+    bg = cam_data.background_images.new()
+    bg.image = image
+    bg.frame_method = "FIT"
+    bg.display_depth = "BACK"
+    bg.alpha = 0.6
+    cam_data.show_background_images = True
+
+
+def _scene_collections(scene) -> list:
+    return [scene.collection] + list(scene.collection.children_recursive)
+
+
+def find_previous(scene, image_path: str) -> list:
+    """Per-image collections in ``scene`` that an earlier run created for ``image_path``."""
+    return [c for c in scene.collection.children_recursive if c.get(TAG) == image_path]
+
+
+def _collection_ids(coll) -> list:
+    """The collection plus the tagged objects and object data/materials used only by them."""
+    ids: list = [coll]
+    objects = [o for o in coll.all_objects if o.get(TAG) is not None]
+    ids += objects
+    for obj in objects:
+        data = obj.data
+        if data is not None and data.get(TAG) is not None and data.users <= 1:
+            ids.append(data)
+            for mat in getattr(data, "materials", []):
+                if mat is not None and mat.get(TAG) is not None and mat.users <= 1:
+                    ids.append(mat)
+    return ids
+
+
+def remove_previous(scene, image_path: str, keep=None) -> int:
+    """Remove earlier results of ``image_path`` from ``scene`` (except ``keep``); datablocks removed."""
+    ids: list = []
+    for coll in find_previous(scene, image_path):
+        if keep is not None and coll == keep:
+            continue
+        for obj in coll.objects:  # keep what the user put there: move it up a level
+            if obj.get(TAG) is None and len(obj.users_collection) == 1:
+                scene.collection.objects.link(obj)
+        ids += _collection_ids(coll)
+    ids = list({id(x): x for x in ids}.values())
+    if ids:
+        bpy.data.batch_remove(ids)
+    return len(ids)
+
+
+def _ensure_parent_collection(scene, created: list):
+    for coll in scene.collection.children:
+        if coll.get(PARENT_TAG):
+            return coll
+    coll = bpy.data.collections.new(PARENT_COLLECTION)
+    created.append(coll)
+    coll[PARENT_TAG] = True
+    scene.collection.children.link(coll)
+    return coll
+
+
+def _solid_view_hint() -> tuple[str, ...]:
+    """A hint when a 3D view in Solid mode would not show the vertex colors."""
+    screen = getattr(bpy.context, "screen", None)
+    if screen is None:
+        return ()
+    for area in screen.areas:
+        if area.type != "VIEW_3D":
+            continue
+        shading = area.spaces.active.shading
+        if shading.type == "SOLID" and shading.color_type != "VERTEX":
+            hint = "Vertex colors: Viewport Shading > Color > Attribute (Solid view), or Material Preview"
+            return (hint,)
+    return ()
+
+
+def build_result(scene, result, options: BuildOptions | None = None, image_path: str | None = None,
+                 view_layer=None) -> BuiltResult:
+    """Create the mesh (and camera, backdrop, render settings) for one successful result.
+
+    ``image_path`` defaults to ``result.image``. All or nothing: on any failure everything created
+    here is removed, the scene settings are restored and the error is re-raised.
+    """
+    options = options or BuildOptions()
+    image_path = os.path.abspath(image_path or result.image)
+    checked = check_result(result, image_path)
+    name = options.name or default_name(image_path)
+
+    created: list = []
+    saved = {"camera": scene.camera, "res": (scene.render.resolution_x, scene.render.resolution_y,
+                                             scene.render.resolution_percentage,
+                                             scene.render.pixel_aspect_x, scene.render.pixel_aspect_y)}
+    images_before = set(bpy.data.images)
+    try:
+        parent = _ensure_parent_collection(scene, created)
+        coll = bpy.data.collections.new(name)
+        created.append(coll)
+        coll[TAG] = image_path
+        parent.children.link(coll)
+
+        mesh = create_mesh(name, checked.vertices, checked.faces, checked.colors)
+        created.append(mesh)
+        mesh[TAG] = image_path
+        mean = None if checked.colors is None else checked.colors.mean(axis=0)
+        mat = create_material(name, mean)
+        created.append(mat)
+        mat[TAG] = image_path
+        mesh.materials.append(mat)
+        obj = bpy.data.objects.new(name, mesh)
+        created.append(obj)
+        obj[TAG] = image_path
+        to_json = getattr(result, "to_json", None)
+        if callable(to_json):
+            obj["shape_from_image_result"] = json.dumps(to_json())
+        coll.objects.link(obj)
+
+        cam_obj = None
+        if options.add_camera:
+            cam_data = bpy.data.cameras.new(f"{name} Camera")
+            created.append(cam_data)
+            cam_data[TAG] = image_path
+            apply_camera_parameters(cam_data, camera_parameters(checked.focal_px, checked.cx, checked.cy,
+                                                                checked.width, checked.height))
+            distance = float(np.linalg.norm(checked.cam2world[:3, 3]))
+            cam_data.clip_start = 0.01
+            cam_data.clip_end = max(100.0, 10.0 * distance)
+            cam_data.display_size = 0.3
+            cam_obj = bpy.data.objects.new(f"{name} Camera", cam_data)
+            created.append(cam_obj)
+            cam_obj[TAG] = image_path
+            cam_obj.matrix_world = Matrix(checked.cam2world.tolist())
+            coll.objects.link(cam_obj)
+            if options.camera_background:
+                image = options.background_image
+                if image is None and os.path.isfile(image_path):
+                    image = bpy.data.images.load(image_path, check_existing=True)
+                if image is not None:
+                    add_background_image(cam_data, image)
+
+        if cam_obj is not None and options.set_scene_camera:
+            scene.camera = cam_obj
+        if options.set_render_resolution:
+            set_render_resolution(scene, checked.width, checked.height)
+        _select_only(scene, obj, view_layer)
+
+        removed = 0
+        if options.replace_previous:  # last: nothing after this can fail halfway
+            removed = remove_previous(scene, image_path, keep=coll)
+            _take_names(name, (coll, obj, mesh, mat))
+            if cam_obj is not None:
+                _take_names(f"{name} Camera", (cam_obj, cam_obj.data))
+    except Exception:
+        new_images = [im for im in bpy.data.images if im not in images_before]
+        leftovers = [b for b in reversed(created + new_images) if b is not None]
+        bpy.data.batch_remove(leftovers)
+        scene.camera = saved["camera"]
+        (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage,
+         scene.render.pixel_aspect_x, scene.render.pixel_aspect_y) = saved["res"]
+        raise
+    hints = _solid_view_hint()
+    return BuiltResult(collection=coll, mesh_object=obj, camera_object=cam_obj, removed=removed, hints=hints)
+
+
+def _take_names(name: str, blocks) -> None:
+    """Rename to ``name`` (the earlier result that held it is gone)."""
+    for block in blocks:
+        if block.name != name:
+            block.name = name
+
+
+def _select_only(scene, obj, view_layer=None) -> None:
+    """Make ``obj`` the only selected and the active object of the view layer showing ``scene``."""
+    layer = view_layer
+    if layer is None and getattr(bpy.context, "scene", None) == scene:
+        layer = bpy.context.view_layer
+    if layer is None:
+        return
+    for other in layer.objects:
+        if other.select_get(view_layer=layer):
+            other.select_set(False, view_layer=layer)
+    obj.select_set(True, view_layer=layer)
+    layer.objects.active = obj

@@ -1,0 +1,102 @@
+"""3D View > Sidebar > Reconstruct: inputs, options, the big button, progress and status."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..operators import deps, runner
+from .preferences import draw_dependencies
+from .properties import get_preferences
+
+
+def draw_status(layout) -> None:
+    """The last run's result and time."""
+    status = runner.last_status()
+    if status is not None:
+        layout.label(text=status.text, icon="CHECKMARK" if status.ok else "ERROR")
+
+
+class VIEW3D_PT_shape_from_image(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Reconstruct"
+    bl_label = "Shape from Image"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.shape_from_image
+        prefs = get_preferences(context)
+
+        if "torch" in deps.missing():
+            layout.label(text="PyTorch is needed first:", icon="ERROR")
+            draw_dependencies(layout, prefs)
+            draw_status(layout)
+            return
+
+        col = layout.column()
+        col.row().prop(settings, "source", expand=True)
+        if settings.source == "FILE":
+            col.prop(settings, "filepath", text="")
+        else:
+            col.template_ID(settings, "image", open="image.open")
+        col.prop(settings, "mask_path")
+        col.separator()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(settings, "model")
+        col.prop(settings, "steps_preset")
+        if settings.steps_preset == "CUSTOM":
+            col.prop(settings, "steps_custom")
+        col.prop(settings, "mesh_resolution")
+
+        job = runner.active_job()
+        if job is None:
+            row = layout.row()
+            row.scale_y = 1.8
+            ready = settings.filepath.strip() if settings.source == "FILE" else settings.image is not None
+            row.enabled = bool(ready)
+            op = row.operator("shape_from_image.reconstruct", text="Reconstruct from Image", icon="MESH_ICOSPHERE")
+            if settings.source == "FILE":
+                op.filepath = settings.filepath
+            else:
+                op.image_name = settings.image.name if settings.image is not None else ""
+            op.mask_path = settings.mask_path
+            op.model = settings.model
+            op.steps = settings.steps
+            op.mesh_resolution = settings.mesh_resolution
+            op.device = prefs.device if prefs is not None else "AUTO"
+            for name in ("add_camera", "set_scene_camera", "set_render_resolution", "camera_background",
+                         "replace_previous"):
+                setattr(op, name, getattr(settings, name))
+        else:
+            box = layout.box()
+            latest = job.latest
+            if latest is not None and latest.total and hasattr(box, "progress"):
+                box.progress(factor=min(1.0, latest.step / latest.total), type="BAR", text=job.describe())
+            else:
+                box.label(text=job.describe(), icon="TIME")
+            box.operator("shape_from_image.cancel", icon="CANCEL")
+        draw_status(layout)
+
+
+class VIEW3D_PT_shape_from_image_options(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Reconstruct"
+    bl_label = "Options"
+    bl_parent_id = "VIEW3D_PT_shape_from_image"
+    bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
+
+    def draw(self, context):
+        settings = context.scene.shape_from_image
+        col = self.layout.column(align=True)
+        col.prop(settings, "add_camera")
+        sub = col.column(align=True)
+        sub.enabled = settings.add_camera
+        sub.prop(settings, "set_scene_camera")
+        sub.prop(settings, "camera_background")
+        col.prop(settings, "set_render_resolution")
+        col.prop(settings, "replace_previous")
+
+
+CLASSES = (VIEW3D_PT_shape_from_image, VIEW3D_PT_shape_from_image_options)

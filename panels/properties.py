@@ -1,0 +1,71 @@
+"""The panel's settings, stored per scene as ``scene.shape_from_image``."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..operators import ADDON_ID
+from ..operators.inputs import DEFAULT_MODEL, list_models
+
+STEP_PRESETS = (("0", "Encoder Only", "No inversion: the encoder's guess, a few seconds"),
+                ("10", "Fast (10)", "10 inversion steps: the default quality/speed trade-off"),
+                ("30", "Slow (30)", "30 inversion steps: closer to the photo, about 3x slower"),
+                ("CUSTOM", "Custom", "Choose the number of inversion steps"))
+
+_model_items_cache: list = []  # Blender needs the enum item strings kept alive
+
+
+def get_preferences(context=None):
+    """The add-on preferences, or None when the add-on was registered without addon_utils."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    return None if addon is None else addon.preferences
+
+
+def model_items(self, context):
+    """Enum items: shipped models, then the preferences' extra models folder; 'chairs' always."""
+    prefs = get_preferences(context)
+    extra = prefs.models_dir if prefs is not None else ""
+    names = [name for name, _ in list_models(extra)]
+    if DEFAULT_MODEL not in names:
+        names.insert(0, DEFAULT_MODEL)
+    items = [(name, name, f"Model '{name}'") for name in names]
+    _model_items_cache[:] = items
+    return _model_items_cache
+
+
+class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
+    """What the Reconstruct panel sends to the operator."""
+
+    source: bpy.props.EnumProperty(
+        name="Source", items=(("FILE", "File", "A photo on disk"),
+                              ("IMAGE", "Image", "An image already open in Blender")), default="FILE")
+    filepath: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH",
+                                       description="Photo of one chair (PNG with transparency works best)")
+    image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image,
+                                     description="Image datablock to reconstruct from")
+    mask_path: bpy.props.StringProperty(name="Mask", subtype="FILE_PATH",
+                                        description="Optional foreground mask (white = object)")
+    model: bpy.props.EnumProperty(name="Model", items=model_items, description="Trained model to use")
+    steps_preset: bpy.props.EnumProperty(name="Quality", items=STEP_PRESETS, default="10")
+    steps_custom: bpy.props.IntProperty(name="Steps", default=50, min=0, soft_max=200, max=1000,
+                                        description="Inversion steps")
+    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=32, soft_max=256,
+                                           max=512, description="Marching-cubes grid size (detail vs. time)")
+    add_camera: bpy.props.BoolProperty(name="Add Camera", default=True,
+                                       description="Add a camera at the recovered viewpoint")
+    set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True,
+                                             description="Make the new camera the scene camera")
+    set_render_resolution: bpy.props.BoolProperty(name="Photo Resolution", default=True,
+                                                  description="Set the render resolution to the photo's")
+    camera_background: bpy.props.BoolProperty(name="Photo as Background", default=True,
+                                              description="Show the photo behind the camera view")
+    replace_previous: bpy.props.BoolProperty(name="Replace Previous", default=True,
+                                             description="Remove an earlier result of the same photo")
+
+    @property
+    def steps(self) -> int:
+        return self.steps_custom if self.steps_preset == "CUSTOM" else int(self.steps_preset)
+
+
+CLASSES = (SHAPE_FROM_IMAGE_PG_settings,)

@@ -1,0 +1,181 @@
+"""The operator in background mode (synchronous), the worker thread, cancel, errors and undo."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import bpy
+import pytest
+import sfi_helpers
+from sfi_helpers import FakeCore, snapshot
+
+
+def test_operator_builds_mesh_camera_and_reports(fake_core, runner, photo):
+    result = bpy.ops.shape_from_image.reconstruct(filepath=str(photo), steps=3, model="chairs")
+    assert result == {"FINISHED"}
+    snap = snapshot()
+    assert snap["objects"] == ["sphere_chair", "sphere_chair Camera"]
+    assert snap["scene_camera"] == "sphere_chair Camera" and snap["resolution"] == (160, 120)
+    obj = bpy.data.objects["sphere_chair"]
+    assert obj.data.color_attributes.active_color_name == "Col"
+    assert obj.data.materials[0].node_tree.nodes.get("Color Attribute") is not None
+    request = fake_core.calls[0]
+    assert (request.image, request.steps, request.model, request.device) == (str(photo), 3, "chairs", "auto")
+    status = runner.last_status()
+    assert status.ok and "4514 vertices" in status.text
+    assert runner.active_job() is None
+
+
+def test_operator_options_reach_the_core_and_the_scene(fake_core, photo, tmp_path):
+    mask = sfi_helpers.write_photo(tmp_path / "mask.png")
+    bpy.ops.shape_from_image.reconstruct(filepath=str(photo), mask_path=str(mask), steps=0, device="CPU",
+                                         mesh_resolution=64, seed=7, add_camera=False)
+    request = fake_core.calls[0]
+    assert (request.mask, request.steps, request.device, request.mesh_resolution, request.seed) == \
+        (str(mask), 0, "cpu", 64, 7)
+    assert len(bpy.data.cameras) == 0 and len(bpy.data.objects) == 1
+
+
+def test_image_datablock_source(fake_core, photo):
+    image = bpy.data.images.load(str(photo))
+    image.pack()
+    assert bpy.ops.shape_from_image.reconstruct(image_name=image.name) == {"FINISHED"}
+    request = fake_core.calls[0]
+    assert request.image != str(photo) and request.image.endswith("sphere_chair.png")
+    cam = bpy.data.objects["sphere_chair Camera"]
+    assert cam.data.background_images[0].image == image  # the user's datablock, not a copy
+    generated = bpy.data.images.new("painted", 32, 16)
+    assert bpy.ops.shape_from_image.reconstruct(image_name=generated.name) == {"FINISHED"}
+    assert fake_core.calls[1].image.endswith("painted.png") and generated.source == "GENERATED"
+    assert "painted" in bpy.data.objects
+
+
+def test_missing_file_is_reported_and_nothing_changes(fake_core, tmp_path):
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="file not found"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(tmp_path / "nope.png"))
+    with pytest.raises(RuntimeError, match="No photo chosen"):
+        bpy.ops.shape_from_image.reconstruct()
+    assert snapshot() == before and fake_core.calls == []
+
+
+def test_core_error_is_reported_and_nothing_changes(runner, monkeypatch, photo):
+    message = f"{photo}: no chair found in the photo; use a photo with one chair or give a mask"
+    monkeypatch.setattr(runner, "_call_core", FakeCore(result_fn=lambda r: sfi_helpers.failed_result(
+        r.image, message)))
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="no chair found"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo))
+    assert snapshot() == before
+    assert not runner.last_status().ok and runner.last_outcome().kind == "error"
+
+
+def test_core_exception_is_reported_not_raised(runner, monkeypatch, photo):
+    def explode(request, progress, cancel):
+        raise ValueError("boom inside the core")
+
+    monkeypatch.setattr(runner, "_call_core", explode)
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="unexpected ValueError: boom inside the core"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo))
+    assert snapshot() == before and runner.active_job() is None
+
+
+def test_invalid_result_is_reported_and_nothing_changes(runner, monkeypatch, photo):
+    def corrupt(request):
+        result = sfi_helpers.fake_result(request.image)
+        result.mesh.faces = result.mesh.faces + 100000
+        return result
+
+    monkeypatch.setattr(runner, "_call_core", FakeCore(result_fn=corrupt))
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="sphere_chair.png: the mesh faces index missing vertices"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo))
+    assert snapshot() == before
+
+
+def test_missing_torch_tells_to_install(fake_core, monkeypatch, photo):
+    from shape_from_image.operators import deps
+
+    monkeypatch.setattr(deps, "missing", lambda refresh=False: ["torch"])
+    with pytest.raises(RuntimeError, match="press Install dependencies"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo))
+    assert fake_core.calls == [] and len(bpy.data.objects) == 0
+
+
+def test_missing_module_inside_the_core_is_reported(runner, monkeypatch, photo):
+    """The real _call_core: importing core.api fails on torch -> 'press Install dependencies'."""
+    import sys
+
+    class NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "shape_from_image.core.api":
+                raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.delitem(sys.modules, "shape_from_image.core.api", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoTorch(), *sys.meta_path])
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="press Install dependencies .*missing Python module 'torch'"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo))
+    assert snapshot() == before
+
+
+def test_cancel_during_the_run_leaves_the_scene_unchanged(runner, monkeypatch, photo):
+    core = FakeCore(steps=10, on_step=lambda step: step == 2 and bpy.ops.shape_from_image.cancel())
+    monkeypatch.setattr(runner, "_call_core", core)
+    bpy.ops.shape_from_image.reconstruct(filepath=str(photo))  # an earlier result stays
+    core.steps_run = 0
+    before = snapshot()
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo)) == {"CANCELLED"}
+    assert core.steps_run == 2  # stopped at the next step
+    assert snapshot() == before
+    assert runner.last_outcome().kind == "cancelled" and "cancelled" in runner.last_status().text
+
+
+def test_worker_thread_reports_progress_and_stops_within_one_step(runner, monkeypatch):
+    core = FakeCore(steps=200, delay=0.02)
+    monkeypatch.setattr(runner, "_call_core", core)
+    job = runner.Job(runner.Request(image="/tmp/x.png")).start()
+    assert job.thread is not None and job.thread is not threading.current_thread()
+    deadline = time.monotonic() + 5
+    while (job.latest is None or job.latest.step < 3) and time.monotonic() < deadline:
+        job.poll()
+        time.sleep(0.01)
+    assert job.latest.stage == "inversion" and "step" in job.describe()
+    job.cancel()
+    at_cancel = core.steps_run
+    outcome = job.wait(timeout=5)
+    assert outcome is not None and outcome.kind == "cancelled"
+    assert core.steps_run <= at_cancel + 1 < 200
+    assert not job.thread.is_alive()
+
+
+def test_worker_thread_success(runner, monkeypatch):
+    monkeypatch.setattr(runner, "_call_core", FakeCore(steps=5, delay=0.005))
+    job = runner.Job(runner.Request(image="/tmp/y.png")).start()
+    outcome = job.wait(timeout=5)
+    assert outcome.kind == "ok" and outcome.result.mesh is not None and job.latest.step == 5
+
+
+def test_one_job_at_a_time(fake_core, runner, photo):
+    runner.set_active(runner.Job(runner.Request(image=str(photo))))
+    try:
+        assert not bpy.ops.shape_from_image.reconstruct.poll()
+        assert bpy.ops.shape_from_image.cancel.poll()
+    finally:
+        runner.set_active(None)
+    assert bpy.ops.shape_from_image.reconstruct.poll() and not bpy.ops.shape_from_image.cancel.poll()
+
+
+def test_undo_removes_the_whole_result(fake_core, photo):
+    bpy.ops.ed.undo_push(message="before reconstruct")  # background mode: creates the undo stack
+    before = snapshot()
+    # the 2nd positional argument makes a Python-called operator push its undo step (as the UI does)
+    assert bpy.ops.shape_from_image.reconstruct("EXEC_DEFAULT", True, filepath=str(photo)) == {"FINISHED"}
+    after = snapshot()
+    assert after["objects"] == ["sphere_chair", "sphere_chair Camera"]
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    assert snapshot() == before  # one undo step removes mesh, camera, collections, material, image
+    assert bpy.ops.ed.redo() == {"FINISHED"}
+    assert snapshot() == after

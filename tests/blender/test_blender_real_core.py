@@ -1,0 +1,114 @@
+"""The operator against the real core (torch). Tests needing trained weights skip without them."""
+
+from __future__ import annotations
+
+import time
+
+import bpy
+import numpy as np
+import pytest
+import sfi_helpers
+
+
+@pytest.fixture
+def real_core(ext):
+    if not (sfi_helpers.REPO / "core" / "api.py").is_file():
+        pytest.skip("core/api.py does not exist yet")
+    pytest.importorskip("torch", reason="torch is needed for the real core")
+
+
+def test_real_core_unknown_model_is_reported(real_core, runner, photo):
+    before = sfi_helpers.snapshot()
+    with pytest.raises(RuntimeError, match="unknown model 'no_such_model'"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo), model="no_such_model", steps=0)
+    assert sfi_helpers.snapshot() == before
+    assert runner.last_outcome().kind == "error"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained tiny model saved like a shipped one: exercises the real pipeline end to end."""
+    if not (sfi_helpers.REPO / "core" / "api.py").is_file():
+        pytest.skip("core/api.py does not exist yet")
+    torch = pytest.importorskip("torch", reason="torch is needed for the real core")
+    sfi_helpers.import_extension()
+    from shape_from_image.core.config import tiny_config
+    from shape_from_image.core.model import ReconstructionModel, save_model
+
+    with torch.random.fork_rng():  # leave the global RNG of other tests alone
+        torch.manual_seed(0)
+        model = ReconstructionModel(tiny_config())
+    return save_model(model, tmp_path_factory.mktemp("models") / "tiny")
+
+
+def test_real_pipeline_with_a_tiny_model_builds_the_scene(tiny_model, runner, photo):
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo), model=str(tiny_model), steps=0,
+                                                mesh_resolution=32, device="CPU") == {"FINISHED"}
+    result = runner.last_outcome().result
+    assert type(result.mesh).__module__ == "shape_from_image.core.mesh"
+    assert (result.camera.width, result.camera.height) == (160, 120) and result.camera.focal_px > 0
+    obj = bpy.data.objects["sphere_chair"]
+    assert len(obj.data.vertices) == len(result.mesh.vertices) > 0
+    assert 0 < len(obj.data.polygons) <= len(result.mesh.faces)
+    assert obj.data.color_attributes.active_color_name == "Col"
+    cam = bpy.context.scene.camera
+    np.testing.assert_allclose(np.asarray(cam.matrix_world), result.camera.cam2world, atol=1e-5)
+    assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == (160, 120)
+
+
+def test_real_pipeline_cancel_in_the_worker_thread(tiny_model, runner, photo):
+    job = runner.Job(runner.Request(image=str(photo), model=str(tiny_model), steps=50, device="cpu",
+                                    mesh_resolution=32)).start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job.poll()
+        if job.latest is not None and job.latest.stage == "inversion":
+            break
+        assert job.outcome is None, job.outcome.message
+        time.sleep(0.01)
+    job.cancel()
+    at_cancel = job.latest.step
+    outcome = job.wait(timeout=60)
+    assert outcome is not None and outcome.kind == "cancelled", outcome
+    assert "cancelled" in outcome.message and job.latest.step <= at_cancel + 1 < 50
+
+
+def test_batch_with_the_real_core_writes_the_cores_files(tiny_model, tmp_path, photo):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("batch_reconstruct",
+                                                  sfi_helpers.REPO / "scripts" / "batch_reconstruct.py")
+    batch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(batch)
+    out = tmp_path / "out"
+    code = batch.main(["x", "--input", str(photo), "--out", str(out), "--model", str(tiny_model), "--steps", "0",
+                       "--mesh-resolution", "32", "--device", "cpu"])
+    assert code == 0
+    data = json.loads((out / "sphere_chair.json").read_text())
+    assert data["ok"] and data["mesh"]["path"] == "sphere_chair.glb" and data["camera"]["width"] == 160
+    assert set(data["timings_s"]) >= {"load", "encoder", "pose", "mesh", "total"}
+    assert (out / "sphere_chair.glb").read_bytes()[:4] == b"glTF" and (out / "sphere_chair.blend").is_file()
+
+
+@pytest.mark.real_model
+def test_real_model_cancel_stops_within_one_step(real_core, runner):
+    why = sfi_helpers.real_model_available()
+    if why:
+        pytest.skip(f"real model not available: {why}")
+    photos = sorted((sfi_helpers.REPO / "examples").glob("*.png"))
+    if not photos:
+        pytest.skip("no examples/*.png")
+    job = runner.Job(runner.Request(image=str(photos[0]), steps=200, device="cpu", mesh_resolution=64)).start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job.poll()
+        if job.latest is not None and job.latest.stage == "inversion" and job.latest.step >= 2:
+            break
+        assert job.outcome is None, job.outcome
+        time.sleep(0.02)
+    job.cancel()
+    at_cancel = job.latest.step
+    outcome = job.wait(timeout=120)
+    assert outcome is not None and outcome.kind == "cancelled", outcome
+    assert job.latest.step <= at_cancel + 1 < 200

@@ -1,0 +1,218 @@
+"""Marching cubes accuracy, orientation, cleanup, colors, export formats and Blender import."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from core.errors import ReconstructionError
+from core.mesh import Mesh, export_mesh, extract_mesh, srgb_to_linear
+
+
+def sphere_sdf(radius=0.5, centre=(0.0, 0.0, 0.0)):
+    c = torch.tensor(centre)
+    return lambda p: (p - c).norm(dim=-1) - radius
+
+
+def box_sdf(half, centre):
+    half, centre = torch.tensor(half), torch.tensor(centre)
+
+    def sdf(p):
+        q = (p - centre).abs() - half
+        return q.clamp_min(0).norm(dim=-1) + q.max(dim=-1).values.clamp_max(0)
+    return sdf
+
+
+def color_field(p):
+    return ((p + 1) / 2).clamp(0, 1)
+
+
+def signed_volume(mesh: Mesh) -> float:
+    a, b, c = (mesh.vertices[mesh.faces[:, i]].astype(np.float64) for i in range(3))
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6)
+
+
+@pytest.mark.parametrize("resolution", [64, 128])
+def test_sphere_accuracy_orientation_and_colors(resolution):
+    mesh = extract_mesh(sphere_sdf(), color_field, resolution=resolution)
+    voxel = 2.0 / (resolution - 1)
+    assert mesh.vertices.dtype == np.float32 and mesh.faces.dtype == np.int32
+    assert mesh.colors.dtype == np.float32 and mesh.colors.shape == mesh.vertices.shape
+    dev = np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.5)
+    assert dev.mean() < voxel
+    assert dev.max() < 1.5 * voxel
+    # Outward (counter-clockwise) faces: positive volume close to the sphere's, every normal outward.
+    assert abs(signed_volume(mesh) / (4 / 3 * np.pi * 0.125) - 1) < 0.01
+    a, b, c = (mesh.vertices[mesh.faces[:, i]] for i in range(3))
+    normals = np.cross(b - a, c - a)
+    assert (np.einsum("ij,ij->i", normals, (a + b + c) / 3) > 0).all()
+    # Watertight, one piece: every edge shared by exactly two faces, Euler characteristic 2.
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    assert tm.is_watertight and tm.euler_number == 2
+    expected = color_field(torch.from_numpy(mesh.vertices)).numpy()
+    np.testing.assert_allclose(mesh.colors, expected, atol=1e-5)
+
+
+def test_floating_piece_is_removed():
+    big, small = sphere_sdf(0.5), sphere_sdf(0.06, (0.75, 0.75, 0.75))
+
+    def sdf(p):
+        return torch.minimum(big(p), small(p))
+    kept = extract_mesh(sdf, None, resolution=64, min_component_ratio=0.0)
+    far = np.linalg.norm(kept.vertices - 0.75, axis=1) < 0.2
+    assert far.sum() > 20  # the small sphere is resolved at all
+    cleaned = extract_mesh(sdf, None, resolution=64)
+    assert not (np.linalg.norm(cleaned.vertices - 0.75, axis=1) < 0.2).any()
+    assert len(cleaned.vertices) == len(kept.vertices) - far.sum()
+    assert cleaned.faces.max() == len(cleaned.vertices) - 1  # indices compacted
+    np.testing.assert_allclose(cleaned.colors, 0.5)  # no color field: mid gray
+
+
+def test_shape_touching_the_box_is_closed():
+    mesh = extract_mesh(box_sdf((0.5, 0.5, 2.0), (0.0, 0.0, 0.0)), None, resolution=32)
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    assert tm.is_watertight
+    assert signed_volume(mesh) > 0
+    assert mesh.vertices[:, 2].max() <= 1.0 + 1e-6 and mesh.vertices[:, 2].max() > 0.99
+
+
+@pytest.mark.parametrize("value", [1.0, -1.0])
+def test_no_surface_raises(value):
+    with pytest.raises(ReconstructionError, match="no surface") as info:
+        extract_mesh(lambda p: torch.full((len(p),), value), None, resolution=32, path="img/chair.png")
+    assert "img/chair.png" in str(info.value)
+
+
+def test_grid_spans_the_bound_and_is_chunked():
+    seen = []
+
+    def sdf(p):
+        seen.append(p.clone())
+        return sphere_sdf(0.3)(p)
+    mesh = extract_mesh(sdf, None, resolution=21, bound=0.5, chunk=1000)
+    points = torch.cat(seen)
+    assert len(points) == 21 ** 3 and max(len(s) for s in seen) <= 1000
+    assert points.min().item() == -0.5 and points.max().item() == 0.5
+    assert len(torch.unique(points[:, 0])) == 21
+    assert abs(np.linalg.norm(mesh.vertices, axis=1).mean() - 0.3) < 0.01
+
+
+@pytest.fixture(scope="module")
+def box_mesh() -> Mesh:
+    """A box taller in Z than wide, offset toward -Y, colored by position."""
+    return extract_mesh(box_sdf((0.2, 0.25, 0.6), (0.1, -0.4, 0.1)), color_field, resolution=40)
+
+
+@pytest.mark.parametrize("fmt", ["glb", "ply", "obj"])
+def test_export_round_trip(box_mesh, tmp_path, fmt):
+    path = export_mesh(box_mesh, tmp_path / f"chair.{fmt}")
+    assert path == str(tmp_path / f"chair.{fmt}")
+    assert os.listdir(tmp_path) == [f"chair.{fmt}"]  # no temporary files left behind
+    loaded = trimesh.load(path, force="mesh", process=False, skip_materials=True)
+    assert len(loaded.vertices) == len(box_mesh.vertices)
+    np.testing.assert_array_equal(loaded.faces, box_mesh.faces)
+    v, w = np.asarray(loaded.vertices), box_mesh.vertices
+    if fmt == "ply":  # Blender world coordinates as is
+        np.testing.assert_allclose(v, w, atol=1e-6)
+    else:  # Y-up: (x, y, z)_world -> (x, z, -y)
+        np.testing.assert_allclose(v[:, 0], w[:, 0], atol=1e-5)
+        np.testing.assert_allclose(v[:, 1], w[:, 2], atol=1e-5)
+        np.testing.assert_allclose(v[:, 2], -w[:, 1], atol=1e-5)
+    colors = loaded.visual.vertex_colors[:, :3] / 255.0
+    expected = srgb_to_linear(box_mesh.colors) if fmt == "glb" else box_mesh.colors  # glTF is linear
+    assert np.abs(colors - expected).max() <= 1 / 255 + 1e-6
+    # Faces still point outward after the axis change.
+    assert trimesh.Trimesh(v, loaded.faces, process=False).volume > 0
+
+
+def _read_glb(path) -> tuple[dict, bytes]:
+    data = Path(path).read_bytes()
+    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    assert (magic, version, total) == (b"glTF", 2, len(data))
+    json_len, json_type = struct.unpack_from("<I4s", data, 12)
+    assert json_type == b"JSON" and json_len % 4 == 0
+    bin_len, bin_type = struct.unpack_from("<I4s", data, 20 + json_len)
+    assert bin_type == b"BIN\x00" and 28 + json_len + bin_len == len(data)
+    return json.loads(data[20:20 + json_len]), data[28 + json_len:]
+
+
+def test_glb_structure_and_linear_float_colors(box_mesh, tmp_path):
+    path = export_mesh(box_mesh, tmp_path / "chair.glb")
+    gltf, blob = _read_glb(path)
+    prim = gltf["meshes"][0]["primitives"][0]
+    color_acc = gltf["accessors"][prim["attributes"]["COLOR_0"]]
+    assert color_acc["componentType"] == 5126 and color_acc["type"] == "VEC3"  # float32 RGB
+    view = gltf["bufferViews"][color_acc["bufferView"]]
+    stored = np.frombuffer(blob, "<f4", count=3 * color_acc["count"], offset=view["byteOffset"]).reshape(-1, 3)
+    np.testing.assert_allclose(stored, srgb_to_linear(box_mesh.colors), atol=1e-6)  # glTF colors are linear
+    pos_acc = gltf["accessors"][prim["attributes"]["POSITION"]]
+    y_up = np.stack([box_mesh.vertices[:, 0], box_mesh.vertices[:, 2], -box_mesh.vertices[:, 1]], 1)
+    np.testing.assert_allclose(pos_acc["min"], y_up.min(0), atol=1e-6)
+    np.testing.assert_allclose(pos_acc["max"], y_up.max(0), atol=1e-6)
+    material = gltf["materials"][prim["material"]]["pbrMetallicRoughness"]
+    assert material["metallicFactor"] == 0.0  # the glTF default (1.0) would render the chair as metal
+
+
+def test_export_format_argument_and_overwrite(box_mesh, tmp_path):
+    target = tmp_path / "nested" / "out.mesh"
+    export_mesh(box_mesh, target, fmt="PLY")
+    assert target.read_bytes().startswith(b"ply\n")
+    export_mesh(box_mesh, target, fmt="ply")  # overwriting works
+    assert sorted(os.listdir(target.parent)) == ["out.mesh"]
+    with pytest.raises(ReconstructionError, match="unknown mesh format"):
+        export_mesh(box_mesh, tmp_path / "out.stl")
+
+
+def test_unwritable_folder_raises(box_mesh, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ReconstructionError, match="writable") as info:
+        export_mesh(box_mesh, blocker / "chair.glb")
+    assert str(blocker) in str(info.value)
+    with pytest.raises(ReconstructionError, match="writable") as info:
+        export_mesh(box_mesh, "/dev/null/chair.ply")
+    assert "/dev/null" in str(info.value)
+
+
+def test_blender_imports_upright_and_colored(tmp_path):
+    """Blender's stock glTF and OBJ importers place the mesh exactly in the world frame."""
+    bpy = pytest.importorskip("bpy")
+    gray_blue = np.array([0.2, 0.4, 0.8], dtype=np.float32)
+    mesh = extract_mesh(box_sdf((0.2, 0.25, 0.6), (0.1, -0.4, 0.1)),
+                        lambda p: torch.from_numpy(gray_blue).expand(len(p), 3), resolution=24)
+    lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+    assert hi[2] - lo[2] > hi[0] - lo[0] and (lo + hi)[1] / 2 < -0.3
+    for fmt in ("glb", "obj"):
+        path = export_mesh(mesh, tmp_path / f"chair.{fmt}")
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        if fmt == "glb":
+            bpy.ops.import_scene.gltf(filepath=path)
+        else:
+            bpy.ops.wm.obj_import(filepath=path)
+        objects = [o for o in bpy.context.scene.objects if o.type == "MESH"]
+        assert len(objects) == 1, fmt
+        obj = objects[0]
+        co = np.empty(len(obj.data.vertices) * 3)
+        obj.data.vertices.foreach_get("co", co)
+        rot, shift = np.array(obj.matrix_world)[:3, :3], np.array(obj.matrix_world)[:3, 3]
+        co = co.reshape(-1, 3) @ rot.T + shift
+        np.testing.assert_allclose(co.min(0), lo, atol=1e-4, err_msg=fmt)
+        np.testing.assert_allclose(co.max(0), hi, atol=1e-4, err_msg=fmt)
+        assert len(obj.data.color_attributes) >= 1, fmt
+        attr = obj.data.color_attributes[0]
+        srgb = np.empty(len(attr.data) * 4)
+        attr.data.foreach_get("color_srgb", srgb)
+        np.testing.assert_allclose(srgb.reshape(-1, 4)[:, :3], np.broadcast_to(gray_blue, (len(attr.data), 3)),
+                                   atol=2 / 255, err_msg=fmt)
+        # Faces come in pointing outward (away from the box centre).
+        centre = (lo + hi) / 2
+        outward = [np.dot(rot @ np.array(p.normal), rot @ np.array(p.center) + shift - centre) > 0
+                   for p in obj.data.polygons]
+        assert np.mean(outward) == 1.0, fmt
