@@ -49,7 +49,7 @@ class Mesh:
 
 def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[Tensor], Tensor] | None,
                  resolution: int = 128, bound: float = 1.0, chunk: int = 65536,
-                 min_component_ratio: float = 0.02, device="cpu", path: str = "") -> Mesh:
+                 min_component_ratio: float = 0.02, device="cpu", path: str = "", coarse: int | None = 48) -> Mesh:
     """Colored surface of ``query_sdf``'s zero level set inside ``[-bound, bound]^3``.
 
     ``query_sdf`` maps points (N, 3) float32 to signed distances (N,), negative inside;
@@ -58,12 +58,17 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     outermost layer is treated as outside so the mesh is closed even where the shape touches the
     box. Connected pieces with fewer than ``min_component_ratio`` times the faces of the largest
     are dropped. Raises :class:`ReconstructionError` naming ``path`` if there is no surface.
+    With ``coarse`` set (and smaller than ``resolution``), the field is first sampled on a coarse
+    grid and only the fine points near the surface are queried (see :func:`sample_grid_adaptive`).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
     if resolution < 4:
         raise ReconstructionError(f"mesh resolution {resolution} is too small; use at least 32", path)
-    volume = sample_grid(query_sdf, resolution, bound, chunk, device)
+    if coarse is not None and coarse * 2 <= resolution:
+        volume = sample_grid_adaptive(query_sdf, resolution, bound, chunk, device, coarse)
+    else:
+        volume = sample_grid(query_sdf, resolution, bound, chunk, device)
     if not np.isfinite(volume).all():  # undefined values count as empty space
         volume = np.nan_to_num(volume, nan=1.0, posinf=1.0, neginf=-1.0)
     if not (volume.min() < 0.0 < volume.max()):
@@ -114,6 +119,31 @@ def sample_grid(query: Callable[[Tensor], Tensor], resolution: int, bound: float
                 out[pos:pos + len(points)] = query(points).reshape(-1).float().cpu().numpy()
                 pos += len(points)
     return out.reshape(r, r, r)
+
+
+def sample_grid_adaptive(query: Callable[[Tensor], Tensor], resolution: int, bound: float, chunk: int,
+                         device="cpu", coarse: int = 48, band: float = 1.5) -> np.ndarray:
+    """Like :func:`sample_grid`, but exact only near the surface.
+
+    The field is sampled on a ``coarse``^3 grid and trilinearly upsampled; fine points whose
+    upsampled value lies within ``band`` coarse voxels of zero are queried exactly, the rest keep the
+    upsampled value (far from the surface only the sign matters, and it is right there for a field
+    that behaves like a distance). About 6x fewer queries at 128^3 for a chair.
+    """
+    import torch.nn.functional as F
+
+    low = torch.from_numpy(sample_grid(query, coarse, bound, chunk, device))
+    fine = F.interpolate(low[None, None], size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0]
+    threshold = band * 2.0 * bound / (coarse - 1)
+    near = torch.nonzero(fine.abs() < threshold)
+    volume = fine.numpy().copy()
+    if len(near):
+        step = 2.0 * bound / (resolution - 1)
+        points = (near.float() * step - bound).numpy()
+        values = _query_points(query, points, chunk, device).reshape(-1)
+        idx = near.numpy()
+        volume[idx[:, 0], idx[:, 1], idx[:, 2]] = values
+    return volume
 
 
 def _query_points(query: Callable[[Tensor], Tensor], points: np.ndarray, chunk: int, device) -> np.ndarray:

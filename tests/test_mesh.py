@@ -216,3 +216,26 @@ def test_blender_imports_upright_and_colored(tmp_path):
         outward = [np.dot(rot @ np.array(p.normal), rot @ np.array(p.center) + shift - centre) > 0
                    for p in obj.data.polygons]
         assert np.mean(outward) == 1.0, fmt
+
+
+def test_adaptive_grid_matches_dense_near_the_surface():
+    """Coarse-to-fine sampling queries fewer points but keeps every sign and the near-surface values,
+    also for a part much thinner than the coarse voxel (a 0.03 thick slab, like a chair's sling)."""
+    from core.mesh import sample_grid, sample_grid_adaptive
+
+    def field(p):
+        slab = torch.maximum((p[:, 2] - 0.3).abs() - 0.015, (p[:, :2].abs() - 0.5).amax(dim=1))
+        return torch.minimum((p.norm(dim=1) - 0.4), slab)
+
+    calls = [0]
+
+    def counted(p):
+        calls[0] += len(p)
+        return field(p)
+
+    dense = sample_grid(field, 96, 1.0, 65536)
+    adaptive = sample_grid_adaptive(counted, 96, 1.0, 65536, coarse=32)
+    assert calls[0] < 0.35 * 96 ** 3
+    assert (np.sign(dense) == np.sign(adaptive)).all()
+    near = np.abs(dense) < 0.03
+    assert np.abs(dense[near] - adaptive[near]).max() < 1e-5

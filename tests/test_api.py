@@ -1,0 +1,162 @@
+"""The public API and CLI end to end with a tiny random model, and every kind of bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.api import reconstruct
+from core.errors import ReconstructionError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _chair_like_png(path: Path, size=(120, 90)) -> Path:
+    """An RGBA cut-out: an opaque blob off-centre on a transparent background."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = (((xx - 70) / 30.0) ** 2 + ((yy - 40) / 25.0) ** 2 < 1).astype(np.uint8) * 255
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 180, 90 + yy % 50, 60
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(path)
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    good = _chair_like_png(tmp_path / "good.png")
+    bad = {}
+    bad["missing"] = tmp_path / "nope.png"
+    (tmp_path / "text.png").write_text("this is not an image")
+    bad["not_image"] = tmp_path / "text.png"
+    data = good.read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    bad["truncated"] = tmp_path / "cut.png"
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    bad["tiny"] = tmp_path / "dot.png"
+    Image.new("RGBA", (64, 64), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+    bad["transparent"] = tmp_path / "clear.png"
+    Image.new("RGB", (64, 64), (120, 120, 120)).save(tmp_path / "gray.png")
+    bad["uniform"] = tmp_path / "gray.png"
+    return good, bad
+
+
+def test_reconstruct_end_to_end_writes_mesh_and_json(tiny_model_dir, tmp_path, inputs):
+    good, _ = inputs
+    seen = []
+    results = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=2, mesh_resolution=32,
+                          out_dir=tmp_path / "out", progress=lambda *a: seen.append(a))
+    (res,) = results
+    assert res.ok, res.error
+    cam = res.camera
+    assert (cam.width, cam.height) == (120, 90)
+    # the crop is centred on the object (right of the photo's centre): so is the principal point
+    assert abs(cam.cx - 70.5) < 1.5 and abs(cam.cy - 40.5) < 1.5
+    assert abs(np.linalg.det(cam.cam2world[:3, :3]) - 1) < 1e-4
+    assert len(res.mesh.vertices) > 100 and res.mesh.colors.min() >= 0 and res.mesh.colors.max() <= 1
+    data = json.loads(Path(res.json_path).read_text())
+    assert data["camera"]["width"] == 120 and len(data["camera"]["cam2world"]) == 4
+    assert data["mesh"]["path"] == "good.glb" and (tmp_path / "out" / "good.glb").exists()
+    assert set(data["timings_s"]) >= {"load", "encoder", "pose", "inversion", "mesh", "total"}
+    assert [s for s in seen if s[0] == "inversion"] == [("inversion", 1, 2, res.losses[0]),
+                                                         ("inversion", 2, 2, res.losses[1])]
+
+
+def test_bad_images_fail_alone_with_a_message_naming_the_file(tiny_model_dir, inputs, tmp_path):
+    good, bad = inputs
+    order = list(bad.values()) + [good]
+    results = reconstruct(order, model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=24)
+    assert results[-1].ok, results[-1].error
+    for path, res in zip(order[:-1], results[:-1]):
+        assert not res.ok
+        assert path.name in res.error and "\n" not in res.error and "Traceback" not in res.error
+
+
+def test_mask_of_another_size_is_refused(tiny_model_dir, inputs, tmp_path):
+    good, _ = inputs
+    Image.new("L", (10, 10), 255).save(tmp_path / "mask.png")
+    (res,) = reconstruct([good], masks=[tmp_path / "mask.png"], model="tiny", model_dirs=[tiny_model_dir], steps=0,
+                         mesh_resolution=24)
+    assert not res.ok and "mask.png" in res.error
+
+
+def test_cancel_between_steps(tiny_model_dir, inputs):
+    good, _ = inputs
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) > 3
+
+    (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=20, mesh_resolution=24,
+                         cancel=cancel)
+    assert not res.ok and "cancel" in res.error
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"steps": -1}, "steps"),
+    ({"mesh_resolution": 4}, "resolution"),
+    ({"fmt": "fbx"}, "format"),
+    ({"model": "unicorns"}, "unknown model"),
+    ({"device": "tpu"}, "device"),
+])
+def test_bad_options_raise_one_clear_error(tiny_model_dir, inputs, kwargs, words):
+    good, _ = inputs
+    args = {"model": "tiny", "model_dirs": [tiny_model_dir], **kwargs}
+    with pytest.raises(ReconstructionError, match=words):
+        reconstruct([good], **args)
+
+
+def test_output_folder_not_writable(tiny_model_dir, inputs, tmp_path):
+    good, _ = inputs
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ReconstructionError, match="not writable") as err:
+        reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], out_dir=tmp_path / "file" / "out")
+    assert "file" in str(err.value)
+
+
+def test_damaged_weights_are_caught(tiny_model_dir, inputs, tmp_path):
+    good, _ = inputs
+    d = tmp_path / "models"
+    d.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tiny_model_dir / f"tiny{suffix}", d / f"cut{suffix}")
+        shutil.copy(tiny_model_dir / f"tiny{suffix}", d / f"nomatch{suffix}")
+    data = (d / "cut.safetensors").read_bytes()
+    (d / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    # a JSON whose configuration does not match the tensors (checksum updated: only the shapes disagree)
+    meta = json.loads((d / "nomatch.json").read_text())
+    meta["config"]["generator"]["decoder_hidden"] = 48
+    (d / "nomatch.json").write_text(json.dumps(meta))
+    shutil.copy(tiny_model_dir / "tiny.json", d / "gone.json")
+    for name, words in [("cut", "damaged"), ("nomatch", "do not match"), ("gone", "missing")]:
+        with pytest.raises(ReconstructionError, match=words) as err:
+            reconstruct([good], model=name, model_dirs=[d])
+        assert name in str(err.value)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_exit_status_and_one_line_errors(tiny_model_dir, inputs, tmp_path):
+    good, bad = inputs
+    model = tiny_model_dir / "tiny.safetensors"
+    run = _cli("reconstruct", good, bad["missing"], bad["not_image"], "--out", tmp_path / "o", "--model", model,
+               "--steps", "1", "--mesh-resolution", "24", "--format", "ply", "--quiet")
+    assert run.returncode == 1
+    assert (tmp_path / "o" / "good.ply").exists() and (tmp_path / "o" / "good.json").exists()
+    errors = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors), run.stderr
+    assert "nope.png" in errors[0] and "text.png" in errors[1]
+    assert "Traceback" not in run.stderr
+    run = _cli("reconstruct", good, "--out", tmp_path / "o", "--model", model, "--steps", "-3", "--quiet")
+    assert run.returncode != 0 and "steps" in run.stderr and "Traceback" not in run.stderr
+    run = _cli("reconstruct", good, "--out", tmp_path / "o", "--model", "nothing-here", "--quiet")
+    assert run.returncode != 0 and "unknown model" in run.stderr and "Traceback" not in run.stderr
