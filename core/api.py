@@ -27,6 +27,9 @@ from .model import ReconstructionModel, available_models, load_model  # noqa: F4
 from .result import CameraInfo, ReconstructionResult
 
 FORMATS = ("glb", "ply", "obj")
+# focal lengths tried by PnP, in units of the crop side: the crop is ~1.2x the object, so a 35-60 mm
+# photo of an object filling half to all of the frame gives 0.8-2.8 crop sides; keep a margin
+FOCAL_CANDIDATES = np.geomspace(0.6, 4.5, 10)
 Progress = Callable[[str, int, int, "float | None"], None]
 
 
@@ -112,7 +115,8 @@ class Pipeline:
             keep = inp > 0.5
         pix = pixel_grid(s, s).numpy()
         res = solve_pnp(pix[keep], coords.reshape(-1, 3).cpu().numpy()[keep].astype(np.float64), s, s,
-                        weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, cx=s / 2, cy=s / 2, path=path)
+                        weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, cx=s / 2, cy=s / 2, path=path,
+                        focal_candidates=FOCAL_CANDIDATES * s)
         return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
 
     def mesh(self, ws: torch.Tensor, resolution: int, path: str):
@@ -261,7 +265,8 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
                                 prep.crop.orig_height, cx, cy)
             res = ReconstructionResult(image=images[i], ok=True, camera=camera, mesh=mesh, model=model_name,
                                        steps=steps, device=str(dev), losses=[step[k] for step in inv.losses],
-                                       mask_source=prep.mask_source)
+                                       mask_source=prep.mask_source, latent=inv.ws[k].cpu().numpy(),
+                                       light=(float(inv.light.ambient[k]), float(inv.light.key[k])))
             timings[i]["total"] = sum(timings[i].values())
             res.timings = timings[i]
             if out is not None:

@@ -103,8 +103,10 @@ def project_depth(camera: Camera, points: Tensor) -> tuple[Tensor, Tensor]:
     return torch.stack([u, v], dim=-1), depth
 
 
-def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
-    """4x4 cam2world (Blender convention) of a camera at ``eye`` looking at ``target``."""
+def look_at(eye: np.ndarray, target: np.ndarray | None = None, up: np.ndarray | None = None) -> np.ndarray:
+    """4x4 cam2world (Blender convention) of a camera at ``eye`` looking at ``target`` (origin), +Z up."""
+    target = np.zeros(3) if target is None else np.asarray(target, dtype=np.float64)
+    up = np.array([0.0, 0.0, 1.0]) if up is None else np.asarray(up, dtype=np.float64)
     back = eye - target
     back = back / np.linalg.norm(back)
     right = np.cross(up, back)
@@ -118,12 +120,13 @@ def look_at(eye: np.ndarray, target: np.ndarray = np.zeros(3), up: np.ndarray = 
 
 
 def orbit_pose(azimuth_deg: float, elevation_deg: float, distance: float,
-               target: np.ndarray = np.zeros(3)) -> np.ndarray:
+               target: np.ndarray | None = None) -> np.ndarray:
     """cam2world of a camera on a sphere around ``target``.
 
     Azimuth 0 looks at the object's front (camera on -Y), positive azimuth moves the camera
     counter-clockwise seen from above (towards +X); elevation is above the horizon.
     """
+    target = np.zeros(3) if target is None else np.asarray(target, dtype=np.float64)
     az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
     eye = target + distance * np.array([np.sin(az) * np.cos(el), -np.cos(az) * np.cos(el), np.sin(el)])
     return look_at(eye, target)

@@ -60,6 +60,10 @@ class ReconstructionResult:
     """JSON written when an output folder was given."""
     mask_source: str = ""
     """where the foreground came from: 'alpha', 'mask' or 'auto'."""
+    latent: np.ndarray | None = None
+    """(num_ws, w_dim) the refined per-layer styles, to re-render or re-mesh the field."""
+    light: tuple[float, float] | None = None
+    """fitted (ambient, key) light strengths of the model's shading."""
 
     def to_json(self) -> dict:
         out = {"image": self.image, "model": self.model, "steps": self.steps, "device": self.device,
