@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 demo: env
-	$(BIN)/python scripts/batch_reconstruct.py --input $(DEMO_IMAGE) --out out --steps 10
+	$(BIN)/python scripts/batch_reconstruct.py --input $(DEMO_IMAGE) --out out --steps 10 --render
 	@echo
 	@echo "Results in $(CURDIR)/out:"
 	@ls -1 out | sed 's/^/  out\//'

@@ -63,7 +63,7 @@ class EncoderConfig:
 
     image_size: int = 64
     """input crop side in pixels (the canonical map comes out at the same size)."""
-    channels: tuple[int, ...] = (32, 64, 128, 192, 256)
+    channels: tuple[int, ...] = (16, 32, 64, 128, 192)
     """channels of the U-Net levels (each level halves the resolution)."""
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .camera import Camera, project_depth
-from .config import ModelConfig
+from .config import EncoderConfig, ModelConfig, RenderConfig
 from .generator import Generator
 from .model import ReconstructionModel, save_model
 from .render import render_image
@@ -54,6 +54,10 @@ def crop_camera(full: Camera, points: torch.Tensor, size: int, margin: float, ji
     x0, y0 = float(centre[0]) - side / 2, float(centre[1]) - side / 2
     s = size / side
     return Camera(full.cam2world, full.focal * s, (full.cx - x0) * s, (full.cy - y0) * s, size, size)
+
+
+BOOTSTRAP_RENDER = RenderConfig(coarse_samples=16, fine_samples=16)
+"""fewer samples than at inference: these renders only need silhouettes and coordinates."""
 
 
 def render_bootstrap_set(gen: Generator, cfg: ModelConfig, n_images: int, seed: int, batch: int = 8) -> dict:
@@ -86,7 +90,7 @@ def render_bootstrap_set(gen: Generator, cfg: ModelConfig, n_images: int, seed: 
                          torch.cat([cams[i].focal for i in keep]).float(), torch.cat([cams[i].cx for i in keep]).float(),
                          torch.cat([cams[i].cy for i in keep]).float(), s, s)
             sub = type(state)(state.planes[keep], state.color_values[keep])
-            r = render_image(gen, sub, cam, cfg.render)
+            r = render_image(gen, sub, cam, BOOTSTRAP_RENDER)
             normals = screen_normals(r.coords, r.alpha, cam.cam2world)
         out["albedo"].append(r.albedo.half())
         out["alpha"].append(r.alpha.half())
@@ -150,7 +154,7 @@ def encoder_losses(model: ReconstructionModel, data: dict, idx: torch.Tensor, g:
     w_std = model.generator.w_std
     l_w = (((out.w - data["w"][idx].float()) / w_std) ** 2).mean()
     loss = l_coords + 0.5 * l_mask + 0.05 * l_w
-    return loss, {"coords": float(l_coords), "mask": float(l_mask), "w": float(l_w)}
+    return loss, {"coords": float(l_coords.detach()), "mask": float(l_mask.detach()), "w": float(l_w.detach())}
 
 
 def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, batch_size: int, seed: int,
@@ -161,6 +165,7 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     gck = load_checkpoint(generator_path)
     cfg = ModelConfig.from_dict(gck["config"])
     cfg.name = name
+    cfg.encoder = EncoderConfig()  # encoder sizes come from this code, the generator's from its checkpoint
     model = ReconstructionModel(cfg)
     model.generator.load_state_dict(gck["generator"])
     model.generator.requires_grad_(False).eval()
@@ -173,7 +178,7 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
         data = render_bootstrap_set(model.generator, cfg, n_images, seed)
         save_checkpoint(data_path, data)
         print(f"rendered {n_images} bootstrap images in {time.time() - t0:.0f}s")
-    n_val = max(16, n_images // 20)
+    n_val = min(max(16, n_images // 20), n_images // 2)
     opt = torch.optim.AdamW(model.encoder.parameters(), lr=1e-3, weight_decay=1e-4)
     ckpt_path = out / "encoder_ckpt.pt"
     ckpt = load_checkpoint(ckpt_path)
