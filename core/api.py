@@ -140,8 +140,13 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
                 model: str = "chairs", steps: int = 10, device: str = "auto", mesh_resolution: int = 128,
                 seed: int = 0, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                 out_dir: str | os.PathLike | None = None, fmt: str = "glb", batch_size: int = 4,
-                model_dirs: Sequence[str] = (), loss: str = "l1+ssim") -> list[ReconstructionResult]:
-    """Reconstruct every image; see the module docstring. Results come back in input order."""
+                model_dirs: Sequence[str] = (), loss: str = "l1+ssim",
+                inversion: dict | None = None) -> list[ReconstructionResult]:
+    """Reconstruct every image; see the module docstring. Results come back in input order.
+
+    ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, w_gain, pose_gain,
+    n_patches, mask_weight); ``loss`` is 'l1+ssim' (default) or 'l1'.
+    """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
     images = [str(p) for p in images]
@@ -161,7 +166,7 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
     for start in range(0, len(images), max(1, batch_size)):
         idx = list(range(start, min(len(images), start + max(1, batch_size))))
         _run_batch(pipe, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out, fmt,
-                   load_model_s if start == 0 else 0.0, str(model), loss)
+                   load_model_s if start == 0 else 0.0, str(model), {"loss": loss, **(inversion or {})})
     return results  # type: ignore[return-value]
 
 
@@ -175,7 +180,7 @@ def _fail(image: str, err: Exception, model: str, steps: int, dev) -> Reconstruc
 
 
 def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out,
-               fmt, load_model_s, model_name, loss) -> None:
+               fmt, load_model_s, model_name, settings: dict) -> None:
     dev = pipe.device
     prepared, timings = {}, {}
     for i in idx:
@@ -193,7 +198,7 @@ def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resoluti
         return
     try:
         _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
-                              cancel, out, fmt, model_name, loss)
+                              cancel, out, fmt, model_name, settings)
     except torch.cuda.OutOfMemoryError:
         # retry one image at a time with smaller ray chunks before giving up
         torch.cuda.empty_cache()
@@ -201,7 +206,7 @@ def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resoluti
         for i in live:
             try:
                 _reconstruct_prepared(pipe, [i], prepared, timings, results, images, steps, mesh_resolution, seed,
-                                      report, cancel, out, fmt, model_name, loss)
+                                      report, cancel, out, fmt, model_name, settings)
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 results[i] = _fail(images[i], ReconstructionError(
@@ -210,7 +215,7 @@ def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resoluti
 
 
 def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
-                          cancel, out, fmt, model_name, loss) -> None:
+                          cancel, out, fmt, model_name, settings: dict) -> None:
     dev = pipe.device
     gen = pipe.model.generator
     s = pipe.size
@@ -241,7 +246,7 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
     t = time.perf_counter()
     try:
         inv = invert(gen, pipe.cfg.render, InversionTarget(image_hi[ok], mask_hi[ok]), ws, pose, steps, s,
-                     pipe.cfg.patch_size, seed=seed, loss=loss,
+                     pipe.cfg.patch_size, seed=seed, **settings,
                      progress=lambda n, total, value: report("inversion", n, total, value), cancel=cancel)
     except Cancelled:
         for i in live:

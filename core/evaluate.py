@@ -99,7 +99,7 @@ def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal
 
 
 def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, mesh_resolution: int,
-             seed0: int | None = None, loss: str = "l1+ssim", log=print) -> dict:
+             seed0: int | None = None, loss: str = "l1+ssim", log=print, inversion: dict | None = None) -> dict:
     from .api import reconstruct
     from .data import EVAL_SEEDS
     from .model import load_model
@@ -116,13 +116,14 @@ def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, 
                 chunk = cases[start:start + batch]
                 t = time.time()
                 results = reconstruct([c["path"] for c in chunk], model=model_name, steps=steps, device="cpu",
-                                      mesh_resolution=mesh_resolution, batch_size=batch, loss=loss)
+                                      mesh_resolution=mesh_resolution, batch_size=batch, loss=loss,
+                                      inversion=inversion)
                 per_image = (time.time() - t) / len(chunk)
                 for case, res in zip(chunk, results):
                     rows[steps].append(_score(model, case, res, per_image))
             summary = summarize(rows[steps])
             log(f"N={steps}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
-    return {"images": len(seeds), "seeds": [seeds[0], seeds[-1]], "loss": loss,
+    return {"images": len(seeds), "seeds": [seeds[0], seeds[-1]], "loss": loss, "inversion": inversion or {},
             "mesh_resolution": mesh_resolution, "table": {n: summarize(r) for n, r in rows.items()},
             "per_image": {n: r for n, r in rows.items()}}
 
@@ -187,9 +188,14 @@ def main(argv=None) -> int:
     ap.add_argument("--loss", default="l1+ssim", choices=["l1", "l1+ssim"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the full report (per image) here")
+    ap.add_argument("--first-seed", type=int, default=None, help="evaluate seeds from here (default EVAL_SEEDS)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="inversion settings, e.g. w_gain=10 pose_gain=2 n_patches=8 (tuning)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = evaluate(args.model, args.images, args.steps, args.batch, args.mesh_resolution, loss=args.loss)
+    settings = {k: float(v) if "." in v or "e" in v else int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    report = evaluate(args.model, args.images, args.steps, args.batch, args.mesh_resolution, seed0=args.first_seed,
+                      loss=args.loss, inversion=settings)
     table = markdown_table(report)
     print(f"\n{report['images']} held-out procedural chairs (seeds {report['seeds'][0]}..{report['seeds'][1]}), "
           f"loss {report['loss']}, mesh {report['mesh_resolution']}^3:\n")
