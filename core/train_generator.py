@@ -120,7 +120,7 @@ LOSS_WEIGHTS = {"sdf": 10.0, "surf": 10.0, "color": 1.0, "color_near": 0.5, "nor
 
 
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
-                    threads: int, config: ModelConfig | None = None, first_seed: int = 0) -> Path:
+                    threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float = 1e-3) -> Path:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
@@ -129,7 +129,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     gen = Generator(cfg.generator)
     enc = PointEncoder(cfg.generator.z_dim)
     params = [p for n, p in gen.named_parameters() if n != "log_beta"] + list(enc.parameters())
-    opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.99))
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
     ckpt_path = out / "generator_ckpt.pt"
     ckpt = load_checkpoint(ckpt_path)
     start, elapsed = 0, 0.0
@@ -145,9 +145,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     progress = Progress(iters, start, label="generator")
     t0 = time.time()
     for it in range(start, iters):
-        lr = 1e-3 * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
         idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
         pi = torch.as_tensor(rng.choice(POINTS_PER_SHAPE, points, replace=False))
         si = torch.as_tensor(rng.choice(n_surf, min(n_surf, points // 4), replace=False))
@@ -187,10 +186,11 @@ def main(argv=None) -> int:
     ap.add_argument("--points", type=int, default=3072, help="supervision points per chair per step")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
     args = ap.parse_args(argv)
     from .config import tiny_config
 
     train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
-                    tiny_config() if args.tiny else None)
+                    tiny_config() if args.tiny else None, lr=args.lr)
     return 0
