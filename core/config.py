@@ -45,9 +45,9 @@ class GeneratorConfig:
 class RenderConfig:
     """Volume-rendering settings."""
 
-    coarse_samples: int = 24
+    coarse_samples: int = 16
     """stratified samples per ray."""
-    fine_samples: int = 24
+    fine_samples: int = 16
     """importance samples per ray, drawn from the coarse weights."""
     coarse_beta: float = 0.04
     """wider Laplace scale used only to place the importance samples (finds thin parts)."""
