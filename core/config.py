@@ -22,6 +22,10 @@ class GeneratorConfig:
     """feature channels per plane."""
     synthesis_channels: tuple[int, ...] = (128, 96, 64, 32)
     """channels of the synthesis blocks at 8, 16, 32, 64 ... pixels (one block per entry, x2 upsampling each)."""
+    plane_skips: bool = True
+    """StyleGAN2 skip outputs: every synthesis resolution adds its own planes (coarse shape learns fast)."""
+    plane_basis: int = 64
+    """size of a learned triplane dictionary added to the synthesis output with coefficients from w (0: none)."""
     decoder_hidden: int = 64
     """hidden width of the point decoder MLP (softplus)."""
     color_k: int = 16
@@ -111,7 +115,7 @@ def tiny_config() -> ModelConfig:
     """A very small model for fast tests."""
     return ModelConfig(name="tiny",
                        generator=GeneratorConfig(z_dim=16, w_dim=32, mapping_layers=2, plane_res=16,
-                                                 plane_channels=8, synthesis_channels=(32, 16),
+                                                 plane_channels=8, synthesis_channels=(32, 16), plane_basis=4,
                                                  decoder_hidden=32, color_k=4, color_hidden=32),
                        render=RenderConfig(coarse_samples=12, fine_samples=12),
                        encoder=EncoderConfig(image_size=32, channels=(8, 16, 32)),

@@ -62,23 +62,46 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
                                        use_sample_covariance=False))
 
 
-def make_case(seed: int, folder: Path) -> dict:
-    """Render the input (saved as PNG) and the novel view of one evaluation chair."""
+def make_case(seed: int, folder: Path, cache: Path | None = None) -> dict:
+    """Render the input (saved as PNG into ``folder``) and the novel view of one evaluation chair.
+
+    With ``cache``, the renders and the true mesh are kept there (``case_<seed>.pt``) and reused:
+    they depend only on the seed and the data generator (delete the folder after changing core/data).
+    """
+    from .camera import Camera
     from .data.chairs import chair_mesh, sample_chair
     from .data.render import render, sample_light, sample_view
 
+    path = folder / f"eval_{seed}.png"
+    cached = cache / f"case_{seed}.pt" if cache else None
+    if cached and cached.exists():
+        d = torch.load(cached, map_location="cpu", weights_only=True)
+        Image.fromarray(d["rgba"].numpy()).save(path)
+        cams = {k: Camera(d[k + "_c2w"], d[k + "_focal"], d[k + "_cx"], d[k + "_cy"], int(d[k + "_size"][0]),
+                          int(d[k + "_size"][1])) for k in ("cam_in", "cam_nv")}
+        return {"seed": seed, "family": str(d["family"]), "path": str(path), **cams,
+                "alpha_in": d["rgba"].numpy()[..., 3] / 255.0, "novel": d["novel"].numpy(),
+                "mesh": (d["verts"].numpy(), d["faces"].numpy())}
     spec = sample_chair(seed)
     rng = np.random.default_rng(seed)
     cam_in = sample_view(rng, EVAL_SIZE, EVAL_SIZE, spec)
     cam_nv = sample_view(rng, VIEW_SIZE, VIEW_SIZE, spec)
     light = sample_light(rng)
-    rgba = render(spec, cam_in, light)
-    path = folder / f"eval_{seed}.png"
-    Image.fromarray((np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8), "RGBA").save(path)
+    rgba8 = (np.clip(render(spec, cam_in, light), 0, 1) * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(rgba8, "RGBA").save(path)
     novel = render(spec, cam_nv, light, background=np.ones(3))[..., :3]
     verts, faces = chair_mesh(spec, 128)
+    if cached:
+        cache.mkdir(parents=True, exist_ok=True)
+        state = {"family": spec.family, "rgba": torch.from_numpy(rgba8),
+                 "novel": torch.from_numpy(np.ascontiguousarray(novel)), "verts": torch.from_numpy(verts),
+                 "faces": torch.from_numpy(faces)}
+        for k, cam in (("cam_in", cam_in), ("cam_nv", cam_nv)):
+            state.update({k + "_c2w": cam.cam2world, k + "_focal": cam.focal, k + "_cx": cam.cx, k + "_cy": cam.cy,
+                          k + "_size": torch.tensor([cam.width, cam.height])})
+        torch.save(state, cached)
     return {"seed": seed, "family": spec.family, "path": str(path), "cam_in": cam_in, "cam_nv": cam_nv,
-            "alpha_in": rgba[..., 3], "novel": novel, "mesh": (verts, faces)}
+            "alpha_in": rgba8[..., 3] / 255.0, "novel": novel, "mesh": (verts, faces)}
 
 
 def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal: float, cx: float, cy: float,
@@ -99,7 +122,8 @@ def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal
 
 
 def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, mesh_resolution: int,
-             seed0: int | None = None, loss: str = "l1+ssim", log=print, inversion: dict | None = None) -> dict:
+             seed0: int | None = None, loss: str = "l1+ssim", log=print, inversion: dict | None = None,
+             cache: Path | None = None) -> dict:
     from .api import reconstruct
     from .data import EVAL_SEEDS
     from .model import load_model
@@ -109,7 +133,7 @@ def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, 
     rows: dict[int, list[dict]] = {n: [] for n in steps_list}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        cases = [make_case(s, Path(tmp)) for s in seeds]
+        cases = [make_case(s, Path(tmp), cache) for s in seeds]
         log(f"rendered {len(cases)} evaluation cases in {time.time() - t0:.0f}s")
         for steps in steps_list:
             for start in range(0, len(cases), batch):
@@ -187,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mesh-resolution", type=int, default=128)
     ap.add_argument("--loss", default="l1+ssim", choices=["l1", "l1+ssim"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", default="runs/eval/cases",
+                    help="folder that keeps the rendered evaluation cases between runs ('' to render every time)")
     ap.add_argument("--json", default=None, help="also write the full report (per image) here")
     ap.add_argument("--first-seed", type=int, default=None, help="evaluate seeds from here (default EVAL_SEEDS)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -195,7 +221,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     settings = {k: float(v) if "." in v or "e" in v else int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     report = evaluate(args.model, args.images, args.steps, args.batch, args.mesh_resolution, seed0=args.first_seed,
-                      loss=args.loss, inversion=settings)
+                      loss=args.loss, inversion=settings, cache=Path(args.cache) if args.cache else None)
     table = markdown_table(report)
     print(f"\n{report['images']} held-out procedural chairs (seeds {report['seeds'][0]}..{report['seeds'][1]}), "
           f"loss {report['loss']}, mesh {report['mesh_resolution']}^3:\n")

@@ -90,19 +90,36 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"plane_res {cfg.plane_res} must be 4 * 2**len(synthesis_channels)")
         self.const = nn.Parameter(torch.randn(1, ch[0], 4, 4))
         self.blocks = nn.ModuleList()
+        self.to_planes = nn.ModuleList()
+        self.skips = cfg.plane_skips
         prev = ch[0]
-        for c in ch:
+        for i, c in enumerate(ch):
             self.blocks.append(ModulatedConv(cfg.w_dim, prev, c))
+            if self.skips or i == len(ch) - 1:
+                self.to_planes.append(ModulatedConv(cfg.w_dim, c, 3 * cfg.plane_channels, kernel=1, demodulate=False))
             prev = c
-        self.to_planes = ModulatedConv(cfg.w_dim, prev, 3 * cfg.plane_channels, kernel=1, demodulate=False)
         self.plane_channels = cfg.plane_channels
+        self.basis = None
+        if cfg.plane_basis:  # learned triplane dictionary mixed by w: fine detail that trains like free planes
+            self.basis = nn.Parameter(torch.randn(cfg.plane_basis, 3 * cfg.plane_channels, cfg.plane_res,
+                                                  cfg.plane_res) * 0.1)
+            self.basis_coef = nn.Linear(cfg.w_dim, cfg.plane_basis)
 
     def forward(self, ws: Tensor) -> Tensor:
         x = self.const.expand(ws.shape[0], -1, -1, -1)
+        planes = None
         for i, block in enumerate(self.blocks):
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = F.leaky_relu(block(x, ws[:, i]), 0.2) * math.sqrt(2)
-        planes = self.to_planes(x, ws[:, len(self.blocks)])
+            if self.skips:  # StyleGAN2 "skip" output: every resolution adds to the upsampled planes
+                out = self.to_planes[i](x, ws[:, i + 1])
+                planes = out if planes is None else out + F.interpolate(
+                    planes, scale_factor=2, mode="bilinear", align_corners=False)
+        if not self.skips:
+            planes = self.to_planes[0](x, ws[:, len(self.blocks)])
+        if self.basis is not None:
+            coef = self.basis_coef(ws[:, len(self.blocks)])
+            planes = planes + torch.einsum("bk,kchw->bchw", coef, self.basis)
         b, _, r, _ = planes.shape
         return planes.reshape(b, 3, self.plane_channels, r, r)
 

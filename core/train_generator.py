@@ -87,6 +87,21 @@ def fd_gradient(gen: Generator, state, points: Tensor, h: float = 0.004) -> Tens
     return ((sdf[:, :3] - sdf[:, 3:]) / (2 * h)).permute(0, 2, 1)
 
 
+SDF_CLAMP = 0.1
+"""distance beyond which the SDF is only asked to have the right sign and at least this magnitude."""
+
+
+def sdf_loss(pred: Tensor, target: Tensor, clamp: float = SDF_CLAMP) -> Tensor:
+    """L1 near the surface (weighted 5x), a hinge "at least ``clamp`` on the right side" farther away.
+
+    Clamping the prediction as DeepSDF does would kill the gradient wherever the initial sphere is far
+    off (|pred| > clamp while the point is inside a chair leg): those parts would never be learned.
+    """
+    near = target.abs() < clamp
+    err = torch.where(near, (pred - target).abs(), F.relu(clamp - torch.sign(target) * pred))
+    return (err * (1 + 4 * near.float())).mean()
+
+
 def generator_losses(gen: Generator, enc: PointEncoder, batch: dict, g: torch.Generator,
                      weights: dict) -> tuple[Tensor, dict]:
     surf = torch.cat([batch["surface_points"], batch["surface_albedo"]], dim=-1)
@@ -96,10 +111,9 @@ def generator_losses(gen: Generator, enc: PointEncoder, batch: dict, g: torch.Ge
     pts, n_pts = batch["points"], batch["points"].shape[1]
     field = gen.query(state, torch.cat([pts, batch["surface_points"]], dim=1))
     sdf_p, sdf_s = field.sdf[:, :n_pts], field.sdf[:, n_pts:]
-    clamp = 0.1
     target = batch["sdf"]
-    near = (target.abs() < clamp).float()
-    l_sdf = ((sdf_p.clamp(-clamp, clamp) - target.clamp(-clamp, clamp)).abs() * (1 + 4 * near)).mean()
+    near = (target.abs() < SDF_CLAMP).float()
+    l_sdf = sdf_loss(sdf_p, target)
     l_surf = sdf_s.abs().mean()
     l_color = (field.rgb[:, n_pts:] - batch["surface_albedo"]).abs().mean()
     l_color_near = ((field.rgb[:, :n_pts] - batch["albedo"]).abs().mean(-1) * near).sum() / near.sum().clamp(min=1)
@@ -117,6 +131,10 @@ def generator_losses(gen: Generator, enc: PointEncoder, batch: dict, g: torch.Ge
 
 LOSS_WEIGHTS = {"sdf": 10.0, "surf": 10.0, "color": 1.0, "color_near": 0.5, "normal": 0.1, "eik": 0.02,
                 "kl": 2e-4}
+KL_WARMUP = 0.2
+"""share of the iterations over which the KL weight ramps up from 0."""
+BASIS_LR_GAIN = 10.0
+"""learning-rate multiplier of the triplane dictionary (plain texels, like directly optimized planes)."""
 
 
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
@@ -128,8 +146,13 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     data = build_dataset(out / "chairs_cache.pt", list(range(first_seed, first_seed + shapes)), workers=threads)
     gen = Generator(cfg.generator)
     enc = PointEncoder(cfg.generator.z_dim)
-    params = [p for n, p in gen.named_parameters() if n != "log_beta"] + list(enc.parameters())
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
+    named = [(n, p) for n, p in gen.named_parameters() if n != "log_beta"]
+    basis = [p for n, p in named if n == "synthesis.basis"]  # direct plane texels: learn like free planes
+    params = [p for n, p in named if n != "synthesis.basis"] + list(enc.parameters())
+    opt = torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr},
+                            {"params": basis, "lr": BASIS_LR_GAIN * lr, "base_lr": BASIS_LR_GAIN * lr}],
+                           betas=(0.9, 0.99))
+    params = params + basis
     ckpt_path = out / "generator_ckpt.pt"
     ckpt = load_checkpoint(ckpt_path)
     start, elapsed = 0, 0.0
@@ -146,7 +169,9 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     t0 = time.time()
     for it in range(start, iters):
         for group in opt.param_groups:
-            group["lr"] = lr * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
+            group["lr"] = group["base_lr"] * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
+        # KL warm-up: the decoder first learns to use z, then the prior is enforced (no posterior collapse)
+        weights = dict(LOSS_WEIGHTS, kl=LOSS_WEIGHTS["kl"] * min(1.0, it / (KL_WARMUP * iters)))
         idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
         pi = torch.as_tensor(rng.choice(POINTS_PER_SHAPE, points, replace=False))
         si = torch.as_tensor(rng.choice(n_surf, min(n_surf, points // 4), replace=False))
@@ -154,12 +179,12 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
                  "albedo": data["albedo"][idx][:, pi], "surface_points": data["surface_points"][idx][:, si],
                  "surface_albedo": data["surface_albedo"][idx][:, si],
                  "surface_normals": data["surface_normals"][idx][:, si]}
-        loss, terms = generator_losses(gen, enc, batch, g, LOSS_WEIGHTS)
+        loss, terms = generator_losses(gen, enc, batch, g, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
         opt.step()
-        progress.update(it + 1, loss=float(loss), sdf=terms["sdf"], color=terms["color"], kl=terms["kl"])
+        progress.update(it + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"], kl=terms["kl"])
         if (it + 1) % 500 == 0 or it + 1 == iters:
             save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "point_encoder": enc.state_dict(),
                                         "optimizer": opt.state_dict(), "iteration": it + 1,

@@ -133,6 +133,15 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
                               mesh_resolution=self.mesh_resolution, seed=self.seed, out_dir=out_dir,
                               fmt=self.out_format)
 
+    def _prepare_or_report(self, context) -> runner.Request | None:
+        """The request, or None after reporting why the inputs cannot be used (status line + report)."""
+        try:
+            return self._prepare(context)
+        except _error_type() as err:
+            runner.set_status(False, str(err))
+            self.report({"ERROR"}, str(err))
+            return None
+
     def _options(self) -> scene_build.BuildOptions:
         image = bpy.data.images.get(self.image_name) if self.image_name else None
         name = scene_build.default_name(image.name) if image is not None else None
@@ -176,11 +185,8 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
 
     # --- synchronous path (background mode, scripts) --------------------------------------------
     def execute(self, context):
-        try:
-            request = self._prepare(context)
-        except _error_type() as err:
-            runner.set_status(False, str(err))
-            self.report({"ERROR"}, str(err))
+        request = self._prepare_or_report(context)
+        if request is None:
             return {"CANCELLED"}
         echo = _print_progress if bpy.app.background else None
         job = runner.Job(request, echo=echo)
@@ -199,11 +205,8 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
 
     def _start_modal(self, context) -> set:
         """Start the worker thread and the 0.1 s timer that drives :meth:`modal`."""
-        try:
-            request = self._prepare(context)
-        except _error_type() as err:
-            runner.set_status(False, str(err))
-            self.report({"ERROR"}, str(err))
+        request = self._prepare_or_report(context)
+        if request is None:
             return {"CANCELLED"}
         self._job = runner.Job(request)
         self._scene_name = context.scene.name

@@ -16,7 +16,7 @@ def _scene(seed=3):
     gen = ReconstructionModel(cfg).generator.requires_grad_(False)
     with torch.no_grad():  # a lumpy, asymmetric random shape instead of the initial sphere ...
         gen.decoder[2].weight[0].normal_(0.0, 0.1)
-        for conv in [*gen.synthesis.blocks, gen.synthesis.to_planes]:  # ... that depends strongly on w
+        for conv in [*gen.synthesis.blocks, *gen.synthesis.to_planes]:  # ... that depends strongly on w
             conv.affine.weight.normal_(0.0, 0.3)
     s = cfg.inversion_size
     z = torch.randn(1, cfg.generator.z_dim)
