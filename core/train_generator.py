@@ -1,13 +1,14 @@
 """Train the generator on procedural chairs with direct supervision (see weights/MODEL_CARD.md).
 
 The paper trains adversarially from single views, out of reach on 2 CPU cores. Here the same
-generator (mapping -> triplane synthesis -> SDF/attention-color decoder) is trained as the decoder of
-a variational auto-encoder: a PointNet reads a chair's colored surface points and outputs a Gaussian
-over z (KL to N(0, I)), so z ~ N(0, I) decodes to plausible chairs and the encoder can later be
-bootstrapped exactly as in the paper. Losses: clamped SDF L1 near and away from the surface, zero SDF
-and finite-difference normals on the surface, eikonal term, surface albedo L1, KL.
+generator (mapping -> triplane synthesis -> SDF/attention-color decoder) is trained auto-decoder style
+(DeepSDF): every training chair owns a latent code z, learned jointly with the generator under a
+Gaussian prior; at the end the codes' fitted Gaussian is folded into the mapping so z ~ N(0, I) samples
+like them, and the encoder can be bootstrapped exactly as in the paper. Losses: SDF L1 near the
+surface and a sign hinge away from it, zero SDF and finite-difference normals on the surface, eikonal
+term, surface albedo L1, prior.
 
-    python -m core train-generator --out runs/generator --shapes 1500 --iters 12000 --seed 0
+    python -m core train-generator --out runs/generator --shapes 600 --iters 7000 --seed 0
 """
 
 from __future__ import annotations
@@ -27,22 +28,6 @@ from .generator import Generator
 from .train_common import Progress, load_checkpoint, save_checkpoint
 
 POINTS_PER_SHAPE = 32768
-
-
-class PointEncoder(nn.Module):
-    """PointNet: colored surface points (B, M, 6) -> mean, log-variance of z (B, z_dim) each."""
-
-    def __init__(self, z_dim: int, width: int = 256):
-        super().__init__()
-        self.point_mlp = nn.Sequential(nn.Linear(6, 64), nn.SiLU(), nn.Linear(64, 128), nn.SiLU(),
-                                       nn.Linear(128, width))
-        self.head = nn.Sequential(nn.Linear(2 * width, width), nn.SiLU(), nn.Linear(width, 2 * z_dim))
-
-    def forward(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        f = self.point_mlp(points)
-        g = torch.cat([f.amax(dim=1), f.mean(dim=1)], dim=-1)
-        mu, logvar = self.head(g).chunk(2, dim=-1)
-        return mu, logvar.clamp(-8, 4)
 
 
 def _make_shape(seed: int) -> dict:
@@ -102,11 +87,8 @@ def sdf_loss(pred: Tensor, target: Tensor, clamp: float = SDF_CLAMP) -> Tensor:
     return (err * (1 + 4 * near.float())).mean()
 
 
-def generator_losses(gen: Generator, enc: PointEncoder, batch: dict, g: torch.Generator,
-                     weights: dict) -> tuple[Tensor, dict]:
-    surf = torch.cat([batch["surface_points"], batch["surface_albedo"]], dim=-1)
-    mu, logvar = enc(surf)
-    z = mu + torch.randn(mu.shape, generator=g) * (0.5 * logvar).exp()
+def generator_losses(gen: Generator, z: Tensor, batch: dict, weights: dict) -> tuple[Tensor, dict]:
+    """Losses of the latent codes z (B, z_dim) of the chairs in ``batch``; 'prior' is -log N(z; 0, I)."""
     state = gen.decode(gen.mapping_ws(z))
     pts, n_pts = batch["points"], batch["points"].shape[1]
     field = gen.query(state, torch.cat([pts, batch["surface_points"]], dim=1))
@@ -122,19 +104,32 @@ def generator_losses(gen: Generator, enc: PointEncoder, batch: dict, g: torch.Ge
     l_normal = (1 - F.cosine_similarity(grad_s, batch["surface_normals"][:, :n_fd], dim=-1)).mean()
     grad_p = fd_gradient(gen, state, pts[:, :n_fd])
     l_eik = (grad_p.norm(dim=-1) - 1).pow(2).mean()
-    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
+    prior = 0.5 * z.pow(2).sum(-1).mean()
     terms = {"sdf": l_sdf, "surf": l_surf, "color": l_color, "color_near": l_color_near, "normal": l_normal,
-             "eik": l_eik, "kl": kl}
+             "eik": l_eik, "prior": prior}
     loss = sum(weights[k] * v for k, v in terms.items())
     return loss, {k: float(v.detach()) for k, v in terms.items()}
 
 
 LOSS_WEIGHTS = {"sdf": 10.0, "surf": 10.0, "color": 1.0, "color_near": 0.5, "normal": 0.1, "eik": 0.02,
-                "kl": 2e-4}
-KL_WARMUP = 0.2
-"""share of the iterations over which the KL weight ramps up from 0."""
+                "prior": 2e-4}
+PRIOR_WARMUP = 0.2
+"""share of the iterations over which the weight of the Gaussian prior on the codes ramps up from 0."""
+CODE_LR_GAIN = 10.0
+"""learning-rate multiplier of the per-chair codes (each is in a batch only once per epoch)."""
 BASIS_LR_GAIN = 10.0
 """learning-rate multiplier of the triplane dictionary (plain texels, like directly optimized planes)."""
+
+
+def fold_code_distribution(gen: Generator, codes: Tensor) -> None:
+    """Make z ~ N(0, I) sample like the trained codes: fit N(mu, L L^T) to them and fold z -> mu + L z
+    into the mapping's first layer (the bootstrapped encoder and anyone sampling z rely on it)."""
+    mu = codes.mean(0)
+    cov = torch.cov(codes.T) + 1e-4 * torch.eye(codes.shape[1])
+    chol = torch.linalg.cholesky(cov)
+    first = gen.mapping.net[0]
+    first.bias.add_(first.weight @ mu)
+    first.weight.copy_(first.weight @ chol)
 
 
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
@@ -145,12 +140,13 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     cfg = config or ModelConfig()
     data = build_dataset(out / "chairs_cache.pt", list(range(first_seed, first_seed + shapes)), workers=threads)
     gen = Generator(cfg.generator)
-    enc = PointEncoder(cfg.generator.z_dim)
+    codes = nn.Parameter(torch.randn(len(data["seeds"]), cfg.generator.z_dim))  # one z per chair, ~N(0, I)
     named = [(n, p) for n, p in gen.named_parameters() if n != "log_beta"]
     basis = [p for n, p in named if n == "synthesis.basis"]  # direct plane texels: learn like free planes
-    params = [p for n, p in named if n != "synthesis.basis"] + list(enc.parameters())
+    params = [p for n, p in named if n != "synthesis.basis"]
     opt = torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr},
-                            {"params": basis, "lr": BASIS_LR_GAIN * lr, "base_lr": BASIS_LR_GAIN * lr}],
+                            {"params": basis, "lr": BASIS_LR_GAIN * lr, "base_lr": BASIS_LR_GAIN * lr},
+                            {"params": [codes], "lr": CODE_LR_GAIN * lr, "base_lr": CODE_LR_GAIN * lr}],
                            betas=(0.9, 0.99))
     params = params + basis
     ckpt_path = out / "generator_ckpt.pt"
@@ -158,11 +154,11 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     start, elapsed = 0, 0.0
     if ckpt is not None:
         gen.load_state_dict(ckpt["generator"])
-        enc.load_state_dict(ckpt["point_encoder"])
+        with torch.no_grad():
+            codes.copy_(ckpt["codes"])
         opt.load_state_dict(ckpt["optimizer"])
         start, elapsed = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
         print(f"resuming from iteration {start}")
-    g = torch.Generator().manual_seed(seed * 1000 + start)
     rng = np.random.default_rng(seed * 1000 + start)
     n_surf = data["surface_points"].shape[1]
     progress = Progress(iters, start, label="generator")
@@ -170,8 +166,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     for it in range(start, iters):
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
-        # KL warm-up: the decoder first learns to use z, then the prior is enforced (no posterior collapse)
-        weights = dict(LOSS_WEIGHTS, kl=LOSS_WEIGHTS["kl"] * min(1.0, it / (KL_WARMUP * iters)))
+        # prior warm-up: the codes first spread out to tell the chairs apart, then the prior pulls them in
+        weights = dict(LOSS_WEIGHTS, prior=LOSS_WEIGHTS["prior"] * min(1.0, it / (PRIOR_WARMUP * iters)))
         idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
         pi = torch.as_tensor(rng.choice(POINTS_PER_SHAPE, points, replace=False))
         si = torch.as_tensor(rng.choice(n_surf, min(n_surf, points // 4), replace=False))
@@ -179,19 +175,20 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
                  "albedo": data["albedo"][idx][:, pi], "surface_points": data["surface_points"][idx][:, si],
                  "surface_albedo": data["surface_albedo"][idx][:, si],
                  "surface_normals": data["surface_normals"][idx][:, si]}
-        loss, terms = generator_losses(gen, enc, batch, g, weights)
+        loss, terms = generator_losses(gen, codes[idx], batch, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        torch.nn.utils.clip_grad_norm_(params + [codes], 10.0)
         opt.step()
-        progress.update(it + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"], kl=terms["kl"])
+        progress.update(it + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"], prior=terms["prior"])
         if (it + 1) % 500 == 0 or it + 1 == iters:
-            save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "point_encoder": enc.state_dict(),
+            save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
                                         "optimizer": opt.state_dict(), "iteration": it + 1,
                                         "elapsed_s": elapsed + time.time() - t0, "config": cfg.to_dict(),
                                         "seed": seed, "shapes": shapes})
-    # w statistics for the encoder's output scaling and for sampling
     with torch.no_grad():
+        fold_code_distribution(gen, codes.detach())
+        # w statistics for the encoder's output scaling and for sampling
         w = gen.mapping(torch.randn(20000, cfg.generator.z_dim, generator=torch.Generator().manual_seed(seed)))
         gen.w_avg.copy_(w.mean(0))
         gen.w_std.copy_(w.std(0).clamp(min=1e-3))

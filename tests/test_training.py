@@ -38,24 +38,43 @@ def test_train_generator_learns_resumes_and_writes(tmp_path):
 
 def test_train_generator_lowers_the_sdf_loss(tmp_path):
     from core.generator import Generator
-    from core.train_generator import LOSS_WEIGHTS, PointEncoder, build_dataset, generator_losses
+    from core.train_generator import LOSS_WEIGHTS, build_dataset, generator_losses
 
     cfg = tiny_config()
     data = build_dataset(tmp_path / "cache.pt", [0, 1], workers=1)
     torch.manual_seed(0)
-    gen, enc = Generator(cfg.generator), PointEncoder(cfg.generator.z_dim)
-    opt = torch.optim.Adam(list(gen.parameters()) + list(enc.parameters()), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
+    gen = Generator(cfg.generator)
+    codes = torch.nn.Parameter(torch.randn(2, cfg.generator.z_dim))
+    opt = torch.optim.Adam(list(gen.parameters()) + [codes], lr=3e-3)
     batch = {k: data[k][:, :1024] for k in ("points", "sdf", "albedo", "surface_points", "surface_albedo",
                                            "surface_normals")}
     history = []
     for _ in range(60):
-        loss, terms = generator_losses(gen, enc, batch, g, dict(LOSS_WEIGHTS, kl=0.0))
+        loss, terms = generator_losses(gen, codes, batch, LOSS_WEIGHTS)
         opt.zero_grad()
         loss.backward()
         opt.step()
         history.append(terms["sdf"])
     assert sum(history[-5:]) / 5 < 0.6 * sum(history[:5]) / 5
+
+
+def test_fold_code_distribution_makes_standard_normal_z_sample_like_the_codes():
+    from core.generator import Generator
+    from core.train_generator import fold_code_distribution
+
+    cfg = tiny_config().generator
+    torch.manual_seed(0)
+    gen = Generator(cfg)
+    codes = torch.randn(4000, cfg.z_dim) * torch.linspace(0.2, 3.0, cfg.z_dim) + 1.5
+    first = gen.mapping.net[0]
+    with torch.no_grad():
+        before = first(codes[:5])
+        mu = codes.mean(0)
+        chol = torch.linalg.cholesky(torch.cov(codes.T) + 1e-4 * torch.eye(cfg.z_dim))
+        z = torch.linalg.solve_triangular(chol, (codes[:5] - mu).T, upper=False).T  # the codes' standard coordinates
+        fold_code_distribution(gen, codes)
+        after = first(z)
+    assert torch.allclose(before, after, atol=1e-3)
 
 
 def test_train_encoder_writes_a_loadable_model(tmp_path):
