@@ -104,8 +104,10 @@ class ModelConfig:
                 kwargs[key] = value
             return kind(**kwargs)
 
+        # models written before these options existed were built without them
+        generator = {"plane_skips": False, "plane_basis": 0, **d.get("generator", {})}
         return cls(name=d.get("name", "chairs"),
-                   generator=build(GeneratorConfig, d.get("generator", {})),
+                   generator=build(GeneratorConfig, generator),
                    render=build(RenderConfig, d.get("render", {})),
                    encoder=build(EncoderConfig, d.get("encoder", {})),
                    inversion_size=d.get("inversion_size", 64), patch_size=d.get("patch_size", 16))

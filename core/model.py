@@ -99,6 +99,14 @@ def load_model(name_or_path: str = "chairs", device: str | torch.device = "cpu",
     return _load_cached(str(json_path), None if stat is None else (stat.st_size, stat.st_mtime_ns), str(device))
 
 
+def _current_key(key: str) -> str:
+    """Tensor names of models saved before the synthesis had one plane output per resolution."""
+    old = "generator.synthesis.to_planes."
+    if key.startswith(old) and not key[len(old)].isdigit():
+        return old + "0." + key[len(old):]
+    return key
+
+
 @lru_cache(maxsize=4)
 def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
     from safetensors import SafetensorError
@@ -125,7 +133,7 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
         raise ReconstructionError(f"weights file cannot be read ({err}); reinstall the model", str(weights)) from None
     model = ReconstructionModel(cfg)
     try:
-        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+        model.load_state_dict({_current_key(k): v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise ReconstructionError(f"weights do not match the model configuration ({first}); "
