@@ -51,7 +51,7 @@ def modal_op(ext):
         if prop.identifier != "rna_type":
             setattr(op, prop.identifier, getattr(prop, "default", ""))
     op.report = lambda kind, message: op.reports.append((next(iter(kind)), message))
-    for name in ("_prepare", "_options", "_finish", "_start_modal", "_show_progress", "_end_modal", "modal",
+    for name in ("_prepare", "_prepare_or_report", "_options", "_finish", "_start_modal", "_show_progress", "_end_modal", "modal",
                  "cancel"):
         setattr(op, name, types.MethodType(getattr(cls, name), op))
     ctx = types.SimpleNamespace(window_manager=_WindowManager(), workspace=_Workspace(), window=object(),
