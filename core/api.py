@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .camera import crop_to_original
-from .errors import Cancelled, ReconstructionError
+from .errors import Cancelled, EmptySurface, ReconstructionError
 from .invert import InversionTarget, PoseParams, invert
 from .model import ReconstructionModel, available_models, load_model  # noqa: F401  (re-exported)
 from .result import CameraInfo, ReconstructionResult
@@ -262,7 +262,14 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
                 raise Cancelled(images[i])
             t = time.perf_counter()
             report("mesh", k + 1, len(live), None)
-            mesh = pipe.mesh(inv.ws[k], mesh_resolution, images[i])
+            latent = inv.ws[k]
+            try:
+                mesh = pipe.mesh(latent, mesh_resolution, images[i])
+            except EmptySurface:
+                if steps == 0:
+                    raise
+                latent = ws[k]  # the inversion pushed the whole field off the shape: keep the encoder's guess
+                mesh = pipe.mesh(latent, mesh_resolution, images[i])
             timings[i]["mesh"] = time.perf_counter() - t
             # crop camera at 2S -> original photo
             f, cx, cy = crop_to_original(float(cams.focal[k]) * 2, float(s), float(s), prep.crop)
@@ -270,7 +277,7 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
                                 prep.crop.orig_height, cx, cy)
             res = ReconstructionResult(image=images[i], ok=True, camera=camera, mesh=mesh, model=model_name,
                                        steps=steps, device=str(dev), losses=[step[k] for step in inv.losses],
-                                       mask_source=prep.mask_source, latent=inv.ws[k].cpu().numpy(),
+                                       mask_source=prep.mask_source, latent=latent.cpu().numpy(),
                                        light=(float(inv.light.ambient[k]), float(inv.light.key[k])))
             timings[i]["total"] = sum(timings[i].values())
             res.timings = timings[i]

@@ -22,3 +22,7 @@ class Cancelled(ReconstructionError):
 
     def __init__(self, path: str | None = None):
         super().__init__("cancelled by the user", path)
+
+
+class EmptySurface(ReconstructionError):
+    """The field has no zero level set inside the scene box (nothing to mesh)."""

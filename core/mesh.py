@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
 from torch import Tensor
 
-from .errors import ReconstructionError
+from .errors import EmptySurface, ReconstructionError
 
 FORMATS = ("glb", "ply", "obj")
 
@@ -73,7 +73,7 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
         volume = np.nan_to_num(volume, nan=1.0, posinf=1.0, neginf=-1.0)
     if not (volume.min() < 0.0 < volume.max()):
         inside = "inside" if volume.max() <= 0.0 else "outside"
-        raise ReconstructionError(f"no surface to extract: the whole scene box is {inside} the shape; "
+        raise EmptySurface(f"no surface to extract: the whole scene box is {inside} the shape; "
                                   f"try another photo or more inversion steps", path)
     closed = volume.copy()
     for axis in range(3):  # the box faces count as outside: the mesh closes along them
@@ -82,7 +82,7 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
             index[axis] = side
             closed[tuple(index)] = np.maximum(closed[tuple(index)], 1e-6)
     if closed.min() >= 0.0:
-        raise ReconstructionError("no surface to extract: the shape is thinner than the mesh resolution; "
+        raise EmptySurface("no surface to extract: the shape is thinner than the mesh resolution; "
                                   "try a higher --mesh-resolution", path)
     voxel = 2.0 * bound / (resolution - 1)
     # With x along axis 0 (ij indexing), skimage's default gradient direction orients the faces

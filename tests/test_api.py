@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -160,3 +161,27 @@ def test_cli_exit_status_and_one_line_errors(tiny_model_dir, inputs, tmp_path):
     assert run.returncode != 0 and "steps" in run.stderr and "Traceback" not in run.stderr
     run = _cli("reconstruct", good, "--out", tmp_path / "o", "--model", "nothing-here", "--quiet")
     assert run.returncode != 0 and "unknown model" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_an_inversion_that_erases_the_shape_falls_back_to_the_encoder_guess(tiny_model_dir, inputs, monkeypatch):
+    from core import api
+    from core.errors import EmptySurface
+
+    good, _ = inputs
+    real_mesh, latents = api.Pipeline.mesh, []
+
+    def mesh(self, ws, resolution, path):
+        latents.append(ws.detach().clone())
+        if len(latents) == 1:  # the inverted latent: as if the field had left the box
+            raise EmptySurface("no surface to extract: the whole scene box is outside the shape", path)
+        return real_mesh(self, ws, resolution, path)
+
+    monkeypatch.setattr(api.Pipeline, "mesh", mesh)
+    (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=2, mesh_resolution=32)
+    assert res.ok, res.error
+    assert len(latents) == 2 and not torch.equal(latents[0], latents[1])
+    assert np.allclose(res.latent, latents[1].cpu().numpy())
+    # without inversion there is nothing to fall back to: the error is reported
+    latents.clear()
+    (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=32)
+    assert not res.ok and "no surface" in res.error
