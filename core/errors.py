@@ -25,4 +25,4 @@ class Cancelled(ReconstructionError):
 
 
 class EmptySurface(ReconstructionError):
-    """The field has no zero level set inside the scene box (nothing to mesh)."""
+    """Nothing to mesh: no zero level set inside the scene box at the chosen mesh resolution."""

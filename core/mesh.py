@@ -74,7 +74,7 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     if not (volume.min() < 0.0 < volume.max()):
         inside = "inside" if volume.max() <= 0.0 else "outside"
         raise EmptySurface(f"no surface to extract: the whole scene box is {inside} the shape; "
-                                  f"try another photo or more inversion steps", path)
+                           f"try another photo or more inversion steps", path)
     closed = volume.copy()
     for axis in range(3):  # the box faces count as outside: the mesh closes along them
         index = [slice(None)] * 3
@@ -83,7 +83,7 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
             closed[tuple(index)] = np.maximum(closed[tuple(index)], 1e-6)
     if closed.min() >= 0.0:
         raise EmptySurface("no surface to extract: the shape is thinner than the mesh resolution; "
-                                  "try a higher --mesh-resolution", path)
+                           "try a higher --mesh-resolution", path)
     voxel = 2.0 * bound / (resolution - 1)
     # With x along axis 0 (ij indexing), skimage's default gradient direction orients the faces
     # counter-clockwise seen from the positive (outside) side of the field.

@@ -148,7 +148,6 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
                             {"params": basis, "lr": BASIS_LR_GAIN * lr, "base_lr": BASIS_LR_GAIN * lr},
                             {"params": [codes], "lr": CODE_LR_GAIN * lr, "base_lr": CODE_LR_GAIN * lr}],
                            betas=(0.9, 0.99))
-    params = params + basis
     ckpt_path = out / "generator_ckpt.pt"
     ckpt = load_checkpoint(ckpt_path)
     start, elapsed = 0, 0.0
@@ -178,7 +177,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         loss, terms = generator_losses(gen, codes[idx], batch, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params + [codes], 10.0)
+        torch.nn.utils.clip_grad_norm_(params + basis + [codes], 10.0)
         opt.step()
         progress.update(it + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"], prior=terms["prior"])
         if (it + 1) % 500 == 0 or it + 1 == iters:
