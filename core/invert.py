@@ -125,6 +125,8 @@ class InversionResult:
     """fitted light."""
     losses: list[list[float]]
     """per step, the loss of every image."""
+    best_step: list[int]
+    """per image, the step whose parameters are returned (lowest full-crop loss)."""
 
 
 def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
@@ -132,7 +134,11 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
            lr: float = 2e-3, w_gain: float = 25.0, pose_gain: float = 2.0, mask_weight: float = 1.0,
            progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
-    """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results."""
+    """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results.
+
+    Per image, the parameters with the lowest full-crop loss seen are returned (the random patches
+    are left out of that choice: they differ from step to step), so a step that throws the shape
+    away cannot spoil the result."""
     b = ws.shape[0]
     device = ws.device
     light = Light.default(b, device)
@@ -149,6 +155,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
     mask_lo = F.avg_pool2d(target.mask[:, None], 2)[:, 0]
     hi = 2 * size
     losses: list[list[float]] = []
+    best = _Best(u, pose, light_params)
     for step in range(steps):
         if cancel is not None and cancel():
             raise Cancelled()
@@ -161,6 +168,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
         rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg.background, render_cfg, g)
         per_image = photometric(rgb, target_lo, loss) + mask_weight * (alpha - mask_lo).abs().mean(dim=(1, 2))
+        best.update(step, per_image.detach(), u, pose, light_params)
         if n_patches > 0:
             # identical random crops of render and target, rendered at twice the resolution
             x0 = torch.randint(0, hi - patch + 1, (b, n_patches), generator=g).to(device)
@@ -192,6 +200,35 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
         losses.append([float(v) for v in per_image.detach()])
         if progress is not None:
             progress(step + 1, steps, float(per_image.detach().mean()))
-    lit = Light(light_params[:, 0].exp().detach(), light_params[:, 1].exp().detach(), light.direction)
-    return InversionResult((gen.w_avg + gen.w_std * u).detach(), PoseParams(*[t.detach() for t in pose.tensors()]),
-                           lit, losses)
+    if steps > 0:  # the last update has not been scored yet
+        with torch.no_grad():
+            state = gen.decode(gen.w_avg + gen.w_std * u)
+            lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
+            rgb, alpha = render_shaded(gen, state, pose.camera(size), lit, render_cfg.background, render_cfg, g)
+            final = photometric(rgb, target_lo, loss) + mask_weight * (alpha - mask_lo).abs().mean(dim=(1, 2))
+        best.update(steps, final, u, pose, light_params)
+    lit = Light(best.light[:, 0].exp(), best.light[:, 1].exp(), light.direction)
+    return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose), lit, losses, best.step.tolist())
+
+
+class _Best:
+    """Per image, a copy of the parameters with the lowest loss so far."""
+
+    def __init__(self, u: Tensor, pose: PoseParams, light_params: Tensor):
+        self.loss = torch.full((u.shape[0],), math.inf, device=u.device)
+        self.step = torch.zeros(u.shape[0], dtype=torch.long)
+        self.u = u.detach().clone()
+        self.pose = [t.detach().clone() for t in pose.tensors()]
+        self.light = light_params.detach().clone()
+
+    @torch.no_grad()
+    def update(self, step: int, loss: Tensor, u: Tensor, pose: PoseParams, light_params: Tensor) -> None:
+        better = loss < self.loss  # (B,)
+        if not bool(better.any()):
+            return
+        self.loss = torch.where(better, loss, self.loss)
+        self.step[better.cpu()] = step
+        self.u[better] = u.detach()[better]
+        for kept, now in zip(self.pose, pose.tensors()):
+            kept[better] = now.detach()[better]
+        self.light[better] = light_params.detach()[better]

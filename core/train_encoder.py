@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .camera import Camera, project_depth
 from .config import EncoderConfig, ModelConfig, RenderConfig
 from .generator import Generator
-from .model import ReconstructionModel, save_model
+from .model import ReconstructionModel, load_model, save_model
 from .render import render_image
 from .shading import screen_normals
 from .train_common import Progress, load_checkpoint, save_checkpoint
@@ -158,7 +158,8 @@ def encoder_losses(model: ReconstructionModel, data: dict, idx: torch.Tensor, g:
 
 
 def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, batch_size: int, seed: int,
-                  threads: int, write: Path | None, name: str = "chairs") -> ReconstructionModel:
+                  threads: int, write: Path | None, name: str = "chairs", init: str | None = None
+                  ) -> ReconstructionModel:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
@@ -169,6 +170,8 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     model = ReconstructionModel(cfg)
     model.generator.load_state_dict(gck["generator"])
     model.generator.requires_grad_(False).eval()
+    if init is not None:  # fine-tune a previous model's encoder on this generator's renders
+        model.encoder.load_state_dict(load_model(init).encoder.state_dict())
     model.encoder.w_avg.copy_(model.generator.w_avg)
     model.encoder.w_std.copy_(model.generator.w_std)
     data_path = out / "bootstrap_set.pt"
@@ -211,7 +214,7 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     print("validation (held-out generator renders):", {k: round(v, 4) for k, v in val.items()})
     if write is not None:
         card = {"generator": {k: gck[k] for k in ("iterations", "elapsed_s", "seed", "shapes") if k in gck},
-                "encoder": {"images": n_images, "iterations": iters, "batch": batch_size, "seed": seed,
+                "encoder": {"images": n_images, "iterations": iters, "batch": batch_size, "seed": seed, "init": init,
                             "elapsed_s": round(elapsed + time.time() - t0, 1),
                             "validation": {k: round(v, 4) for k, v in val.items()}}}
         path = save_model(model, Path(write), card)
@@ -230,7 +233,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", default=None, help="write the finished model to this stem, e.g. weights/chairs")
     ap.add_argument("--name", default="chairs")
+    ap.add_argument("--init", default=None, help="start from this model's encoder (name or .json), e.g. chairs")
     args = ap.parse_args(argv)
     train_encoder(Path(args.generator), Path(args.out), args.images, args.iters, args.batch, args.seed,
-                  args.threads, None if args.write is None else Path(args.write), args.name)
+                  args.threads, None if args.write is None else Path(args.write), args.name, args.init)
     return 0

@@ -86,3 +86,18 @@ def test_inversion_is_deterministic_and_zero_steps_is_identity():
     assert torch.equal(a.ws, b.ws) and torch.equal(a.pose.quat, b.pose.quat)
     z = invert(gen, cfg.render, target, ws, pose, steps=0, size=s, patch=cfg.patch_size)
     assert torch.allclose(z.ws, ws) and z.losses == []
+
+
+def test_inversion_returns_the_best_parameters_seen():
+    # starting at the truth with an absurd learning rate, every step makes things worse:
+    # the result must be the starting point, not the wreck after the last step
+    cfg, gen, z, ws_true, pose_true, target = _scene()
+    res = invert(gen, cfg.render, target, ws_true, pose_true, steps=4, size=cfg.inversion_size,
+                 patch=cfg.patch_size, seed=0, lr=0.5)
+    assert res.best_step == [0]
+    assert torch.allclose(res.ws, ws_true) and torch.allclose(res.pose.quat, pose_true.quat)
+    # with a sane learning rate from a wrong start, late steps win
+    ws0 = gen.mapping_ws(z + 1.5 * torch.randn(1, cfg.generator.z_dim, generator=torch.Generator().manual_seed(1)))
+    res = invert(gen, cfg.render, target, ws0, pose_true, steps=30, size=cfg.inversion_size, patch=cfg.patch_size,
+                 seed=0)
+    assert res.best_step[0] > 20, res.best_step

@@ -90,3 +90,10 @@ def test_train_encoder_writes_a_loadable_model(tmp_path):
     assert model.cfg.name == "tinytrained"
     card = (tmp_path / "models" / "tinytrained.json").read_text()
     assert '"validation"' in card
+    # --init starts from that model's encoder (0 iterations: the weights come through unchanged)
+    tuned = train_encoder(gen_path, tmp_path / "enc2", n_images=16, iters=0, batch_size=4, seed=1, threads=1,
+                          write=None, name="tinytrained", init=str(tmp_path / "models" / "tinytrained.json"))
+    for key, value in model.encoder.state_dict().items():
+        if key not in ("w_avg", "w_std"):  # those always come from the generator being bootstrapped
+            assert torch.equal(tuned.encoder.state_dict()[key].float(), value.float()), key
+    assert torch.equal(tuned.encoder.w_avg, tuned.generator.w_avg)
