@@ -131,10 +131,10 @@ class Pipeline:
         with torch.no_grad():
             state = gen.decode(ws[None].to(self.device))
 
+        level = MESH_LEVEL_BETAS * float(gen.beta)
+
         def query_sdf(p):
             return gen.query(state, p[None].to(self.device), with_color=False).sdf[0] - level
-
-        level = MESH_LEVEL_BETAS * float(gen.beta)
 
         def query_color(p):
             return gen.query(state, p[None].to(self.device)).rgb[0]

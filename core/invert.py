@@ -156,6 +156,15 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
     hi = 2 * size
     losses: list[list[float]] = []
     best = _Best(u, pose, light_params)
+
+    def full_crop():
+        """Decode and render the current parameters: state, camera, light and full-crop loss (B,)."""
+        state = gen.decode(gen.w_avg + gen.w_std * u)
+        cam = pose.camera(size)
+        lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
+        rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg.background, render_cfg, g)
+        return state, cam, lit, photometric(rgb, target_lo, loss) + mask_weight * (alpha - mask_lo).abs().mean(dim=(1, 2))
+
     for step in range(steps):
         if cancel is not None and cancel():
             raise Cancelled()
@@ -163,11 +172,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
         for group, base in zip(opt.param_groups, base_lrs):
             group["lr"] = base * (0.1 + 0.9 * decay)
         opt.zero_grad(set_to_none=True)
-        state = gen.decode(gen.w_avg + gen.w_std * u)
-        cam = pose.camera(size)
-        lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
-        rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg.background, render_cfg, g)
-        per_image = photometric(rgb, target_lo, loss) + mask_weight * (alpha - mask_lo).abs().mean(dim=(1, 2))
+        state, cam, lit, per_image = full_crop()
         best.update(step, per_image.detach(), u, pose, light_params)
         if n_patches > 0:
             # identical random crops of render and target, rendered at twice the resolution
@@ -202,10 +207,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
             progress(step + 1, steps, float(per_image.detach().mean()))
     if steps > 0:  # the last update has not been scored yet
         with torch.no_grad():
-            state = gen.decode(gen.w_avg + gen.w_std * u)
-            lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
-            rgb, alpha = render_shaded(gen, state, pose.camera(size), lit, render_cfg.background, render_cfg, g)
-            final = photometric(rgb, target_lo, loss) + mask_weight * (alpha - mask_lo).abs().mean(dim=(1, 2))
+            final = full_crop()[3]
         best.update(steps, final, u, pose, light_params)
     lit = Light(best.light[:, 0].exp(), best.light[:, 1].exp(), light.direction)
     return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose), lit, losses, best.step.tolist())
