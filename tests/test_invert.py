@@ -99,7 +99,6 @@ def test_inversion_returns_the_best_parameters_seen():
     assert torch.allclose(res.ws, ws_true) and torch.allclose(res.pose.quat, pose_true.quat)
     # with a sane learning rate from a wrong start, late steps win
     ws0 = gen.mapping_ws(z + 1.5 * torch.randn(1, cfg.generator.z_dim, generator=torch.Generator().manual_seed(1)))
-    # the toy generator's step size, not the shipped default (that one is tuned on the real model)
     res = invert(gen, cfg.render, target, ws0, pose_true, steps=30, size=cfg.inversion_size, patch=cfg.patch_size,
-                 seed=0, lr=2e-3)
+                 seed=0)
     assert res.best_step[0] > 20, res.best_step
