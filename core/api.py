@@ -152,7 +152,7 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
     """Reconstruct every image; see the module docstring. Results come back in input order.
 
     ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, w_gain, pose_gain,
-    n_patches, mask_weight); ``loss`` is 'l1+ssim' (default) or 'l1'.
+    n_patches, mask_weight, mask_pyramid); ``loss`` is 'l1+ssim' (default) or 'l1'.
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]

@@ -5,7 +5,8 @@ Adam (betas 0.9/0.95) on the per-layer styles w (with a learning-rate gain), the
 length, plus the two light strengths. The loss compares the shaded render with the input on the full
 crop and on random patches rendered at twice the resolution, cropped identically from render and
 target (the paper's trick to lower gradient variance); a silhouette term ties the rendered opacity to
-the input mask. VGG/LPIPS cannot be shipped here, so the photometric term is L1 + (1 - SSIM): see
+the input mask, at full resolution and on a pyramid of 2x2-pooled copies (thin parts that miss their
+place are pulled over rather than erased). VGG/LPIPS cannot be shipped here, so the photometric term is L1 + (1 - SSIM): see
 the model card for the measurements behind that choice.
 """
 
@@ -90,6 +91,20 @@ def photometric(render: Tensor, target: Tensor, loss: str) -> Tensor:
     return l1 + 0.5 * (1 - ssim(render, target))
 
 
+def silhouette(alpha: Tensor, mask: Tensor, levels: int = 0) -> Tensor:
+    """Per-image L1 between rendered opacity and mask (B, H, W), plus the same on ``levels`` coarser
+    copies (2x2 average pooling each): a part that misses its place by more than its width still
+    overlaps it once both are blurred, so the coarse terms pull it over instead of only erasing it."""
+    a, m = alpha[:, None], mask[:, None]
+    total = (a - m).abs().mean(dim=(1, 2, 3))
+    for _ in range(levels):
+        if a.shape[-1] < 2:
+            break
+        a, m = F.avg_pool2d(a, 2), F.avg_pool2d(m, 2)
+        total = total + (a - m).abs().mean(dim=(1, 2, 3))
+    return total
+
+
 def render_shaded(gen: Generator, state, camera: Camera, light: Light, background,
                   render_cfg, generator: torch.Generator | None = None, pixels: Tensor | None = None,
                   patch: int = 0) -> tuple[Tensor, Tensor]:
@@ -131,7 +146,8 @@ class InversionResult:
 
 def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
            size: int, patch: int, n_patches: int = 4, seed: int = 0, loss: str = "l1+ssim",
-           lr: float = 3e-3, w_gain: float = 25.0, pose_gain: float = 2.0, mask_weight: float = 1.0,
+           lr: float = 3e-3, w_gain: float = 50.0, pose_gain: float = 2.0, mask_weight: float = 1.0,
+           mask_pyramid: int = 5,
            progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
     """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results.
@@ -163,7 +179,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
         cam = pose.camera(size)
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
         rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg.background, render_cfg, g)
-        return state, cam, lit, photometric(rgb, target_lo, loss) + mask_weight * (alpha - mask_lo).abs().mean(dim=(1, 2))
+        return state, cam, lit, photometric(rgb, target_lo, loss) + mask_weight * silhouette(alpha, mask_lo, mask_pyramid)
 
     for step in range(steps):
         if cancel is not None and cancel():

@@ -5,7 +5,7 @@ import torch
 
 from core.camera import Camera, orbit_pose, project_depth
 from core.config import tiny_config
-from core.invert import InversionTarget, PoseParams, invert, render_shaded
+from core.invert import InversionTarget, PoseParams, invert, render_shaded, silhouette
 from core.model import ReconstructionModel
 from core.shading import Light
 
@@ -102,3 +102,20 @@ def test_inversion_returns_the_best_parameters_seen():
     res = invert(gen, cfg.render, target, ws0, pose_true, steps=30, size=cfg.inversion_size, patch=cfg.patch_size,
                  seed=0)
     assert res.best_step[0] > 20, res.best_step
+
+
+def test_silhouette_pyramid_grows_with_the_distance_of_a_misplaced_thin_part():
+    mask = torch.zeros(1, 32, 32)
+    mask[:, :, 8] = 1  # a one-pixel leg
+    losses = {}
+    for levels in (0, 3):
+        per_shift = []
+        for shift in (2, 4, 8):
+            alpha = torch.zeros(1, 32, 32)
+            alpha[:, :, 8 + shift] = 1
+            per_shift.append(float(silhouette(alpha, mask, levels)))
+        losses[levels] = per_shift
+    # plain L1 cannot tell a near miss from a far one; the pooled levels can, so they pull the leg over
+    assert losses[0][0] == losses[0][1] == losses[0][2]
+    assert losses[3][0] < losses[3][1] < losses[3][2]
+    assert float(silhouette(mask, mask, 3)) == 0.0
