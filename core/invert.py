@@ -6,8 +6,8 @@ length, plus the two light strengths. The loss compares the shaded render with t
 crop and on random patches rendered at twice the resolution, cropped identically from render and
 target (the paper's trick to lower gradient variance); a silhouette term ties the rendered opacity to
 the input mask, at full resolution and on a pyramid of 2x2-pooled copies (thin parts that miss their
-place are pulled over rather than erased). VGG/LPIPS cannot be shipped here, so the photometric term is L1 + (1 - SSIM): see
-the model card for the measurements behind that choice.
+place are pulled over rather than erased). VGG/LPIPS cannot be shipped here, so the photometric term
+is L1 + (1 - SSIM): see the model card for the measurements behind that choice.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
             bi = torch.arange(b, device=device).repeat_interleave(n_patches)[:, None, None]
             tgt = target.image[bi, iy, ix]
             tgt_m = target.mask[bi, iy, ix]
-            patch_loss = (rgb_p - tgt).abs().mean(dim=(1, 2, 3)) + mask_weight * (alpha_p - tgt_m).abs().mean(dim=(1, 2))
+            patch_loss = (rgb_p - tgt).abs().mean(dim=(1, 2, 3)) + mask_weight * silhouette(alpha_p, tgt_m)
             per_image = per_image + patch_loss.reshape(b, n_patches).mean(dim=1)
         reg = 1e-3 * (u - u.detach().mean(dim=1, keepdim=True)).pow(2).mean(dim=(1, 2))
         total = (per_image + reg).sum()
