@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .camera import crop_to_original
+from .camera import crop_to_original, original_to_crop, photo_focal
 from .errors import Cancelled, EmptySurface, ReconstructionError
 from .invert import InversionTarget, PoseParams, invert
 from .model import ReconstructionModel, available_models, load_model  # noqa: F401  (re-exported)
@@ -35,6 +35,8 @@ FOCAL_CANDIDATES = np.geomspace(0.6, 4.5, 10)
 # and meshing at zero drops it (chairs v0.3, 20 held-out chairs, N=10, Chamfer-L1: 0.0383 at 0,
 # 0.0323 at 2 beta, 0.0338 at 3 beta; silhouette IoU in Blender on the examples: see the model card)
 MESH_LEVEL_BETAS = 2.0
+# focal lengths the inversion may change: a stated one (EXIF, given) is the photo's own
+FREE_FOCAL_SOURCES = ("default", "estimated")
 Progress = Callable[[str, int, int, "float | None"], None]
 
 
@@ -69,7 +71,7 @@ def _check_out_dir(out_dir) -> Path:
     return out
 
 
-def validate_options(steps, mesh_resolution, fmt) -> None:
+def validate_options(steps, mesh_resolution, fmt, focal_mm=None) -> None:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ReconstructionError(f"steps must be a whole number >= 0 (0 = encoder only, 10 = fast), got {steps!r}")
     if steps > 1000:
@@ -78,6 +80,10 @@ def validate_options(steps, mesh_resolution, fmt) -> None:
         raise ReconstructionError(f"mesh resolution must be between 16 and 512, got {mesh_resolution!r}")
     if fmt not in FORMATS:
         raise ReconstructionError(f"unknown mesh format '{fmt}'; use one of {', '.join(FORMATS)}")
+    if focal_mm is not None and (isinstance(focal_mm, bool) or not isinstance(focal_mm, (int, float, np.number))
+                                 or not (focal_mm == 0 or 4 <= focal_mm <= 2000)):
+        raise ReconstructionError(f"focal length must be a 35 mm-equivalent value in mm between 4 and 2000 (or 0 "
+                                  f"to estimate it, or nothing for EXIF/50 mm), got {focal_mm!r}")
 
 
 class Pipeline:
@@ -107,8 +113,9 @@ class Pipeline:
             return self.model.encoder(lo)
 
     def solve_pose(self, coords: torch.Tensor, mask_logits: torch.Tensor, input_mask: torch.Tensor,
-                   path: str):
-        """Encoder maps of one image (S, S, ...) -> (cam2world (4, 4), focal) of the crop camera."""
+                   path: str, focal: float | None, cx: float, cy: float):
+        """Encoder maps of one image (S, S, ...) -> (cam2world (4, 4), focal) of the crop camera whose
+        principal point is (cx, cy) in crop pixels; ``focal`` in crop pixels, or None to search it."""
         from .camera import pixel_grid
         from .pose import solve_pnp
 
@@ -120,8 +127,8 @@ class Pipeline:
             keep = inp > 0.5
         pix = pixel_grid(s, s).numpy()
         res = solve_pnp(pix[keep], coords.reshape(-1, 3).cpu().numpy()[keep].astype(np.float64), s, s,
-                        weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, cx=s / 2, cy=s / 2, path=path,
-                        focal_candidates=FOCAL_CANDIDATES * s)
+                        weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, cx=cx, cy=cy, path=path,
+                        focal_candidates=FOCAL_CANDIDATES * s if focal is None else [focal])
         return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
 
     def mesh(self, ws: torch.Tensor, resolution: int, path: str):
@@ -147,9 +154,13 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
                 model: str = "chairs", steps: int = 10, device: str = "auto", mesh_resolution: int = 128,
                 seed: int = 0, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                 out_dir: str | os.PathLike | None = None, fmt: str = "glb", batch_size: int = 4,
-                model_dirs: Sequence[str] = (), loss: str = "l1+ssim",
+                model_dirs: Sequence[str] = (), loss: str = "l1+ssim", focal_mm: float | None = None,
                 inversion: dict | None = None) -> list[ReconstructionResult]:
     """Reconstruct every image; see the module docstring. Results come back in input order.
+
+    ``focal_mm`` is the photo's 35 mm-equivalent focal length (long side = 36 mm). None: the EXIF
+    FocalLengthIn35mmFilm when the file has one, else DEFAULT_FOCAL_MM (core.camera); 0: estimate it
+    from the image. A stated focal length (given or EXIF) is kept; the default one is refined.
 
     ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, w_gain, pose_gain,
     n_patches, mask_weight, mask_pyramid); ``loss`` is 'l1+ssim' (default) or 'l1'.
@@ -161,7 +172,7 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
         masks = [None if masks is None else str(masks)] * len(images)
     if len(masks) != len(images):
         raise ReconstructionError(f"got {len(masks)} masks for {len(images)} images; give one mask per image or none")
-    validate_options(steps, mesh_resolution, fmt)
+    validate_options(steps, mesh_resolution, fmt, focal_mm)
     out = _check_out_dir(out_dir) if out_dir is not None else None
     dev = pick_device(device)
     t0 = time.perf_counter()
@@ -173,7 +184,7 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
     for start in range(0, len(images), max(1, batch_size)):
         idx = list(range(start, min(len(images), start + max(1, batch_size))))
         _run_batch(pipe, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out, fmt,
-                   load_model_s if start == 0 else 0.0, str(model), {"loss": loss, **(inversion or {})})
+                   load_model_s if start == 0 else 0.0, str(model), {"loss": loss, **(inversion or {})}, focal_mm)
     return results  # type: ignore[return-value]
 
 
@@ -187,7 +198,7 @@ def _fail(image: str, err: Exception, model: str, steps: int, dev) -> Reconstruc
 
 
 def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out,
-               fmt, load_model_s, model_name, settings: dict) -> None:
+               fmt, load_model_s, model_name, settings: dict, focal_mm: float | None = None) -> None:
     dev = pipe.device
     prepared, timings = {}, {}
     for i in idx:
@@ -205,7 +216,7 @@ def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resoluti
         return
     try:
         _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
-                              cancel, out, fmt, model_name, settings)
+                              cancel, out, fmt, model_name, settings, focal_mm)
     except torch.cuda.OutOfMemoryError:
         # retry one image at a time with smaller ray chunks before giving up
         torch.cuda.empty_cache()
@@ -213,7 +224,7 @@ def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resoluti
         for i in live:
             try:
                 _reconstruct_prepared(pipe, [i], prepared, timings, results, images, steps, mesh_resolution, seed,
-                                      report, cancel, out, fmt, model_name, settings)
+                                      report, cancel, out, fmt, model_name, settings, focal_mm)
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 results[i] = _fail(images[i], ReconstructionError(
@@ -222,7 +233,7 @@ def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resoluti
 
 
 def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
-                          cancel, out, fmt, model_name, settings: dict) -> None:
+                          cancel, out, fmt, model_name, settings: dict, focal_mm: float | None = None) -> None:
     dev = pipe.device
     gen = pipe.model.generator
     s = pipe.size
@@ -233,12 +244,13 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
     enc = pipe.encode(image_hi)
     t_enc = (time.perf_counter() - t) / len(live)
     mask_lo = torch.nn.functional.avg_pool2d(mask_hi[:, None], 2)[:, 0]
-    poses, ok = {}, []
+    poses, intrinsics, ok = {}, {}, []
     for k, i in enumerate(live):
         t = time.perf_counter()
         report("pose", k + 1, len(live), None)
         try:
-            poses[i] = pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_lo[k], images[i])
+            intrinsics[i] = _crop_intrinsics(prepared[i], focal_mm, enc.coords.shape[1])
+            poses[i] = pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_lo[k], images[i], *intrinsics[i][:3])
             ok.append(k)
         except Exception as err:  # noqa: BLE001
             results[i] = _fail(images[i], err, model_name, steps, dev)
@@ -248,12 +260,16 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
     live = [live[k] for k in ok]
     cam2world = torch.stack([poses[i][0] for i in live]).to(dev)
     focal = torch.tensor([poses[i][1] for i in live], device=dev)
-    pose = PoseParams.from_cam2world(cam2world, focal)
+    # the encoder's pixels -> the inversion's (the same crop, s pixels a side)
+    to_inv = s / enc.coords.shape[1]
+    principal = torch.tensor([intrinsics[i][1:3] for i in live], device=dev, dtype=torch.float32) * to_inv
+    pose = PoseParams.from_cam2world(cam2world, focal * to_inv, principal)
+    focal_free = torch.tensor([intrinsics[i][3] in FREE_FOCAL_SOURCES for i in live])
     ws = enc.w[ok][:, None].expand(-1, gen.cfg.num_ws, -1).contiguous()
     t = time.perf_counter()
     try:
         inv = invert(gen, pipe.cfg.render, InversionTarget(image_hi[ok], mask_hi[ok]), ws, pose, steps, s,
-                     pipe.cfg.patch_size, seed=seed, **settings,
+                     pipe.cfg.patch_size, seed=seed, focal_free=focal_free, **settings,
                      progress=lambda n, total, value: report("inversion", n, total, value), cancel=cancel)
     except Cancelled:
         for i in live:
@@ -279,12 +295,15 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
                 mesh = pipe.mesh(latent, mesh_resolution, images[i])
             timings[i]["mesh"] = time.perf_counter() - t
             # crop camera at 2S -> original photo
-            f, cx, cy = crop_to_original(float(cams.focal[k]) * 2, float(s), float(s), prep.crop)
+            scale = prep.crop.out_size / s
+            f, cx, cy = crop_to_original(float(cams.focal[k]) * scale, float(cams.cx[k]) * scale,
+                                         float(cams.cy[k]) * scale, prep.crop)
             camera = CameraInfo(cams.cam2world[k].detach().cpu().double().numpy(), f, prep.crop.orig_width,
                                 prep.crop.orig_height, cx, cy)
             res = ReconstructionResult(image=images[i], ok=True, camera=camera, mesh=mesh, model=model_name,
                                        steps=steps, device=str(dev), losses=[step[k] for step in inv.losses],
-                                       mask_source=prep.mask_source, latent=latent.cpu().numpy(),
+                                       mask_source=prep.mask_source, focal_source=intrinsics[i][3],
+                                       latent=latent.cpu().numpy(),
                                        light=(float(inv.light.ambient[k]), float(inv.light.key[k])))
             timings[i]["total"] = sum(timings[i].values())
             res.timings = timings[i]
@@ -293,6 +312,16 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
             results[i] = res
         except Exception as err:  # noqa: BLE001
             results[i] = _fail(images[i], err, model_name, steps, dev)
+
+
+def _crop_intrinsics(prep, focal_mm: float | None, size: int) -> tuple[float | None, float, float, str]:
+    """(focal or None to search, cx, cy, source) of the photo's camera in pixels of the crop resampled to
+    size x size: the principal point is the photo's centre (where a camera's optical axis meets it)."""
+    crop = prep.crop
+    focal, source = photo_focal(crop.orig_width, crop.orig_height, focal_mm, prep.loaded.focal_35mm)
+    f, cx, cy = original_to_crop(focal or 0.0, crop.orig_width / 2, crop.orig_height / 2, crop)
+    k = size / crop.out_size
+    return (None if focal is None else f * k), cx * k, cy * k, source
 
 
 def _write_outputs(res: ReconstructionResult, out: Path, fmt: str) -> None:

@@ -1,7 +1,7 @@
 """Command line: ``python -m core <command>``.
 
     reconstruct IMAGE [IMAGE ...] --out DIR [--model NAME] [--steps N] [--device D] [--mask MASK]
-                [--format glb|ply|obj] [--mesh-resolution R] [--seed S]
+                [--format glb|ply|obj] [--mesh-resolution R] [--seed S] [--focal-mm F]
     bench        seconds per stage for N = 0, 10, 30
     evaluate     quality on held-out procedural chairs
     train-generator / train-encoder   build the shipped model
@@ -27,6 +27,9 @@ def _reconstruct(argv) -> int:
     ap.add_argument("--format", default="glb", choices=["glb", "ply", "obj"])
     ap.add_argument("--mesh-resolution", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--focal-mm", type=float, default=None,
+                    help="35 mm-equivalent focal length of the photos (long side = 36 mm); default: the EXIF "
+                         "value, else 50; 0: estimate it from the image")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
     if args.mask and len(args.images) > 1:
@@ -44,7 +47,7 @@ def _reconstruct(argv) -> int:
     try:
         results = reconstruct(args.images, masks=args.mask, model=args.model, steps=args.steps, device=args.device,
                               mesh_resolution=args.mesh_resolution, seed=args.seed, progress=progress,
-                              out_dir=args.out, fmt=args.format)
+                              out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm)
     except ReconstructionError as err:
         if not args.quiet:
             sys.stderr.write("\n")

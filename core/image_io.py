@@ -56,6 +56,7 @@ SEGMENT_SIDE = 256
 
 _FORMATS = "PNG, JPEG, WebP, TIFF or BMP"
 _ORIENTATION_TAG = 0x0112
+_EXIF_IFD, _FOCAL_35MM_TAG = 0x8769, 0xA405  # Exif sub-IFD, FocalLengthIn35mmFilm
 _BAND_BYTES = 32 << 20  # intermediate buffer budget of the resampler
 
 
@@ -82,6 +83,8 @@ class LoadedImage:
     """loaded pixels per original pixel (1.0 unless downscaled on load)."""
     orientation: int = 1
     """the EXIF orientation (1-8) that was applied."""
+    focal_35mm: float | None = None
+    """the EXIF 35 mm-equivalent focal length in mm (FocalLengthIn35mmFilm), if the file states one."""
 
 
 @dataclass
@@ -154,6 +157,15 @@ def _orientation(im: Image.Image) -> int:
     except (ValueError, TypeError, OSError, SyntaxError):
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+def _focal_35mm(im: Image.Image) -> float | None:
+    """The EXIF FocalLengthIn35mmFilm in mm; None when absent, unreadable or implausible."""
+    try:
+        value = float(im.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM_TAG, 0))
+    except (ValueError, TypeError, OSError, SyntaxError, KeyError, AttributeError):
+        return None
+    return value if 8.0 <= value <= 1200.0 else None
 
 
 def _orient_array(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -403,11 +415,12 @@ def load_image(path, max_side: int = 4096) -> LoadedImage:
     im = _open(path, "image")
     with im:
         pixels, scale, width, height, orientation = _decode(path, im, "image", max_side=max_side)
+        focal_35mm = _focal_35mm(im)
     channels = pixels.shape[2]
     color = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
     alpha = pixels[..., -1] if channels in (2, 4) else None
     return LoadedImage(path, np.ascontiguousarray(color), None if alpha is None else np.ascontiguousarray(alpha),
-                       width, height, scale, orientation)
+                       width, height, scale, orientation, focal_35mm)
 
 
 def load_mask(path, image: LoadedImage) -> np.ndarray:

@@ -42,21 +42,25 @@ class PoseParams:
     """(B,) log t_z, the object origin's depth."""
     log_focal: Tensor
     """(B,) log focal length in crop pixels."""
+    principal: Tensor | None = None
+    """(B, 2) principal point (cx, cy) in crop pixels, like the focal length; None: the crop centre.
+    Not optimized: it is where the photo's own centre falls in the crop."""
 
     def tensors(self) -> list[Tensor]:
+        """The optimizable parameters."""
         return [self.quat, self.shift, self.log_depth, self.log_focal]
 
     @staticmethod
-    def from_cam2world(cam2world: Tensor, focal: Tensor) -> "PoseParams":
-        """Blender cam2world (B, 4, 4), focal (B,) -> parameters."""
+    def from_cam2world(cam2world: Tensor, focal: Tensor, principal: Tensor | None = None) -> "PoseParams":
+        """Blender cam2world (B, 4, 4), focal (B,) -> parameters (``principal`` as in the field)."""
         world2cam = torch.linalg.inv(cam2world)
         rot = FLIP.to(cam2world) @ world2cam[:, :3, :3]
         t = FLIP.to(cam2world) @ world2cam[:, :3, 3:]
         t = t[..., 0]
-        return PoseParams(matrix_to_quaternion(rot), t[:, :2] / t[:, 2:], t[:, 2].log(), focal.log())
+        return PoseParams(matrix_to_quaternion(rot), t[:, :2] / t[:, 2:], t[:, 2].log(), focal.log(), principal)
 
     def camera(self, size: int) -> Camera:
-        """The crop camera (principal point at the crop centre) for a size x size render."""
+        """The crop camera for a size x size render."""
         rot = quaternion_to_matrix(self.quat)  # (B, 3, 3)
         depth = self.log_depth.exp()
         t = torch.cat([self.shift * depth[:, None], depth[:, None]], dim=-1)
@@ -66,8 +70,11 @@ class PoseParams:
         cam2world[:, :3, :3] = rot_c2w @ FLIP.to(rot)
         cam2world[:, :3, 3] = centre
         cam2world[:, 3, 3] = 1
-        half = torch.full_like(depth, size / 2)
-        return Camera(cam2world, self.log_focal.exp(), half, half, size, size)
+        if self.principal is None:
+            cx = cy = torch.full_like(depth, size / 2)
+        else:
+            cx, cy = self.principal[:, 0], self.principal[:, 1]
+        return Camera(cam2world, self.log_focal.exp(), cx, cy, size, size)
 
 
 def ssim(a: Tensor, b: Tensor, window: int = 7) -> Tensor:
@@ -147,20 +154,24 @@ class InversionResult:
 def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
            size: int, patch: int, n_patches: int = 4, seed: int = 0, loss: str = "l1+ssim",
            lr: float = 3e-3, w_gain: float = 25.0, pose_gain: float = 2.0, mask_weight: float = 1.0,
-           mask_pyramid: int = 5,
+           mask_pyramid: int = 5, focal_free: Tensor | None = None,
            progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
     """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results.
 
     Per image, the parameters with the lowest full-crop loss seen are returned (the random patches
     are left out of that choice: they differ from step to step), so a step that throws the shape
-    away cannot spoil the result."""
+    away cannot spoil the result. ``focal_free`` (B,) bool says whose focal length may change (None:
+    everyone's); a focal length the photo states (EXIF, or given) stays as it is."""
     b = ws.shape[0]
     device = ws.device
     light = Light.default(b, device)
     # w is optimized in units of its natural spread (w_std) so that one learning rate fits all dims
     u = ((ws - gen.w_avg) / gen.w_std).detach().clone().requires_grad_(True)
-    pose = PoseParams(*[t.detach().clone().requires_grad_(True) for t in pose.tensors()])
+    pose = PoseParams(*[t.detach().clone().requires_grad_(True) for t in pose.tensors()], pose.principal)
+    if focal_free is not None:  # a zero gradient from the first step on keeps Adam's update at zero
+        keep = focal_free.to(device=device, dtype=pose.log_focal.dtype)
+        pose.log_focal.register_hook(lambda grad: grad * keep)
     light_params = torch.stack([light.ambient.log(), light.key.log()], dim=-1).requires_grad_(True)
     groups = [{"params": [u], "lr": lr * w_gain}, {"params": pose.tensors(), "lr": lr * pose_gain},
               {"params": [light_params], "lr": lr * 10}]
@@ -226,7 +237,8 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
             final = full_crop()[3]
         best.update(steps, final, u, pose, light_params)
     lit = Light(best.light[:, 0].exp(), best.light[:, 1].exp(), light.direction)
-    return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose), lit, losses, best.step.tolist())
+    return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose, pose.principal), lit, losses,
+                           best.step.tolist())
 
 
 class _Best:

@@ -60,6 +60,8 @@ class ReconstructionResult:
     """JSON written when an output folder was given."""
     mask_source: str = ""
     """where the foreground came from: 'alpha', 'mask' or 'auto'."""
+    focal_source: str = ""
+    """where the focal length came from: 'given', 'exif', 'default' or 'estimated'."""
     latent: np.ndarray | None = None
     """(num_ws, w_dim) the refined per-layer styles, to re-render or re-mesh the field."""
     light: tuple[float, float] | None = None
@@ -78,4 +80,5 @@ class ReconstructionResult:
         out["timings_s"] = {k: round(float(v), 4) for k, v in self.timings.items()}
         out["losses"] = [round(float(v), 6) for v in self.losses]
         out["mask_source"] = self.mask_source
+        out["focal_source"] = self.focal_source
         return out

@@ -78,6 +78,9 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
                                  description="Inversion steps (0 = encoder only)")
     mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=16, max=512,
                                            options=_SKIP)
+    focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0, options=_SKIP,
+                                      description="35 mm-equivalent focal length of the photo in mm; 0: the "
+                                                  "photo's EXIF value, else 50 mm")
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", options=_SKIP)
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=_SKIP)
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True, options=_SKIP)
@@ -131,6 +134,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         return runner.Request(image=path, mask=mask, model=inputs.resolve_model(model, extra),
                               steps=self.steps, device=self.device.lower(),
                               mesh_resolution=self.mesh_resolution, seed=self.seed, out_dir=out_dir,
+                              focal_mm=self.focal_mm if self.focal_mm > 0 else None,
                               fmt=self.out_format)
 
     def _prepare_or_report(self, context) -> runner.Request | None:

@@ -66,6 +66,8 @@ class Request:
     """when set, the core also writes ``<stem>.<fmt>`` and ``<stem>.json`` there."""
     fmt: str = "glb"
     """mesh file format for ``out_dir``."""
+    focal_mm: float | None = None
+    """35 mm-equivalent focal length of the photo; None: its EXIF value, else the core's default."""
 
 
 @dataclass
@@ -135,7 +137,7 @@ def _call_core(request: Request, progress, cancel) -> list:
     return reconstruct([request.image], masks=None if request.mask is None else [request.mask],
                        model=request.model, steps=request.steps, device=request.device,
                        mesh_resolution=request.mesh_resolution, seed=request.seed, progress=progress,
-                       cancel=cancel, out_dir=request.out_dir, fmt=request.fmt)
+                       cancel=cancel, out_dir=request.out_dir, fmt=request.fmt, focal_mm=request.focal_mm)
 
 
 class Job:

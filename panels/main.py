@@ -48,6 +48,7 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
         if settings.steps_preset == "CUSTOM":
             col.prop(settings, "steps_custom")
         col.prop(settings, "mesh_resolution")
+        col.prop(settings, "focal_mm")
 
         job = runner.active_job()
         if job is None:
@@ -64,6 +65,7 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
             op.model = settings.model
             op.steps = settings.steps
             op.mesh_resolution = settings.mesh_resolution
+            op.focal_mm = settings.focal_mm
             op.device = prefs.device if prefs is not None else "AUTO"
             for name in ("add_camera", "set_scene_camera", "set_render_resolution", "camera_background",
                          "replace_previous"):

@@ -52,6 +52,10 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
                                         description="Inversion steps")
     mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=32, soft_max=256,
                                            max=512, description="Marching-cubes grid size (detail vs. time)")
+    focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0, soft_max=300.0,
+                                      unit="CAMERA", precision=1,
+                                      description="35 mm-equivalent focal length of the photo; 0: the photo's "
+                                                  "EXIF value, else 50 mm")
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True,
                                        description="Add a camera at the recovered viewpoint")
     set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True,

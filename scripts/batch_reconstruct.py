@@ -4,7 +4,7 @@
     python scripts/batch_reconstruct.py --input a.png b.jpg --out out/          (with the bpy module)
 
 Options: --model NAME  --steps N  --device auto|cpu|cuda|mps  --mesh-resolution R  --format glb|ply|obj
---seed S  --render (also write <stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
+--seed S  --focal-mm F  --render (also write <stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
 
 For every input: a fresh empty scene, the extension's operator (synchronous in background mode),
 then ``<out>/<stem>.blend`` (mesh, camera, photo packed as the camera background), ``<stem>.<format>``
@@ -49,6 +49,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     parser.add_argument("--mesh-resolution", type=int, default=128)
     parser.add_argument("--format", default="glb", choices=("glb", "ply", "obj"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--focal-mm", type=float, default=0.0,
+                        help="35 mm-equivalent focal length of the photos; 0 (default): each photo's EXIF value, else 50")
     parser.add_argument("--render", action="store_true", help="also render <stem>_overlay.png and <stem>_side.png")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples for --render")
     return parser.parse_args(args)
@@ -146,7 +148,8 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
     try:
         status = bpy.ops.shape_from_image.reconstruct(
             filepath=image, model=opts.model, steps=opts.steps, device=opts.device.upper(),
-            mesh_resolution=opts.mesh_resolution, seed=opts.seed, out_dir=str(out), out_format=opts.format)
+            mesh_resolution=opts.mesh_resolution, seed=opts.seed, out_dir=str(out), out_format=opts.format,
+            focal_mm=opts.focal_mm)
     except (RuntimeError, TypeError, ValueError) as err:  # error reports arrive as RuntimeError
         entry["error"] = str(err).strip().removeprefix("Error: ").strip()
         entry["seconds"] = round(time.perf_counter() - t0, 3)
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(not e["ok"] for e in entries)
     summary = {"out": str(out), "images": entries, "ok": len(entries) - failed, "failed": failed,
                "options": {k: getattr(opts, k) for k in ("model", "steps", "device", "mesh_resolution",
-                                                         "format", "seed", "render")}}
+                                                         "format", "seed", "focal_mm", "render")}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"{len(entries) - failed} ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
     return 1 if failed else 0

@@ -56,8 +56,9 @@ def test_reconstruct_end_to_end_writes_mesh_and_json(tiny_model_dir, tmp_path, i
     assert res.ok, res.error
     cam = res.camera
     assert (cam.width, cam.height) == (120, 90)
-    # the crop is centred on the object (right of the photo's centre): so is the principal point
-    assert abs(cam.cx - 70.5) < 1.5 and abs(cam.cy - 40.5) < 1.5
+    # the optical axis meets the photo in its centre, wherever the object (and the crop) lies
+    assert abs(cam.cx - 60.0) < 1e-3 and abs(cam.cy - 45.0) < 1e-3
+    assert res.focal_source == "default"  # a PNG without EXIF: 50 mm, refined by the inversion
     assert abs(np.linalg.det(cam.cam2world[:3, :3]) - 1) < 1e-4
     assert len(res.mesh.vertices) > 100 and res.mesh.colors.min() >= 0 and res.mesh.colors.max() <= 1
     data = json.loads(Path(res.json_path).read_text())
@@ -66,6 +67,24 @@ def test_reconstruct_end_to_end_writes_mesh_and_json(tiny_model_dir, tmp_path, i
     assert set(data["timings_s"]) >= {"load", "encoder", "pose", "inversion", "mesh", "total"}
     assert [s for s in seen if s[0] == "inversion"] == [("inversion", 1, 2, res.losses[0]),
                                                          ("inversion", 2, 2, res.losses[1])]
+
+
+@pytest.mark.parametrize("focal_mm, source", [(35.0, "given"), (0, "estimated"), (None, "exif")])
+def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, focal_mm, source):
+    png = _chair_like_png(tmp_path / "src.png")
+    photo = tmp_path / "photo.jpg"  # 120 x 90, diagonal 150 px; the EXIF says 86.5 mm on a 43.27 mm diagonal
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 86
+    rgba = Image.open(png)
+    Image.composite(rgba.convert("RGB"), Image.new("RGB", rgba.size, (255, 255, 255)), rgba).save(photo, exif=exif)
+    (res,) = reconstruct([photo], masks=[tmp_path / "src.png"], model="tiny", model_dirs=[tiny_model_dir], steps=2,
+                         mesh_resolution=24, focal_mm=focal_mm)
+    assert res.ok, res.error and res.focal_source == source
+    assert res.focal_source == source
+    stated = {"given": 35.0 / 36.0 * 120, "exif": 86 * 150 / np.hypot(36, 24)}
+    if source in stated:  # a focal length the photo states is kept through the inversion
+        assert abs(res.camera.focal_px - stated[source]) < 1e-3 * stated[source]
+    assert abs(res.camera.cx - 60.0) < 1e-3 and abs(res.camera.cy - 45.0) < 1e-3
 
 
 def test_bad_images_fail_alone_with_a_message_naming_the_file(tiny_model_dir, inputs, tmp_path):
@@ -105,6 +124,8 @@ def test_cancel_between_steps(tiny_model_dir, inputs):
     ({"fmt": "fbx"}, "format"),
     ({"model": "unicorns"}, "unknown model"),
     ({"device": "tpu"}, "device"),
+    ({"focal_mm": -5}, "focal length"),
+    ({"focal_mm": float("nan")}, "focal length"),
 ])
 def test_bad_options_raise_one_clear_error(tiny_model_dir, inputs, kwargs, words):
     good, _ = inputs

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from core.camera import Camera, Crop, crop_to_original, orbit_pose, original_to_crop, project_depth
+from core.camera import (DEFAULT_FOCAL_MM, Camera, Crop, crop_to_original, orbit_pose, original_to_crop, photo_focal,
+                         project_depth)
 from core.invert import PoseParams
 
 
@@ -37,6 +38,24 @@ def test_pose_parameters_round_trip():
     assert torch.allclose(cam.cam2world, c2w, atol=1e-5)
     assert torch.allclose(cam.focal, focal)
     assert float(cam.cx[0]) == 32.0 and float(cam.cy[1]) == 32.0
+
+
+def test_pose_parameters_keep_a_principal_point_away_from_the_centre():
+    c2w = torch.tensor(orbit_pose(40, 20, 3.0), dtype=torch.float32)[None]
+    params = PoseParams.from_cam2world(c2w, torch.tensor([100.0]), torch.tensor([[20.0, 41.5]]))
+    cam = params.camera(64)
+    assert torch.allclose(cam.cam2world, c2w, atol=1e-5)
+    assert float(cam.cx[0]) == 20.0 and float(cam.cy[0]) == 41.5
+
+
+def test_photo_focal_sources():
+    assert photo_focal(3000, 2000, focal_mm=36.0) == (3000.0, "given")  # long side = 36 mm
+    assert photo_focal(2000, 3000, focal_mm=18.0) == (1500.0, "given")
+    f, source = photo_focal(4000, 3000, exif_35mm=26.0)  # a phone: the 35 mm equivalent is on the diagonal
+    assert source == "exif" and abs(f - 26.0 * 5000 / np.hypot(36, 24)) < 1e-9
+    assert photo_focal(4000, 3000, focal_mm=50.0, exif_35mm=26.0)[1] == "given"  # the caller wins
+    assert photo_focal(640, 480) == (DEFAULT_FOCAL_MM / 36.0 * 640, "default")
+    assert photo_focal(640, 480, focal_mm=0, exif_35mm=26.0) == (None, "estimated")
 
 
 def test_orbit_pose_azimuth_zero_faces_front():

@@ -240,6 +240,15 @@ def test_exif_rotate_90_jpeg(tmp_path):
     np.testing.assert_allclose(img.rgb[4, 4], (1, 1, 1), atol=0.08)
 
 
+def test_exif_focal_length_in_35mm_film(tmp_path):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 28
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "tagged.jpg", exif=exif)
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "plain.jpg")
+    assert load_image(tmp_path / "tagged.jpg").focal_35mm == 28.0
+    assert load_image(tmp_path / "plain.jpg").focal_35mm is None
+
+
 # ---------------------------------------------------------------------------------------------
 # masks
 

@@ -89,6 +89,20 @@ def test_inversion_is_deterministic_and_zero_steps_is_identity():
     assert torch.allclose(z.ws, ws) and z.losses == []
 
 
+def test_a_stated_focal_length_stays_and_the_principal_point_is_kept():
+    cfg, gen, z, ws_true, pose_true, target = _scene()
+    s = cfg.inversion_size
+    c2w = torch.tensor(np.stack([orbit_pose(40, 25, 2.4)] * 2), dtype=torch.float32)
+    pose0 = PoseParams.from_cam2world(c2w, torch.tensor([1.3 * s, 1.3 * s]), torch.tensor([[30.0, 35.0]] * 2))
+    both = InversionTarget(target.image.expand(2, -1, -1, -1), target.mask.expand(2, -1, -1))
+    res = invert(gen, cfg.render, both, ws_true.expand(2, -1, -1), pose0, steps=4, size=s, patch=cfg.patch_size,
+                 focal_free=torch.tensor([False, True]))
+    assert float(res.pose.log_focal[0]) == float(pose0.log_focal[0])  # stated: untouched
+    assert float(res.pose.log_focal[1]) != float(pose0.log_focal[1])  # free: refined
+    assert torch.equal(res.pose.principal, pose0.principal)
+    assert float(res.pose.camera(s).cx[0]) == 30.0
+
+
 def test_inversion_returns_the_best_parameters_seen():
     # starting at the truth with an absurd learning rate, every step makes things worse:
     # the result must be the starting point, not the wreck after the last step
