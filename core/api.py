@@ -162,7 +162,7 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
     FocalLengthIn35mmFilm when the file has one, else DEFAULT_FOCAL_MM (core.camera); 0: estimate it
     from the image. A stated focal length (given or EXIF) is kept; the default one is refined.
 
-    ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, w_gain, pose_gain,
+    ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, lr_end, w_gain, pose_gain,
     n_patches, mask_weight, mask_pyramid); ``loss`` is 'l1+ssim' (default) or 'l1'.
     """
     if isinstance(images, (str, os.PathLike)):

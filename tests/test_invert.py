@@ -1,6 +1,7 @@
 """Hybrid inversion on an image the generator rendered itself, from a perturbed start."""
 
 import numpy as np
+import pytest
 import torch
 
 from core.camera import Camera, orbit_pose, project_depth
@@ -73,7 +74,8 @@ def test_inversion_moves_latent_toward_truth():
     assert d1 < 0.8 * d0, (d0, d1)
 
 
-def test_inversion_is_deterministic_and_zero_steps_is_identity():
+@pytest.mark.parametrize("n_patches", [0, 2])  # default full crop only; the paper's patches as an option
+def test_inversion_is_deterministic_and_zero_steps_is_identity(n_patches):
     torch.manual_seed(0)
     cfg = tiny_config()
     gen = ReconstructionModel(cfg).generator.requires_grad_(False)
@@ -82,9 +84,10 @@ def test_inversion_is_deterministic_and_zero_steps_is_identity():
     ws = gen.mapping_ws(torch.randn(1, cfg.generator.z_dim))
     pose = PoseParams.from_cam2world(torch.tensor(orbit_pose(0, 10, 2.5), dtype=torch.float32)[None],
                                      torch.tensor([1.5 * s]))
-    a = invert(gen, cfg.render, target, ws, pose, steps=3, size=s, patch=cfg.patch_size, seed=5)
-    b = invert(gen, cfg.render, target, ws, pose, steps=3, size=s, patch=cfg.patch_size, seed=5)
+    a = invert(gen, cfg.render, target, ws, pose, steps=3, size=s, patch=cfg.patch_size, seed=5, n_patches=n_patches)
+    b = invert(gen, cfg.render, target, ws, pose, steps=3, size=s, patch=cfg.patch_size, seed=5, n_patches=n_patches)
     assert torch.equal(a.ws, b.ws) and torch.equal(a.pose.quat, b.pose.quat)
+    assert not torch.equal(a.ws, ws) and len(a.losses) == 3
     z = invert(gen, cfg.render, target, ws, pose, steps=0, size=s, patch=cfg.patch_size)
     assert torch.allclose(z.ws, ws) and z.losses == []
 

@@ -34,7 +34,10 @@ def test_operator_options_reach_the_core_and_the_scene(fake_core, photo, tmp_pat
     request = fake_core.calls[0]
     assert (request.mask, request.steps, request.device, request.mesh_resolution, request.seed) == \
         (str(mask), 0, "cpu", 64, 7)
+    assert request.focal_mm is None  # 0 in the UI: the photo's EXIF value, else the core's default
     assert len(bpy.data.cameras) == 0 and len(bpy.data.objects) == 1
+    bpy.ops.shape_from_image.reconstruct(filepath=str(photo), steps=0, focal_mm=28.0)
+    assert fake_core.calls[1].focal_mm == 28.0
 
 
 def test_image_datablock_source(fake_core, photo):
