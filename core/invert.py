@@ -154,7 +154,7 @@ class InversionResult:
 
 def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
            size: int, patch: int, n_patches: int = 0, seed: int = 0, loss: str = "l1+ssim",
-           lr: float = 3e-3, w_gain: float = 50.0, pose_gain: float = 2.0, mask_weight: float = 1.0,
+           lr: float = 3e-3, w_gain: float = 50.0, pose_gain: float = 2.0, mask_weight: float = 0.5,
            mask_pyramid: int = 5, lr_end: float = 0.5, focal_free: Tensor | None = None,
            progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
