@@ -7,8 +7,9 @@ crop and, with ``n_patches`` > 0, on random patches rendered at twice the resolu
 identically from render and target (the paper's trick to lower gradient variance; off by default:
 with this generator it cost a third of a step and bought nothing, see the model card); a silhouette
 term ties the rendered opacity to the input mask, at full resolution and on a pyramid of 2x2-pooled
-copies (thin parts that miss their place are pulled over rather than erased). VGG/LPIPS cannot be shipped here, so the photometric term
-is L1 + (1 - SSIM): see the model card for the measurements behind that choice.
+copies (thin parts that miss their place are pulled over rather than erased). VGG/LPIPS cannot be
+shipped here, so the photometric term is L1 + (1 - SSIM): see the model card for the measurements
+behind that choice.
 """
 
 from __future__ import annotations
