@@ -17,6 +17,7 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -64,6 +65,79 @@ def build_dataset(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, 
     return data
 
 
+SILHOUETTE_VIEWS = 6
+SILHOUETTE_SIZE = 48
+
+
+def _make_silhouettes(seed: int) -> dict:
+    """Exact silhouettes (pixel coverage, 2x2 supersampled sphere tracing) of one training chair seen
+    from SILHOUETTE_VIEWS cameras of the data generator's pose distribution."""
+    from .camera import camera_rays
+    from .data.chairs import sample_chair
+    from .data.render import sample_view, trace
+
+    spec = sample_chair(seed)
+    rng = np.random.default_rng(seed + 7_000_000)
+    n, ss = SILHOUETTE_SIZE, 2
+    c2w, focal, alpha = [], [], []
+    for _ in range(SILHOUETTE_VIEWS):
+        cam = sample_view(rng, n, n, spec)
+        fine = cam.resized(n * ss, n * ss)
+        rays = camera_rays(fine)
+        _, hit = trace(spec, rays.origins[0], rays.directions[0], 1.0 / float(fine.focal[0]))
+        cover = hit.float().reshape(n, ss, n, ss).mean(dim=(1, 3))
+        c2w.append(cam.cam2world[0])
+        focal.append(cam.focal[0])
+        alpha.append((cover * 255).round().to(torch.uint8))
+    return {"cam2world": torch.stack(c2w), "focal": torch.stack(focal), "alpha": torch.stack(alpha)}
+
+
+def build_silhouettes(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, Tensor]:
+    """Silhouettes of every training chair for the rendering loss (cached like build_dataset)."""
+    if cache.exists():
+        data = torch.load(cache, map_location="cpu", weights_only=True)
+        if data["seeds"].tolist() == list(seeds):
+            return data
+    import multiprocessing as mp
+
+    t0 = time.time()
+    progress = Progress(len(seeds), label="silhouettes")
+    views = []
+    with mp.get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        for i, v in enumerate(pool.imap(_make_silhouettes, seeds, chunksize=4)):
+            views.append(v)
+            progress.update(i + 1)
+    data = {k: torch.stack([v[k] for v in views]) for k in views[0]}
+    data["seeds"] = torch.tensor(list(seeds))
+    save_checkpoint(cache, data)
+    print(f"built silhouettes of {len(seeds)} chairs in {time.time() - t0:.0f}s -> {cache}")
+    return data
+
+
+def silhouette_loss(gen: Generator, state, views: dict, render_cfg, rays: int, rng: np.random.Generator) -> Tensor:
+    """L1 between the generator's volume-rendered opacity and the exact pixel coverage, on ``rays``
+    random pixels of one random view per chair. The point losses never see a ray: a field whose SDF is
+    right in sign but a beta or two small over a stretch of empty space renders as fog there."""
+    from .camera import Camera, camera_rays
+    from .render import render_rays
+
+    b, v, n = views["alpha"].shape[0], views["alpha"].shape[1], views["alpha"].shape[2]
+    pick = torch.as_tensor(rng.integers(0, v, b))
+    rows = torch.arange(b)
+    half = torch.full((b,), n / 2.0)
+    cam = Camera(views["cam2world"][rows, pick], views["focal"][rows, pick], half, half, n, n)
+    # most rays near the chair (within 4 px of it), where fog and missing parts are; a tenth elsewhere
+    alpha = views["alpha"][rows, pick].float() / 255.0  # (B, n, n)
+    near = F.max_pool2d(alpha[:, None], 9, stride=1, padding=4)[:, 0].reshape(b, -1) > 0
+    prob = (near.double() + 0.1 * (~near).double()).numpy()
+    flat = torch.as_tensor(np.stack([rng.choice(n * n, rays, replace=False, p=prob[i] / prob[i].sum())
+                                     for i in range(b)]))
+    pix = torch.stack([flat % n, flat // n], dim=-1).float() + 0.5
+    out = render_rays(gen, state, camera_rays(cam, pix), render_cfg)
+    target = alpha.reshape(b, -1).gather(1, flat)
+    return (out.alpha - target).abs().mean()
+
+
 def fd_gradient(gen: Generator, state, points: Tensor, h: float = 0.004) -> Tensor:
     """Central-difference SDF gradient at points (B, N, 3) -> (B, N, 3) (first-order autograd only)."""
     offsets = torch.eye(3, device=points.device) * h
@@ -87,8 +161,10 @@ def sdf_loss(pred: Tensor, target: Tensor, clamp: float = SDF_CLAMP) -> Tensor:
     return (err * (1 + 4 * near.float())).mean()
 
 
-def generator_losses(gen: Generator, z: Tensor, batch: dict, weights: dict) -> tuple[Tensor, dict]:
-    """Losses of the latent codes z (B, z_dim) of the chairs in ``batch``; 'prior' is -log N(z; 0, I)."""
+def generator_losses(gen: Generator, z: Tensor, batch: dict, weights: dict,
+                     silhouette: Callable | None = None) -> tuple[Tensor, dict]:
+    """Losses of the latent codes z (B, z_dim) of the chairs in ``batch``; 'prior' is -log N(z; 0, I).
+    ``silhouette(state)``, when given, adds the rendering term 'render' (weights['render'])."""
     state = gen.decode(gen.mapping_ws(z))
     pts, n_pts = batch["points"], batch["points"].shape[1]
     field = gen.query(state, torch.cat([pts, batch["surface_points"]], dim=1))
@@ -107,6 +183,8 @@ def generator_losses(gen: Generator, z: Tensor, batch: dict, weights: dict) -> t
     prior = 0.5 * z.pow(2).sum(-1).mean()
     terms = {"sdf": l_sdf, "surf": l_surf, "color": l_color, "color_near": l_color_near, "normal": l_normal,
              "eik": l_eik, "prior": prior}
+    if silhouette is not None:
+        terms["render"] = silhouette(state)
     loss = sum(weights[k] * v for k, v in terms.items())
     return loss, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -133,12 +211,17 @@ def fold_code_distribution(gen: Generator, codes: Tensor) -> None:
 
 
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
-                    threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float = 1e-3) -> Path:
+                    threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float = 1e-3,
+                    render_weight: float = 0.0, render_rays: int = 384) -> Path:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
     cfg = config or ModelConfig()
     data = build_dataset(out / "chairs_cache.pt", list(range(first_seed, first_seed + shapes)), workers=threads)
+    views = None
+    if render_weight > 0:
+        views = build_silhouettes(out / "silhouettes.pt", list(range(first_seed, first_seed + shapes)),
+                                  workers=threads)
     gen = Generator(cfg.generator)
     codes = nn.Parameter(torch.randn(len(data["seeds"]), cfg.generator.z_dim))  # one z per chair, ~N(0, I)
     named = [(n, p) for n, p in gen.named_parameters() if n != "log_beta"]
@@ -174,12 +257,18 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
                  "albedo": data["albedo"][idx][:, pi], "surface_points": data["surface_points"][idx][:, si],
                  "surface_albedo": data["surface_albedo"][idx][:, si],
                  "surface_normals": data["surface_normals"][idx][:, si]}
-        loss, terms = generator_losses(gen, codes[idx], batch, weights)
+        sil = None
+        if views is not None:
+            chosen = {k: views[k][idx] for k in ("cam2world", "focal", "alpha")}
+            sil = lambda state: silhouette_loss(gen, state, chosen, cfg.render, render_rays, rng)  # noqa: E731
+            weights["render"] = render_weight
+        loss, terms = generator_losses(gen, codes[idx], batch, weights, sil)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params + basis + [codes], 10.0)
         opt.step()
-        progress.update(it + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"], prior=terms["prior"])
+        progress.update(it + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"], prior=terms["prior"],
+                        **({"render": terms["render"]} if "render" in terms else {}))
         if (it + 1) % 500 == 0 or it + 1 == iters:
             save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
                                         "optimizer": opt.state_dict(), "iteration": it + 1,
@@ -208,10 +297,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--render-weight", type=float, default=0.0,
+                    help="weight of the silhouette rendering loss (0: point losses only, as up to 34000 steps)")
+    ap.add_argument("--render-rays", type=int, default=384, help="rays per chair per step for that loss")
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
     args = ap.parse_args(argv)
     from .config import tiny_config
 
     train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
-                    tiny_config() if args.tiny else None, lr=args.lr)
+                    tiny_config() if args.tiny else None, lr=args.lr, render_weight=args.render_weight,
+                    render_rays=args.render_rays)
     return 0

@@ -97,3 +97,59 @@ def test_train_encoder_writes_a_loadable_model(tmp_path):
         if key not in ("w_avg", "w_std"):  # those always come from the generator being bootstrapped
             assert torch.equal(tuned.encoder.state_dict()[key].float(), value.float()), key
     assert torch.equal(tuned.encoder.w_avg, tuned.generator.w_avg)
+
+
+def test_silhouettes_match_the_data_renderer():
+    import numpy as np
+
+    from core.data.chairs import sample_chair
+    from core.data.render import render, sample_light, sample_view
+    from core.train_generator import SILHOUETTE_SIZE, _make_silhouettes
+
+    views = _make_silhouettes(3)
+    n = SILHOUETTE_SIZE
+    assert views["alpha"].shape == (6, n, n) and views["alpha"].dtype == torch.uint8
+    # the same cameras through the data renderer give the same coverage
+    spec = sample_chair(3)
+    rng = np.random.default_rng(3 + 7_000_000)
+    cam = sample_view(rng, n, n, spec)
+    assert torch.allclose(cam.cam2world[0], views["cam2world"][0]) and float(cam.focal[0]) == float(views["focal"][0])
+    alpha = render(spec, cam, sample_light(np.random.default_rng(0)))[..., 3]
+    ours = views["alpha"][0].float().numpy() / 255
+    assert 0.03 < ours.mean() < 0.6 and np.abs(ours - alpha).mean() < 0.01
+
+
+def test_silhouette_loss_is_learnable_and_training_with_it_resumes(tmp_path):
+    import numpy as np
+
+    from core.generator import Generator
+    from core.train_generator import _make_silhouettes, silhouette_loss, train_generator
+
+    cfg = tiny_config()
+    views = {k: v[None].expand(2, *v.shape).clone() for k, v in _make_silhouettes(5).items()}
+    torch.manual_seed(0)
+    gen = Generator(cfg.generator)
+    codes = torch.nn.Parameter(torch.randn(2, cfg.generator.z_dim))
+    params = list(gen.parameters()) + [codes]
+
+    def loss_on_fixed_rays():
+        torch.manual_seed(1)  # the same rays and the same stratified samples every time
+        return silhouette_loss(gen, gen.decode(gen.mapping_ws(codes)), views, cfg.render, 256,
+                               np.random.default_rng(0))
+
+    before = loss_on_fixed_rays()
+    before.backward()
+    assert codes.grad.abs().sum() > 0  # the opacity depends on the latent codes
+    with torch.no_grad():  # a small step against the gradient lowers it
+        for p in params:
+            if p.grad is not None:
+                p -= 1e-3 * p.grad / max(float(p.grad.abs().max()), 1e-12)
+        after = loss_on_fixed_rays()
+    assert 0 < float(after) < float(before.detach())
+    out = tmp_path / "gen"
+    train_generator(out, shapes=2, iters=2, batch_size=2, points=256, seed=0, threads=1, config=cfg,
+                    render_weight=1.0, render_rays=64)
+    train_generator(out, shapes=2, iters=4, batch_size=2, points=256, seed=0, threads=1, config=cfg,
+                    render_weight=1.0, render_rays=64)
+    assert torch.load(out / "generator_ckpt.pt", weights_only=True)["iteration"] == 4
+    assert torch.load(out / "silhouettes.pt", weights_only=True)["alpha"].shape[:2] == (2, 6)
