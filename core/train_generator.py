@@ -14,6 +14,7 @@ term, surface albedo L1, prior.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 from pathlib import Path
@@ -260,7 +261,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         sil = None
         if views is not None:
             chosen = {k: views[k][idx] for k in ("cam2world", "focal", "alpha")}
-            sil = lambda state: silhouette_loss(gen, state, chosen, cfg.render, render_rays, rng)  # noqa: E731
+            sil = functools.partial(silhouette_loss, gen, views=chosen, render_cfg=cfg.render, rays=render_rays,
+                                    rng=rng)
             weights["render"] = render_weight
         loss, terms = generator_losses(gen, codes[idx], batch, weights, sil)
         opt.zero_grad(set_to_none=True)
