@@ -204,7 +204,7 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        progress.update(it + 1, loss=float(loss), **terms)
+        progress.update(it + 1, loss=float(loss.detach()), **terms)
         if (it + 1) % 250 == 0 or it + 1 == iters:
             save_checkpoint(ckpt_path, {"encoder": model.encoder.state_dict(), "optimizer": opt.state_dict(),
                                         "iteration": it + 1, "elapsed_s": elapsed + time.time() - t0})
