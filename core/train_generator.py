@@ -44,8 +44,9 @@ def _make_shape(seed: int) -> dict:
     return out
 
 
-def build_dataset(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, Tensor]:
-    """Sample (or load the cached) supervision for every training chair, stacked per key."""
+def _build_cached(cache: Path, seeds: list[int], make, label: str, workers: int) -> dict[str, Tensor]:
+    """``make(seed)`` for every seed in ``workers`` processes, stacked per key and cached in ``cache``
+    (reused while its seeds are the same)."""
     if cache.exists():
         data = torch.load(cache, map_location="cpu", weights_only=True)
         if data["seeds"].tolist() == list(seeds):
@@ -53,17 +54,22 @@ def build_dataset(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, 
     import multiprocessing as mp
 
     t0 = time.time()
-    progress = Progress(len(seeds), label="chairs")
-    shapes = []
+    progress = Progress(len(seeds), label=label)
+    items = []
     with mp.get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        for i, shape in enumerate(pool.imap(_make_shape, seeds, chunksize=4)):
-            shapes.append(shape)
+        for i, item in enumerate(pool.imap(make, seeds, chunksize=4)):
+            items.append(item)
             progress.update(i + 1)
-    data = {k: torch.stack([s[k] for s in shapes]) for k in shapes[0]}
+    data = {k: torch.stack([item[k] for item in items]) for k in items[0]}
     data["seeds"] = torch.tensor(list(seeds))
     save_checkpoint(cache, data)
-    print(f"built {len(seeds)} chairs in {time.time() - t0:.0f}s -> {cache}")
+    print(f"built {label} of {len(seeds)} chairs in {time.time() - t0:.0f}s -> {cache}")
     return data
+
+
+def build_dataset(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, Tensor]:
+    """Sample (or load the cached) supervision for every training chair, stacked per key."""
+    return _build_cached(cache, seeds, _make_shape, "chairs", workers)
 
 
 SILHOUETTE_VIEWS = 6
@@ -95,24 +101,7 @@ def _make_silhouettes(seed: int) -> dict:
 
 def build_silhouettes(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, Tensor]:
     """Silhouettes of every training chair for the rendering loss (cached like build_dataset)."""
-    if cache.exists():
-        data = torch.load(cache, map_location="cpu", weights_only=True)
-        if data["seeds"].tolist() == list(seeds):
-            return data
-    import multiprocessing as mp
-
-    t0 = time.time()
-    progress = Progress(len(seeds), label="silhouettes")
-    views = []
-    with mp.get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        for i, v in enumerate(pool.imap(_make_silhouettes, seeds, chunksize=4)):
-            views.append(v)
-            progress.update(i + 1)
-    data = {k: torch.stack([v[k] for v in views]) for k in views[0]}
-    data["seeds"] = torch.tensor(list(seeds))
-    save_checkpoint(cache, data)
-    print(f"built silhouettes of {len(seeds)} chairs in {time.time() - t0:.0f}s -> {cache}")
-    return data
+    return _build_cached(cache, seeds, _make_silhouettes, "silhouettes", workers)
 
 
 def silhouette_loss(gen: Generator, state, views: dict, render_cfg, rays: int, rng: np.random.Generator) -> Tensor:
@@ -250,7 +239,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
         # prior warm-up: the codes first spread out to tell the chairs apart, then the prior pulls them in
-        weights = dict(LOSS_WEIGHTS, prior=LOSS_WEIGHTS["prior"] * min(1.0, it / (PRIOR_WARMUP * iters)))
+        weights = dict(LOSS_WEIGHTS, prior=LOSS_WEIGHTS["prior"] * min(1.0, it / (PRIOR_WARMUP * iters)),
+                       render=render_weight)
         idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
         pi = torch.as_tensor(rng.choice(POINTS_PER_SHAPE, points, replace=False))
         si = torch.as_tensor(rng.choice(n_surf, min(n_surf, points // 4), replace=False))
@@ -263,7 +253,6 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
             chosen = {k: views[k][idx] for k in ("cam2world", "focal", "alpha")}
             sil = functools.partial(silhouette_loss, gen, views=chosen, render_cfg=cfg.render, rays=render_rays,
                                     rng=rng)
-            weights["render"] = render_weight
         loss, terms = generator_losses(gen, codes[idx], batch, weights, sil)
         opt.zero_grad(set_to_none=True)
         loss.backward()
