@@ -200,9 +200,21 @@ def fold_code_distribution(gen: Generator, codes: Tensor) -> None:
     first.weight.copy_(first.weight @ chol)
 
 
+DEFAULT_LR = 1e-3
+
+
+def lr_factor(it: int, start: int, end: int) -> float:
+    """Cosine from 1 at `start` to 0.05 at `end`."""
+    t = min(max((it - start) / max(end - start, 1), 0.0), 1.0)
+    return 0.5 * (1 + math.cos(math.pi * t)) * 0.95 + 0.05
+
+
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
-                    threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float = 1e-3,
-                    render_weight: float = 0.0, render_rays: int = 384) -> Path:
+                    threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float | None = None,
+                    render_weight: float = 0.0, render_rays: int = 384, schedule_from: int = 0) -> Path:
+    """Train (or resume) the generator. `lr` is the peak learning rate; None keeps the checkpoint's (1e-3 when
+    starting fresh), a number replaces it on resume. The rate follows a cosine from `schedule_from` (the first
+    iteration of this phase; 0 for a run from scratch) to `iters`, down to 5% of the peak."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
@@ -217,10 +229,10 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     named = [(n, p) for n, p in gen.named_parameters() if n != "log_beta"]
     basis = [p for n, p in named if n == "synthesis.basis"]  # direct plane texels: learn like free planes
     params = [p for n, p in named if n != "synthesis.basis"]
-    opt = torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr},
-                            {"params": basis, "lr": BASIS_LR_GAIN * lr, "base_lr": BASIS_LR_GAIN * lr},
-                            {"params": [codes], "lr": CODE_LR_GAIN * lr, "base_lr": CODE_LR_GAIN * lr}],
-                           betas=(0.9, 0.99))
+    gains = (1.0, BASIS_LR_GAIN, CODE_LR_GAIN)
+    peak = DEFAULT_LR if lr is None else lr
+    opt = torch.optim.Adam([{"params": group, "lr": gain * peak, "base_lr": gain * peak}
+                            for group, gain in zip((params, basis, [codes]), gains)], betas=(0.9, 0.99))
     ckpt_path = out / "generator_ckpt.pt"
     ckpt = load_checkpoint(ckpt_path)
     start, elapsed = 0, 0.0
@@ -228,7 +240,10 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         gen.load_state_dict(ckpt["generator"])
         with torch.no_grad():
             codes.copy_(ckpt["codes"])
-        opt.load_state_dict(ckpt["optimizer"])
+        opt.load_state_dict(ckpt["optimizer"])  # restores the checkpoint's peak rates
+        if lr is not None:  # ... unless the command names one
+            for group, gain in zip(opt.param_groups, gains):
+                group["base_lr"] = gain * lr
         start, elapsed = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
         print(f"resuming from iteration {start}")
     rng = np.random.default_rng(seed * 1000 + start)
@@ -237,7 +252,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     t0 = time.time()
     for it in range(start, iters):
         for group in opt.param_groups:
-            group["lr"] = group["base_lr"] * (0.5 * (1 + math.cos(math.pi * it / iters)) * 0.95 + 0.05)
+            group["lr"] = group["base_lr"] * lr_factor(it, schedule_from, iters)
         # prior warm-up: the codes first spread out to tell the chairs apart, then the prior pulls them in
         weights = dict(LOSS_WEIGHTS, prior=LOSS_WEIGHTS["prior"] * min(1.0, it / (PRIOR_WARMUP * iters)),
                        render=render_weight)
@@ -287,7 +302,10 @@ def main(argv=None) -> int:
     ap.add_argument("--points", type=int, default=3072, help="supervision points per chair per step")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=None,
+                    help=f"peak learning rate (default: the checkpoint's when resuming, else {DEFAULT_LR:g})")
+    ap.add_argument("--schedule-from", type=int, default=0, metavar="K",
+                    help="start the cosine learning-rate schedule at iteration K (a new phase of a resumed run)")
     ap.add_argument("--render-weight", type=float, default=0.0,
                     help="weight of the silhouette rendering loss (0: point losses only, as up to 34000 steps)")
     ap.add_argument("--render-rays", type=int, default=384, help="rays per chair per step for that loss")
@@ -297,5 +315,5 @@ def main(argv=None) -> int:
 
     train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
                     tiny_config() if args.tiny else None, lr=args.lr, render_weight=args.render_weight,
-                    render_rays=args.render_rays)
+                    render_rays=args.render_rays, schedule_from=args.schedule_from)
     return 0

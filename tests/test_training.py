@@ -153,3 +153,26 @@ def test_silhouette_loss_is_learnable_and_training_with_it_resumes(tmp_path):
                     render_weight=1.0, render_rays=64)
     assert torch.load(out / "generator_ckpt.pt", weights_only=True)["iteration"] == 4
     assert torch.load(out / "silhouettes.pt", weights_only=True)["alpha"].shape[:2] == (2, 6)
+
+
+def test_learning_rate_schedule_and_resume_with_a_new_rate(tmp_path):
+    from core.train_generator import lr_factor, train_generator
+
+    assert lr_factor(0, 0, 100) == 1.0 and abs(lr_factor(100, 0, 100) - 0.05) < 1e-12
+    assert lr_factor(50, 50, 150) == 1.0 and lr_factor(100, 50, 150) < lr_factor(60, 50, 150)  # a new phase
+    out = tmp_path / "gen"
+    cfg = tiny_config()
+    train_generator(out, shapes=2, iters=2, batch_size=2, points=256, seed=0, threads=1, config=cfg, lr=2e-3)
+
+    def peaks():
+        groups = torch.load(out / "generator_ckpt.pt", weights_only=True)["optimizer"]["param_groups"]
+        return [g["base_lr"] for g in groups], [g["lr"] for g in groups]
+
+    assert peaks()[0][0] == 2e-3
+    train_generator(out, shapes=2, iters=3, batch_size=2, points=256, seed=0, threads=1, config=cfg)
+    assert peaks()[0][0] == 2e-3  # no rate named: the checkpoint's is kept
+    train_generator(out, shapes=2, iters=5, batch_size=2, points=256, seed=0, threads=1, config=cfg, lr=5e-4,
+                    schedule_from=3)
+    base, last = peaks()
+    assert base[0] == 5e-4 and base[2] > base[0]  # the named rate, with the codes' gain
+    assert abs(last[0] - 5e-4 * lr_factor(4, 3, 5)) < 1e-12  # the last step ran on the new phase's cosine
