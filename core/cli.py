@@ -5,6 +5,7 @@
     bench        seconds per stage for N = 0, 10, 30
     evaluate     quality on held-out procedural chairs
     train-generator / train-encoder   build the shipped model
+    ceiling CKPT silhouette IoU of a generator checkpoint on its own training chairs
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ COMMANDS = {
     "evaluate": ("core.evaluate", "main"),
     "train-generator": ("core.train_generator", "main"),
     "train-encoder": ("core.train_encoder", "main"),
+    "ceiling": ("core.ceiling", "main"),
 }
 
 

@@ -176,3 +176,28 @@ def test_learning_rate_schedule_and_resume_with_a_new_rate(tmp_path):
     base, last = peaks()
     assert base[0] == 5e-4 and base[2] > base[0]  # the named rate, with the codes' gain
     assert abs(last[0] - 5e-4 * lr_factor(4, 3, 5)) < 1e-12  # the last step ran on the new phase's cosine
+
+
+def test_silhouette_ceiling_command(tmp_path, capsys):
+    import numpy as np
+    import pytest
+
+    from core.ceiling import silhouette_ceiling, silhouette_iou
+    from core.cli import main
+    from core.train_generator import train_generator
+
+    a = np.zeros((4, 4), bool)
+    a[:2] = True
+    b = np.zeros((4, 4), bool)
+    b[1:3] = True
+    assert silhouette_iou(a, b) == 4 / 12 and silhouette_iou(a, a) == 1.0
+    out = tmp_path / "gen"
+    train_generator(out, shapes=2, iters=2, batch_size=2, points=256, seed=0, threads=1, config=tiny_config())
+    rows = silhouette_ceiling(out / "generator_ckpt.pt", chairs=5)
+    assert [r[0] for r in rows] == [0, 1]  # only the chairs the checkpoint has codes for
+    assert all(0.0 <= r[2] <= 1.0 for r in rows)
+    assert main(["ceiling", str(out / "generator_ckpt.pt"), "--chairs", "1", "--threads", "1"]) == 0
+    assert "mean IoU" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the folded generator.pt has no training codes: a clear error
+        main(["ceiling", str(out / "generator.pt")])
+    assert "no training codes" in capsys.readouterr().err
