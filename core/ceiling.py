@@ -22,17 +22,13 @@ import torch
 from .config import ModelConfig
 from .data.chairs import sample_chair
 from .data.render import render, sample_light, sample_view
+from .evaluate import mask_iou
 from .generator import Generator
 from .invert import render_shaded
 from .shading import Light
 
 SIZE = 128
 CAMERA_SEED_OFFSET = 1000
-
-
-def silhouette_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def silhouette_ceiling(checkpoint: Path, chairs: int = 24, beta: float | None = None,
@@ -59,7 +55,7 @@ def silhouette_ceiling(checkpoint: Path, chairs: int = 24, beta: float | None = 
         with torch.no_grad():
             planes = gen.decode(gen.mapping_ws(codes[i:i + 1]))
             _, alpha = render_shaded(gen, planes, cam, Light.default(1), cfg.render.background, cfg.render)
-        rows.append((seed, spec.family, silhouette_iou(alpha[0].numpy() > 0.5, truth)))
+        rows.append((seed, spec.family, mask_iou(alpha[0].numpy() > 0.5, truth)))
     return rows
 
 

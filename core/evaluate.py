@@ -152,6 +152,11 @@ def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, 
             "per_image": {n: r for n, r in rows.items()}}
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (0 when both are empty)."""
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
 def _score(model, case: dict, res, seconds: float) -> dict:
     if not res.ok:
         return {"seed": case["seed"], "ok": False, "error": res.error, "seconds": seconds}
@@ -161,8 +166,7 @@ def _score(model, case: dict, res, seconds: float) -> dict:
                              VIEW_SIZE)
     gt_alpha = np.asarray(Image.fromarray((case["alpha_in"] * 255).astype(np.uint8)).resize(
         (VIEW_SIZE, VIEW_SIZE), Image.BOX)) / 255.0
-    a, b = alpha > 0.5, gt_alpha > 0.5
-    iou = float((a & b).sum() / max((a | b).sum(), 1))
+    iou = mask_iou(alpha > 0.5, gt_alpha > 0.5)
     c_in = case["cam_in"].cam2world[0].numpy().astype(np.float64)
     c_nv = case["cam_nv"].cam2world[0].numpy().astype(np.float64)
     moved = cam.cam2world @ np.linalg.inv(c_in) @ c_nv  # true relative motion applied to the recovered camera

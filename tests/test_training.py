@@ -182,7 +182,8 @@ def test_silhouette_ceiling_command(tmp_path, capsys):
     import numpy as np
     import pytest
 
-    from core.ceiling import silhouette_ceiling, silhouette_iou
+    from core.ceiling import silhouette_ceiling
+    from core.evaluate import mask_iou
     from core.cli import main
     from core.train_generator import train_generator
 
@@ -190,7 +191,7 @@ def test_silhouette_ceiling_command(tmp_path, capsys):
     a[:2] = True
     b = np.zeros((4, 4), bool)
     b[1:3] = True
-    assert silhouette_iou(a, b) == 4 / 12 and silhouette_iou(a, a) == 1.0
+    assert mask_iou(a, b) == 4 / 12 and mask_iou(a, a) == 1.0
     out = tmp_path / "gen"
     train_generator(out, shapes=2, iters=2, batch_size=2, points=256, seed=0, threads=1, config=tiny_config())
     rows = silhouette_ceiling(out / "generator_ckpt.pt", chairs=5)
