@@ -36,7 +36,7 @@ def silhouette_ceiling(checkpoint: Path, chairs: int = 24, beta: float | None = 
     """(chair seed, family, IoU) for the first `chairs` training chairs of a training checkpoint."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if "codes" not in ckpt:
-        raise ValueError(f"{checkpoint} has no training codes: pass a generator_ckpt*.pt from train-generator")
+        raise ValueError(f"{checkpoint} has no training codes: pass a generator.pt or generator_ckpt.pt written by the current train-generator")
     cfg = ModelConfig.from_dict(ckpt["config"])
     gen = Generator(cfg.generator)
     gen.load_state_dict(ckpt["generator"])

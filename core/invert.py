@@ -155,8 +155,8 @@ class InversionResult:
 
 def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
            size: int, patch: int, n_patches: int = 0, seed: int = 0, loss: str = "l1+ssim",
-           lr: float = 3e-3, w_gain: float = 50.0, pose_gain: float = 2.0, mask_weight: float = 0.5,
-           mask_pyramid: int = 5, lr_end: float = 0.5, focal_free: Tensor | None = None,
+           lr: float = 3e-3, w_gain: float = 25.0, pose_gain: float = 2.0, mask_weight: float = 0.5,
+           mask_pyramid: int = 5, lr_end: float = 0.5, hold_depth: bool = True, focal_free: Tensor | None = None,
            progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
     """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results.
@@ -166,16 +166,22 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
     away cannot spoil the result. The learning rate follows half a cosine from ``lr`` down to
     ``lr_end`` times it at the last step (0.5: with 10 steps the late ones still move; measured in
     the model card). ``focal_free`` (B,) bool says whose focal length may change (None: everyone's);
-    a focal length the photo states (EXIF, or given) stays as it is."""
+    a focal length the photo states (EXIF, or given) stays as it is. One of focal length and depth
+    fits the object's size in the photo: with ``hold_depth``, an image whose focal length is free keeps
+    the pose solver's depth (moving both is a dolly zoom the photo hardly constrains; changing the
+    depth moves the camera and with it every other view: measured in the model card)."""
     b = ws.shape[0]
     device = ws.device
     light = Light.default(b, device)
     # w is optimized in units of its natural spread (w_std) so that one learning rate fits all dims
     u = ((ws - gen.w_avg) / gen.w_std).detach().clone().requires_grad_(True)
     pose = PoseParams(*[t.detach().clone().requires_grad_(True) for t in pose.tensors()], pose.principal)
-    if focal_free is not None:  # a zero gradient from the first step on keeps Adam's update at zero
-        keep = focal_free.to(device=device, dtype=pose.log_focal.dtype)
-        pose.log_focal.register_hook(lambda grad: grad * keep)
+    free = torch.ones(b, dtype=torch.bool) if focal_free is None else focal_free.bool()
+    free = free.to(device=device)
+    # a zero gradient from the first step on keeps Adam's update at zero
+    pose.log_focal.register_hook(lambda grad: grad * free)
+    if hold_depth:
+        pose.log_depth.register_hook(lambda grad: grad * ~free)
     light_params = torch.stack([light.ambient.log(), light.key.log()], dim=-1).requires_grad_(True)
     groups = [{"params": [u], "lr": lr * w_gain}, {"params": pose.tensors(), "lr": lr * pose_gain},
               {"params": [light_params], "lr": lr * 10}]

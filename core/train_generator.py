@@ -189,15 +189,17 @@ BASIS_LR_GAIN = 10.0
 """learning-rate multiplier of the triplane dictionary (plain texels, like directly optimized planes)."""
 
 
-def fold_code_distribution(gen: Generator, codes: Tensor) -> None:
+def fold_code_distribution(gen: Generator, codes: Tensor) -> Tensor:
     """Make z ~ N(0, I) sample like the trained codes: fit N(mu, L L^T) to them and fold z -> mu + L z
-    into the mapping's first layer (the bootstrapped encoder and anyone sampling z rely on it)."""
+    into the mapping's first layer (the bootstrapped encoder and anyone sampling z rely on it).
+    Returns the codes in the folded z space, L^-1 (code - mu): the training chairs as z of the result."""
     mu = codes.mean(0)
     cov = torch.cov(codes.T) + 1e-4 * torch.eye(codes.shape[1])
     chol = torch.linalg.cholesky(cov)
     first = gen.mapping.net[0]
     first.bias.add_(first.weight @ mu)
     first.weight.copy_(first.weight @ chol)
+    return torch.linalg.solve_triangular(chol, (codes - mu).T, upper=False).T
 
 
 DEFAULT_LR = 1e-3
@@ -281,14 +283,15 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
                                         "elapsed_s": elapsed + time.time() - t0, "config": cfg.to_dict(),
                                         "seed": seed, "shapes": shapes})
     with torch.no_grad():
-        fold_code_distribution(gen, codes.detach())
+        codes_z = fold_code_distribution(gen, codes.detach())
         # w statistics for the encoder's output scaling and for sampling
         w = gen.mapping(torch.randn(20000, cfg.generator.z_dim, generator=torch.Generator().manual_seed(seed)))
         gen.w_avg.copy_(w.mean(0))
         gen.w_std.copy_(w.std(0).clamp(min=1e-3))
     final = out / "generator.pt"
     save_checkpoint(final, {"generator": gen.state_dict(), "config": cfg.to_dict(), "iterations": iters,
-                            "elapsed_s": elapsed + time.time() - t0, "seed": seed, "shapes": shapes})
+                            "elapsed_s": elapsed + time.time() - t0, "seed": seed, "shapes": shapes,
+                            "codes": codes_z})
     print(f"generator trained: {final} ({(elapsed + time.time() - t0) / 60:.1f} min)")
     return final
 

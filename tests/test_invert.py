@@ -104,6 +104,12 @@ def test_a_stated_focal_length_stays_and_the_principal_point_is_kept():
                  focal_free=torch.tensor([False, True]))
     assert float(res.pose.log_focal[0]) == float(pose0.log_focal[0])  # stated: untouched
     assert float(res.pose.log_focal[1]) != float(pose0.log_focal[1])  # free: refined
+    # one of focal length and depth fits the size: the stated focal's image moves its depth, the free one keeps it
+    assert float(res.pose.log_depth[0]) != float(pose0.log_depth[0])
+    assert float(res.pose.log_depth[1]) == float(pose0.log_depth[1])
+    both_move = invert(gen, cfg.render, both, ws_true.expand(2, -1, -1), pose0, steps=4, size=s,
+                       patch=cfg.patch_size, focal_free=torch.tensor([False, True]), hold_depth=False)
+    assert float(both_move.pose.log_depth[1]) != float(pose0.log_depth[1])
     assert torch.equal(res.pose.principal, pose0.principal)
     assert float(res.pose.camera(s).cx[0]) == 30.0
 

@@ -1,5 +1,6 @@
 """Training code: the SDF loss, and that both training commands run, checkpoint, resume and write a model."""
 
+import pytest
 import torch
 
 from core.config import tiny_config
@@ -72,13 +73,30 @@ def test_fold_code_distribution_makes_standard_normal_z_sample_like_the_codes():
         mu = codes.mean(0)
         chol = torch.linalg.cholesky(torch.cov(codes.T) + 1e-4 * torch.eye(cfg.z_dim))
         z = torch.linalg.solve_triangular(chol, (codes[:5] - mu).T, upper=False).T  # the codes' standard coordinates
-        fold_code_distribution(gen, codes)
+        folded = fold_code_distribution(gen, codes)
         after = first(z)
     assert torch.allclose(before, after, atol=1e-3)
+    assert torch.allclose(folded[:5], z, atol=1e-4)  # returned: the codes as z of the folded mapping
+    assert abs(float(folded.std(0).mean()) - 1.0) < 0.05
+
+
+def test_bootstrap_z_near_the_codes():
+    from core.train_encoder import CODE_NOISE, sample_z
+
+    codes = torch.randn(50, 8) * 3
+    plain = sample_z(400, 8, torch.Generator().manual_seed(0))
+    assert torch.equal(plain, sample_z(400, 8, torch.Generator().manual_seed(0), codes, 0.0))
+    near = sample_z(400, 8, torch.Generator().manual_seed(0), codes, 1.0)
+    nearest = torch.cdist(near, codes).min(1).values
+    assert float(nearest.max()) < 8 * CODE_NOISE  # every sample sits next to a training chair
+    mixed = sample_z(400, 8, torch.Generator().manual_seed(0), codes, 0.5)
+    share = float((torch.cdist(mixed, codes).min(1).values < 6 * CODE_NOISE).float().mean())
+    assert 0.35 < share < 0.65
 
 
 def test_train_encoder_writes_a_loadable_model(tmp_path):
     from core.model import load_model
+    from core.train_common import load_checkpoint, save_checkpoint
     from core.train_encoder import train_encoder
     from core.train_generator import train_generator
 
@@ -97,6 +115,19 @@ def test_train_encoder_writes_a_loadable_model(tmp_path):
         if key not in ("w_avg", "w_std"):  # those always come from the generator being bootstrapped
             assert torch.equal(tuned.encoder.state_dict()[key].float(), value.float()), key
     assert torch.equal(tuned.encoder.w_avg, tuned.generator.w_avg)
+    # generator.pt keeps the training chairs' z; --code-share draws renders near them
+    assert load_checkpoint(gen_path)["codes"].shape == (2, tiny_config().generator.z_dim)
+    near = train_encoder(gen_path, tmp_path / "enc3", n_images=16, iters=1, batch_size=4, seed=0, threads=1,
+                         write=None, name="tinytrained", code_share=1.0)
+    assert near is not None
+    data = load_checkpoint(tmp_path / "enc3" / "bootstrap_set.pt")
+    assert float(data["code_share"]) == 1.0
+    old = load_checkpoint(gen_path)
+    del old["codes"]
+    save_checkpoint(tmp_path / "old_generator.pt", old)
+    with pytest.raises(ValueError, match="no training codes"):
+        train_encoder(tmp_path / "old_generator.pt", tmp_path / "enc4", n_images=16, iters=1, batch_size=4, seed=0,
+                      threads=1, write=None, code_share=0.5)
 
 
 def test_silhouettes_match_the_data_renderer():
@@ -199,6 +230,13 @@ def test_silhouette_ceiling_command(tmp_path, capsys):
     assert all(0.0 <= r[2] <= 1.0 for r in rows)
     assert main(["ceiling", str(out / "generator_ckpt.pt"), "--chairs", "1", "--threads", "1"]) == 0
     assert "mean IoU" in capsys.readouterr().out
-    with pytest.raises(SystemExit):  # the folded generator.pt has no training codes: a clear error
-        main(["ceiling", str(out / "generator.pt")])
+    # the folded generator.pt keeps the training chairs as folded codes: the same chairs, the same outlines
+    folded = silhouette_ceiling(out / "generator.pt", chairs=5)
+    assert [r[0] for r in folded] == [0, 1]
+    assert all(abs(f[2] - r[2]) < 0.02 for f, r in zip(folded, rows))
+    old = torch.load(out / "generator.pt", weights_only=True)
+    del old["codes"]  # a generator.pt from before the codes were kept
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(SystemExit):  # no training codes: a clear error
+        main(["ceiling", str(tmp_path / "old.pt")])
     assert "no training codes" in capsys.readouterr().err
