@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import time
 from pathlib import Path
@@ -202,6 +203,52 @@ def fold_code_distribution(gen: Generator, codes: Tensor) -> Tensor:
     return torch.linalg.solve_triangular(chol, (codes - mu).T, upper=False).T
 
 
+def point_batch(data: dict[str, Tensor], idx: Tensor, points: int, rng: np.random.Generator) -> dict[str, Tensor]:
+    """Supervision of the chairs ``idx``: ``points`` random volume points and a quarter as many surface points."""
+    n_surf = data["surface_points"].shape[1]
+    pi = torch.as_tensor(rng.choice(POINTS_PER_SHAPE, points, replace=False))
+    si = torch.as_tensor(rng.choice(n_surf, min(n_surf, points // 4), replace=False))
+    return {"points": data["points"][idx][:, pi], "sdf": data["sdf"][idx][:, pi],
+            "albedo": data["albedo"][idx][:, pi], "surface_points": data["surface_points"][idx][:, si],
+            "surface_albedo": data["surface_albedo"][idx][:, si],
+            "surface_normals": data["surface_normals"][idx][:, si]}
+
+
+FIT_LR = 0.05
+"""learning rate of the codes while they are fitted to a frozen generator (--init)."""
+
+
+def fit_codes(gen: Generator, data: dict[str, Tensor], steps: int, batch_size: int, points: int,
+              rng: np.random.Generator, lr: float = FIT_LR) -> tuple[Tensor, dict[str, float]]:
+    """Codes of the training chairs for a trained generator that did not keep them: Adam on the codes alone
+    (the generator frozen) with the point losses and the prior, from z = 0 (the mean chair of a folded
+    generator), the rate on a cosine down to 5%. Returns the codes and the mean loss terms of the last
+    tenth of the steps."""
+    codes = nn.Parameter(torch.zeros(len(data["seeds"]), gen.cfg.z_dim))
+    opt = torch.optim.Adam([codes], lr=lr, betas=(0.9, 0.99))
+    frozen = [p for p in gen.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    tail: dict[str, list[float]] = {}
+    progress = Progress(steps, 0, label="codes")
+    try:
+        for step in range(steps):
+            opt.param_groups[0]["lr"] = lr * lr_factor(step, 0, steps)
+            idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
+            loss, terms = generator_losses(gen, codes[idx], point_batch(data, idx, points, rng), LOSS_WEIGHTS)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            progress.update(step + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"])
+            if step >= steps - max(1, steps // 10):
+                for k, v in terms.items():
+                    tail.setdefault(k, []).append(float(v))
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return codes.detach(), {k: sum(v) / len(v) for k, v in tail.items()}
+
+
 DEFAULT_LR = 1e-3
 
 
@@ -213,13 +260,36 @@ def lr_factor(it: int, start: int, end: int) -> float:
 
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
                     threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float | None = None,
-                    render_weight: float = 0.0, render_rays: int = 384, schedule_from: int = 0) -> Path:
+                    render_weight: float = 0.0, render_rays: int = 384, schedule_from: int = 0,
+                    init: str | None = None, fit_steps: int = 5000) -> Path:
     """Train (or resume) the generator. `lr` is the peak learning rate; None keeps the checkpoint's (1e-3 when
     starting fresh), a number replaces it on resume. The rate follows a cosine from `schedule_from` (the first
-    iteration of this phase; 0 for a run from scratch) to `iters`, down to 5% of the peak."""
+    iteration of this phase; 0 for a run from scratch) to `iters`, down to 5% of the peak.
+
+    `init` (a model name or .json, used only when `out` has no checkpoint yet) starts from that model's
+    generator at the iteration its card records: its training codes are not in the model file, so they are
+    fitted first (`fit_steps` steps, generator frozen) and checkpointed; `iters` equal to that iteration
+    only fits the codes and writes generator.pt (e.g. for `train-encoder --code-share`)."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
+    ckpt_path = out / "generator_ckpt.pt"
+    ckpt = load_checkpoint(ckpt_path)
+    source = None
+    if init is not None and ckpt is None:
+        from .model import load_model, resolve_model
+
+        source = load_model(init)
+        card = json.loads(resolve_model(init).read_text()).get("card", {}).get("generator", {})
+        config = source.cfg
+        if "iterations" not in card:
+            raise ValueError(f"{init}: its card does not say how many steps its generator trained")
+        if int(card.get("shapes", shapes)) != shapes:
+            raise ValueError(f"{init}'s generator trained on {card['shapes']} chairs: pass --shapes {card['shapes']}")
+        if iters < int(card["iterations"]):
+            raise ValueError(f"--iters {iters} is below the {card['iterations']} steps {init}'s generator trained")
+    if ckpt is not None and config is None and "config" in ckpt:
+        config = ModelConfig.from_dict(ckpt["config"])  # a resumed run keeps its architecture
     cfg = config or ModelConfig()
     data = build_dataset(out / "chairs_cache.pt", list(range(first_seed, first_seed + shapes)), workers=threads)
     views = None
@@ -235,10 +305,22 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     peak = DEFAULT_LR if lr is None else lr
     opt = torch.optim.Adam([{"params": group, "lr": gain * peak, "base_lr": gain * peak}
                             for group, gain in zip((params, basis, [codes]), gains)], betas=(0.9, 0.99))
-    ckpt_path = out / "generator_ckpt.pt"
-    ckpt = load_checkpoint(ckpt_path)
     start, elapsed = 0, 0.0
-    if ckpt is not None:
+    if source is not None:
+        gen.load_state_dict(source.generator.state_dict())
+        start, elapsed = int(card["iterations"]), float(card.get("elapsed_s", 0.0))
+        t_fit = time.time()
+        fitted, terms = fit_codes(gen, data, fit_steps, batch_size, points, np.random.default_rng(seed))
+        with torch.no_grad():
+            codes.copy_(fitted)
+        elapsed += time.time() - t_fit
+        print(f"started from {init} at iteration {start}; codes fitted in {(time.time() - t_fit) / 60:.1f} min: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in terms.items()))
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
+                                    "optimizer": opt.state_dict(), "iteration": start, "elapsed_s": elapsed,
+                                    "config": cfg.to_dict(), "seed": seed, "shapes": shapes})
+    elif ckpt is not None:
         gen.load_state_dict(ckpt["generator"])
         with torch.no_grad():
             codes.copy_(ckpt["codes"])
@@ -249,7 +331,6 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         start, elapsed = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
         print(f"resuming from iteration {start}")
     rng = np.random.default_rng(seed * 1000 + start)
-    n_surf = data["surface_points"].shape[1]
     progress = Progress(iters, start, label="generator")
     t0 = time.time()
     for it in range(start, iters):
@@ -259,12 +340,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         weights = dict(LOSS_WEIGHTS, prior=LOSS_WEIGHTS["prior"] * min(1.0, it / (PRIOR_WARMUP * iters)),
                        render=render_weight)
         idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
-        pi = torch.as_tensor(rng.choice(POINTS_PER_SHAPE, points, replace=False))
-        si = torch.as_tensor(rng.choice(n_surf, min(n_surf, points // 4), replace=False))
-        batch = {"points": data["points"][idx][:, pi], "sdf": data["sdf"][idx][:, pi],
-                 "albedo": data["albedo"][idx][:, pi], "surface_points": data["surface_points"][idx][:, si],
-                 "surface_albedo": data["surface_albedo"][idx][:, si],
-                 "surface_normals": data["surface_normals"][idx][:, si]}
+        batch = point_batch(data, idx, points, rng)
         sil = None
         if views is not None:
             chosen = {k: views[k][idx] for k in ("cam2world", "focal", "alpha")}
@@ -312,11 +388,19 @@ def main(argv=None) -> int:
     ap.add_argument("--render-weight", type=float, default=0.0,
                     help="weight of the silhouette rendering loss (0: point losses only, as up to 34000 steps)")
     ap.add_argument("--render-rays", type=int, default=384, help="rays per chair per step for that loss")
+    ap.add_argument("--init", default=None, metavar="MODEL",
+                    help="start from this model's generator (name or .json, e.g. chairs) when --out has no checkpoint: "
+                    "its training codes are fitted first, then training goes on from the iteration its card records")
+    ap.add_argument("--fit-steps", type=int, default=5000, help="steps that fit the codes for --init")
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
     args = ap.parse_args(argv)
     from .config import tiny_config
 
-    train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
-                    tiny_config() if args.tiny else None, lr=args.lr, render_weight=args.render_weight,
-                    render_rays=args.render_rays, schedule_from=args.schedule_from)
+    try:
+        train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
+                        tiny_config() if args.tiny else None, lr=args.lr, render_weight=args.render_weight,
+                        render_rays=args.render_rays, schedule_from=args.schedule_from, init=args.init,
+                        fit_steps=args.fit_steps)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     return 0
