@@ -131,12 +131,12 @@ class Pipeline:
                         focal_candidates=FOCAL_CANDIDATES * s if focal is None else [focal])
         return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
 
-    def mesh(self, ws: torch.Tensor, resolution: int, path: str):
+    def mesh(self, ws: torch.Tensor, resolution: int, path: str, plane_offset: torch.Tensor | None = None):
         from .mesh import extract_mesh
 
         gen = self.model.generator
         with torch.no_grad():
-            state = gen.decode(ws[None].to(self.device))
+            state = gen.decode(ws[None].to(self.device), plane_offset)
 
         level = MESH_LEVEL_BETAS * float(gen.beta)
 
@@ -163,7 +163,8 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
     from the image. A stated focal length (given or EXIF) is kept; the default one is refined.
 
     ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, lr_end, w_gain, pose_gain,
-    n_patches, mask_weight, mask_pyramid); ``loss`` is 'l1+ssim' (default) or 'l1'.
+    n_patches, mask_weight, mask_pyramid, plane_lr, plane_res, plane_start, plane_reg); ``loss`` is
+    'l1+ssim' (default) or 'l1'.
     """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -286,12 +287,13 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
             t = time.perf_counter()
             report("mesh", k + 1, len(live), None)
             latent = inv.ws[k]
+            offset = None if inv.plane_offset is None else inv.plane_offset[k:k + 1]
             try:
-                mesh = pipe.mesh(latent, mesh_resolution, images[i])
+                mesh = pipe.mesh(latent, mesh_resolution, images[i], offset)
             except EmptySurface:
                 if steps == 0:
                     raise
-                latent = ws[k]  # the inversion pushed the whole field off the shape: keep the encoder's guess
+                latent, offset = ws[k], None  # the inversion pushed the field off the shape: the encoder's guess
                 mesh = pipe.mesh(latent, mesh_resolution, images[i])
             timings[i]["mesh"] = time.perf_counter() - t
             # crop camera at 2S -> original photo
@@ -304,6 +306,7 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
                                        steps=steps, device=str(dev), losses=[step[k] for step in inv.losses],
                                        mask_source=prep.mask_source, focal_source=intrinsics[i][3],
                                        latent=latent.cpu().numpy(),
+                                       plane_offset=None if offset is None else offset[0].cpu().numpy(),
                                        light=(float(inv.light.ambient[k]), float(inv.light.key[k])))
             timings[i]["total"] = sum(timings[i].values())
             res.timings = timings[i]

@@ -105,7 +105,7 @@ def make_case(seed: int, folder: Path, cache: Path | None = None) -> dict:
 
 
 def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal: float, cx: float, cy: float,
-                  size: int) -> tuple[np.ndarray, np.ndarray]:
+                  size: int, plane_offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     from .camera import Camera
     from .invert import render_shaded
     from .shading import Light
@@ -116,8 +116,9 @@ def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal
     lit = Light.default(1)
     lit.ambient[:], lit.key[:] = light[0], light[1]
     with torch.no_grad():
-        rgb, alpha = render_shaded(gen, gen.decode(torch.tensor(latent)[None]), cam, lit, model.cfg.render.background,
-                                   model.cfg.render)
+        offset = None if plane_offset is None else torch.tensor(plane_offset)[None]
+        rgb, alpha = render_shaded(gen, gen.decode(torch.tensor(latent)[None], offset), cam, lit,
+                                   model.cfg.render.background, model.cfg.render)
     return rgb[0].numpy(), alpha[0].numpy()
 
 
@@ -163,7 +164,7 @@ def _score(model, case: dict, res, seconds: float) -> dict:
     cam = res.camera
     s = VIEW_SIZE / EVAL_SIZE
     _, alpha = _render_model(model, res.latent, res.light, cam.cam2world, cam.focal_px * s, cam.cx * s, cam.cy * s,
-                             VIEW_SIZE)
+                             VIEW_SIZE, res.plane_offset)
     gt_alpha = np.asarray(Image.fromarray((case["alpha_in"] * 255).astype(np.uint8)).resize(
         (VIEW_SIZE, VIEW_SIZE), Image.BOX)) / 255.0
     iou = mask_iou(alpha > 0.5, gt_alpha > 0.5)
@@ -172,7 +173,7 @@ def _score(model, case: dict, res, seconds: float) -> dict:
     moved = cam.cam2world @ np.linalg.inv(c_in) @ c_nv  # true relative motion applied to the recovered camera
     nv = case["cam_nv"]
     rgb, _ = _render_model(model, res.latent, res.light, moved, float(nv.focal[0]), float(nv.cx[0]), float(nv.cy[0]),
-                           VIEW_SIZE)
+                           VIEW_SIZE, res.plane_offset)
     rgb = np.clip(rgb, 0, 1)
     chamfer = chamfer_l1(res.mesh.vertices, res.mesh.faces, *case["mesh"])
     return {"seed": case["seed"], "family": case["family"], "ok": True, "iou": iou,

@@ -169,11 +169,14 @@ class Generator(nn.Module):
         """z (B, z_dim) -> ws (B, num_ws, w_dim), the same w for every layer."""
         return self.mapping(z)[:, None].expand(-1, self.cfg.num_ws, -1)
 
-    def decode(self, ws: Tensor) -> FieldState:
-        """ws (B, num_ws, w_dim) or (B, w_dim) -> field state."""
+    def decode(self, ws: Tensor, plane_offset: Tensor | None = None) -> FieldState:
+        """ws (B, num_ws, w_dim) or (B, w_dim) -> field state; ``plane_offset`` (B, 3, C, R, R), fitted by
+        the inversion, is added to the synthesized triplanes."""
         if ws.dim() == 2:
             ws = ws[:, None].expand(-1, self.cfg.num_ws, -1)
         planes = self.synthesis(ws)
+        if plane_offset is not None:
+            planes = planes + plane_offset
         h = F.leaky_relu(self.color_mapping[0](ws[:, -1]), 0.2)
         values = self.color_mapping[1](h).reshape(ws.shape[0], self.cfg.color_k, 3)
         return FieldState(planes, values)

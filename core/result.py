@@ -64,6 +64,8 @@ class ReconstructionResult:
     """where the focal length came from: 'given', 'exif', 'default' or 'estimated'."""
     latent: np.ndarray | None = None
     """(num_ws, w_dim) the refined per-layer styles, to re-render or re-mesh the field."""
+    plane_offset: np.ndarray | None = None
+    """(3, C, R, R) triplane offset fitted by the inversion, added to the planes decoded from ``latent``."""
     light: tuple[float, float] | None = None
     """fitted (ambient, key) light strengths of the model's shading."""
 

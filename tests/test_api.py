@@ -191,17 +191,18 @@ def test_an_inversion_that_erases_the_shape_falls_back_to_the_encoder_guess(tiny
     good, _ = inputs
     real_mesh, latents = api.Pipeline.mesh, []
 
-    def mesh(self, ws, resolution, path):
+    def mesh(self, ws, resolution, path, plane_offset=None):
         latents.append(ws.detach().clone())
         if len(latents) == 1:  # the inverted latent: as if the field had left the box
             raise EmptySurface("no surface to extract: the whole scene box is outside the shape", path)
+        assert plane_offset is None  # the encoder's guess has no fitted planes
         return real_mesh(self, ws, resolution, path)
 
     monkeypatch.setattr(api.Pipeline, "mesh", mesh)
     (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=2, mesh_resolution=32)
     assert res.ok, res.error
     assert len(latents) == 2 and not torch.equal(latents[0], latents[1])
-    assert np.allclose(res.latent, latents[1].cpu().numpy())
+    assert np.allclose(res.latent, latents[1].cpu().numpy()) and res.plane_offset is None
     # without inversion there is nothing to fall back to: the error is reported
     latents.clear()
     (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=32)
