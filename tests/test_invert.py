@@ -119,14 +119,15 @@ def test_inversion_returns_the_best_parameters_seen():
     # the result must be the starting point, not the wreck after the last step
     cfg, gen, z, ws_true, pose_true, target = _scene()
     res = invert(gen, cfg.render, target, ws_true, pose_true, steps=4, size=cfg.inversion_size,
-                 patch=cfg.patch_size, seed=0, lr=0.5)
+                 patch=cfg.patch_size, seed=0, lr=0.5, plane_lr=5.0)
     assert res.best_step == [0]
     assert torch.allclose(res.ws, ws_true) and torch.allclose(res.pose.quat, pose_true.quat)
+    assert float(res.plane_offset.abs().max()) == 0.0
     # with a sane learning rate from a wrong start, late steps win
     ws0 = gen.mapping_ws(z + 1.5 * torch.randn(1, cfg.generator.z_dim, generator=torch.Generator().manual_seed(1)))
     res = invert(gen, cfg.render, target, ws0, pose_true, steps=30, size=cfg.inversion_size, patch=cfg.patch_size,
                  seed=0)
-    assert res.best_step[0] > 20, res.best_step
+    assert res.best_step[0] > 15, res.best_step
 
 
 def test_silhouette_pyramid_grows_with_the_distance_of_a_misplaced_thin_part():
@@ -158,7 +159,7 @@ def test_fitted_triplane_offset_reaches_detail_the_latent_cannot():
     gap = InversionTarget(image, mask)
     # w and the pose nearly held (lr 1e-4): what moves is the offset
     run = dict(steps=10, size=s, patch=cfg.patch_size, seed=0, mask_weight=1.0, lr=1e-4)
-    plain = invert(gen, cfg.render, gap, ws_true, pose_true, **run)
+    plain = invert(gen, cfg.render, gap, ws_true, pose_true, plane_lr=0.0, **run)
     fitted = invert(gen, cfg.render, gap, ws_true, pose_true, plane_lr=0.3, plane_res=cfg.generator.plane_res, **run)
     assert plain.plane_offset is None
     assert fitted.plane_offset.shape == gen.decode(ws_true).planes.shape
