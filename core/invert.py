@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .camera import Camera, camera_rays
 from .errors import Cancelled
-from .generator import FieldState, Generator
+from .generator import Generator
 from .pose import matrix_to_quaternion, quaternion_to_matrix
 from .render import patch_pixels, render_image, render_rays
 from .shading import Light, screen_normals, shade
@@ -219,9 +219,8 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
 
     def full_crop():
         """Decode and render the current parameters: state, camera, light and full-crop loss (B,)."""
-        state = gen.decode(gen.w_avg + gen.w_std * u)
-        if offset is not None:
-            state = FieldState(state.planes + _upsampled(offset, cfg.plane_res) * plane_std, state.color_values)
+        fitted = None if offset is None else _upsampled(offset, cfg.plane_res) * plane_std
+        state = gen.decode(gen.w_avg + gen.w_std * u, fitted)
         cam = pose.camera(size)
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
         rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg.background, render_cfg, g)
