@@ -244,14 +244,15 @@ def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps,
     report("encoder", 1, 1, None)
     enc = pipe.encode(image_hi)
     t_enc = (time.perf_counter() - t) / len(live)
-    mask_lo = torch.nn.functional.avg_pool2d(mask_hi[:, None], 2)[:, 0]
+    # the input's mask at the encoder's resolution, for the pose solver
+    mask_enc = torch.nn.functional.interpolate(mask_hi[:, None], size=enc.coords.shape[1], mode="area")[:, 0]
     poses, intrinsics, ok = {}, {}, []
     for k, i in enumerate(live):
         t = time.perf_counter()
         report("pose", k + 1, len(live), None)
         try:
             intrinsics[i] = _crop_intrinsics(prepared[i], focal_mm, enc.coords.shape[1])
-            poses[i] = pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_lo[k], images[i], *intrinsics[i][:3])
+            poses[i] = pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_enc[k], images[i], *intrinsics[i][:3])
             ok.append(k)
         except Exception as err:  # noqa: BLE001
             results[i] = _fail(images[i], err, model_name, steps, dev)

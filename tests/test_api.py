@@ -207,3 +207,19 @@ def test_an_inversion_that_erases_the_shape_falls_back_to_the_encoder_guess(tiny
     latents.clear()
     (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=32)
     assert not res.ok and "no surface" in res.error
+
+
+def test_inversion_size_other_than_the_encoders(tmp_path, inputs):
+    """A model whose inversion renders at another size than the encoder sees still solves the pose
+    (the input mask goes to the pose solver at the encoder's resolution)."""
+    from core.config import tiny_config
+    from core.model import ReconstructionModel, save_model
+
+    cfg = tiny_config()
+    cfg.inversion_size = 48  # the encoder works at 32
+    torch.manual_seed(0)
+    save_model(ReconstructionModel(cfg), tmp_path / "wide", {"note": "random test model"}, half=False)
+    good, _ = inputs
+    (res,) = reconstruct([good], model="wide", model_dirs=[tmp_path], steps=1, mesh_resolution=24)
+    assert res.ok, res.error
+    assert (res.camera.width, res.camera.height) == (120, 90) and len(res.losses) == 1
