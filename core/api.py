@@ -163,7 +163,7 @@ def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | No
     from the image. A stated focal length (given or EXIF) is kept; the default one is refined.
 
     ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, lr_end, w_gain, pose_gain,
-    n_patches, mask_weight, mask_pyramid, plane_lr, plane_res, plane_start, plane_reg); ``loss`` is
+    n_patches, mask_weight, mask_pyramid, plane_lr, plane_res, plane_start, plane_reg, momentum); ``loss`` is
     'l1+ssim' (default) or 'l1'.
     """
     if isinstance(images, (str, os.PathLike)):

@@ -1,6 +1,6 @@
 """Hybrid inversion: refine the latent and the pose by gradient descent through the renderer.
 
-Adam (betas 0.9/0.95) on the per-layer styles w (with a learning-rate gain), the rotation
+Adam (betas 0.5/0.95, see ``momentum``) on the per-layer styles w (with a learning-rate gain), the rotation
 (quaternion, renormalized after each step), the image-plane translation, the distance and the focal
 length, plus the two light strengths. The loss compares the shaded render with the input on the full
 crop and, with ``n_patches`` > 0, on random patches rendered at twice the resolution, cropped
@@ -166,7 +166,8 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
            size: int, patch: int, n_patches: int = 0, seed: int = 0, loss: str = "l1+ssim",
            lr: float = 3e-3, w_gain: float = 15.0, pose_gain: float = 2.0, mask_weight: float = 0.5,
            mask_pyramid: int = 5, lr_end: float = 0.5, hold_depth: bool = True, focal_free: Tensor | None = None,
-           plane_lr: float = 0.02, plane_res: int = 0, plane_reg: float = 0.0, plane_start: int = 0,
+           plane_lr: float = 0.04, plane_res: int = 0, plane_reg: float = 0.0, plane_start: int = 0,
+           momentum: float = 0.5,
            progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
     """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results.
@@ -184,7 +185,11 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
     ``plane_lr`` > 0 also fits an offset to the triplanes (Adam, this learning rate in units of each plane
     channel's spread, on the same cosine), at ``plane_res`` texels a side (0: the planes' own), from step
     ``plane_start`` on, with an optional L2 pull ``plane_reg`` toward zero; it comes back as
-    ``plane_offset`` (None when not fitted)."""
+    ``plane_offset`` (None when not fitted).
+
+    ``momentum`` is Adam's first-moment decay (beta1) for every parameter: with ten steps, 0.9 carries
+    the first steps' direction through the whole run; a shorter memory lets the late steps turn
+    (measured in the model card)."""
     b = ws.shape[0]
     device = ws.device
     light = Light.default(b, device)
@@ -209,7 +214,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
         offset = torch.zeros(b, 3, cfg.plane_channels, res, res, device=device, requires_grad=True)
         groups.append({"params": [offset], "lr": plane_lr})
     base_lrs = [group["lr"] for group in groups]
-    opt = torch.optim.Adam(groups, betas=(0.9, 0.95))
+    opt = torch.optim.Adam(groups, betas=(momentum, 0.95))
     g = torch.Generator().manual_seed(seed)
     target_lo = F.avg_pool2d(target.image.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
     mask_lo = F.avg_pool2d(target.mask[:, None], 2)[:, 0]

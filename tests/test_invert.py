@@ -94,6 +94,22 @@ def test_inversion_is_deterministic_and_zero_steps_is_identity(n_patches):
     assert torch.allclose(z.ws, ws) and z.losses == []
 
 
+def test_momentum_is_adams_first_moment_decay():
+    """Adam's bias-corrected first step ignores beta1; from the second step on it differs."""
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    gen = ReconstructionModel(cfg).generator.requires_grad_(False)
+    s = cfg.inversion_size
+    target = InversionTarget(torch.rand(1, 2 * s, 2 * s, 3), (torch.rand(1, 2 * s, 2 * s) > 0.5).float())
+    ws = gen.mapping_ws(torch.randn(1, cfg.generator.z_dim))
+    pose = PoseParams.from_cam2world(torch.tensor(orbit_pose(0, 10, 2.5), dtype=torch.float32)[None],
+                                     torch.tensor([1.5 * s]))
+    run = dict(steps=3, size=s, patch=cfg.patch_size, seed=5)
+    short, long = (invert(gen, cfg.render, target, ws, pose, momentum=m, **run).losses for m in (0.0, 0.9))
+    assert short[:2] == long[:2]  # the start, and after the first update
+    assert short[2] != long[2]
+
+
 def test_a_stated_focal_length_stays_and_the_principal_point_is_kept():
     cfg, gen, z, ws_true, pose_true, target = _scene()
     s = cfg.inversion_size
