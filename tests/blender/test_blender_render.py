@@ -65,8 +65,8 @@ def test_overlay_and_side_view_images(fake_core, render, photo, tmp_path):
 @pytest.mark.xfail(strict=True, reason="the shipped chairs model (v0.7, 383 min generator + 163 min encoder CPU "
                    "training) with the fitted triplane offset (0.04, momentum 0.5) does not keep the product "
                    "promise on every example yet: measured IoU 0.98 / 0.84 / 0.95 on the armchair / dining / "
-                   "office examples (the dining chair's spindles; see weights/MODEL_CARD.md); strict, so this fails loudly once a better "
-                   "model passes and the mark must go")
+                   "office examples (the dining chair's spindles; see weights/MODEL_CARD.md); strict, so this "
+                   "fails loudly once a better model passes and the mark must go")
 def test_real_model_silhouette_iou_on_examples(ext, render, tmp_path):
     why = sfi_helpers.real_model_available()
     if why:
