@@ -76,8 +76,8 @@ def test_inversion_moves_latent_toward_truth():
     assert d1 < 0.8 * d0, (d0, d1)
 
 
-@pytest.mark.parametrize("n_patches", [0, 2])  # default full crop only; the paper's patches as an option
-def test_inversion_is_deterministic_and_zero_steps_is_identity(n_patches):
+def _noise_case():
+    """An untrained tiny generator, a random target and mask, a random w and a fixed pose."""
     torch.manual_seed(0)
     cfg = tiny_config()
     gen = ReconstructionModel(cfg).generator.requires_grad_(False)
@@ -86,6 +86,12 @@ def test_inversion_is_deterministic_and_zero_steps_is_identity(n_patches):
     ws = gen.mapping_ws(torch.randn(1, cfg.generator.z_dim))
     pose = PoseParams.from_cam2world(torch.tensor(orbit_pose(0, 10, 2.5), dtype=torch.float32)[None],
                                      torch.tensor([1.5 * s]))
+    return cfg, gen, s, target, ws, pose
+
+
+@pytest.mark.parametrize("n_patches", [0, 2])  # default full crop only; the paper's patches as an option
+def test_inversion_is_deterministic_and_zero_steps_is_identity(n_patches):
+    cfg, gen, s, target, ws, pose = _noise_case()
     a = invert(gen, cfg.render, target, ws, pose, steps=3, size=s, patch=cfg.patch_size, seed=5, n_patches=n_patches)
     b = invert(gen, cfg.render, target, ws, pose, steps=3, size=s, patch=cfg.patch_size, seed=5, n_patches=n_patches)
     assert torch.equal(a.ws, b.ws) and torch.equal(a.pose.quat, b.pose.quat)
@@ -96,14 +102,7 @@ def test_inversion_is_deterministic_and_zero_steps_is_identity(n_patches):
 
 def test_momentum_is_adams_first_moment_decay():
     """Adam's bias-corrected first step ignores beta1; from the second step on it differs."""
-    torch.manual_seed(0)
-    cfg = tiny_config()
-    gen = ReconstructionModel(cfg).generator.requires_grad_(False)
-    s = cfg.inversion_size
-    target = InversionTarget(torch.rand(1, 2 * s, 2 * s, 3), (torch.rand(1, 2 * s, 2 * s) > 0.5).float())
-    ws = gen.mapping_ws(torch.randn(1, cfg.generator.z_dim))
-    pose = PoseParams.from_cam2world(torch.tensor(orbit_pose(0, 10, 2.5), dtype=torch.float32)[None],
-                                     torch.tensor([1.5 * s]))
+    cfg, gen, s, target, ws, pose = _noise_case()
     run = dict(steps=3, size=s, patch=cfg.patch_size, seed=5)
     short, long = (invert(gen, cfg.render, target, ws, pose, momentum=m, **run).losses for m in (0.0, 0.9))
     assert short[:2] == long[:2]  # the start, and after the first update
