@@ -164,7 +164,7 @@ class InversionResult:
 
 def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
            size: int, patch: int, n_patches: int = 0, seed: int = 0, loss: str = "l1+ssim",
-           lr: float = 3e-3, w_gain: float = 15.0, pose_gain: float = 2.0, mask_weight: float = 0.5,
+           lr: float = 3e-3, w_gain: float = 15.0, pose_gain: float = 2.0, mask_weight: float = 0.35,
            mask_pyramid: int = 5, lr_end: float = 0.5, hold_depth: bool = True, focal_free: Tensor | None = None,
            plane_lr: float = 0.04, plane_res: int = 0, plane_reg: float = 0.0, plane_start: int = 0,
            momentum: float = 0.5,
