@@ -36,10 +36,10 @@ package: env
 	$(BIN)/python scripts/package_extension.py
 
 bench: env
-	$(BIN)/python -m core bench --model chairs
+	$(BIN)/python -m training bench --model chairs
 
 evaluate: env
-	$(BIN)/python -m core evaluate --model chairs --images 100
+	$(BIN)/python -m training evaluate --model chairs --images 100
 
 clean:
 	rm -rf out dist .pytest_cache .ruff_cache

@@ -3,55 +3,50 @@
     from core import reconstruct
     results = reconstruct(["chair.png"], model="chairs", steps=10, out_dir="out")
 
-Stages per batch of images: load + crop (core.image_io), encoder (canonical map, mask, w), PnP
-(core.pose), hybrid inversion (core.invert), marching cubes (core.mesh). Per-image problems never
-raise: the result says ``ok=False`` and ``error`` is a one-line message naming the file. Problems of
-the whole call (unknown model, bad option, unwritable output folder) raise ReconstructionError.
+Stages per batch of images: load + crop (core.io.images), encoder (canonical map, mask, w), PnP
+(core.geometry.pnp), hybrid inversion (core.fit.invert), marching cubes (core.mesh), files
+(core.io.export). Per-image problems never raise: the result says ``ok=False`` and ``error`` is a
+one-line message naming the file. Problems of the whole call (unknown model, bad option, unwritable
+output folder) raise ReconstructionError.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .camera import crop_to_original, original_to_crop, photo_focal
+from .config import InversionConfig, ReconstructOptions, replaced
 from .errors import Cancelled, EmptySurface, ReconstructionError
-from .invert import InversionTarget, PoseParams, invert
+from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
+from .geometry.camera import crop_to_original, original_to_crop
+from .geometry.lens import photo_focal
 from .model import ReconstructionModel, available_models, load_model  # noqa: F401  (re-exported)
 from .result import CameraInfo, ReconstructionResult
 
-FORMATS = ("glb", "ply", "obj")
-# focal lengths tried by PnP, in units of the crop side: the crop is ~1.2x the object, so a 35-60 mm
-# photo of an object filling half to all of the frame gives 0.8-2.8 crop sides; keep a margin
-FOCAL_CANDIDATES = np.geomspace(0.6, 4.5, 10)
-# the mesh is the level set sdf = MESH_LEVEL_BETAS * beta, not sdf = 0: with VolSDF density a thin
-# part whose SDF stays a beta or two above zero is still opaque in the renders the inversion fits,
-# and meshing at zero drops it (chairs v0.3, 20 held-out chairs, N=10, Chamfer-L1: 0.0383 at 0,
-# 0.0323 at 2 beta, 0.0338 at 3 beta; silhouette IoU in Blender on the examples: see the model card)
-MESH_LEVEL_BETAS = 2.0
-# focal lengths the inversion may change: a stated one (EXIF, given) is the photo's own
 FREE_FOCAL_SOURCES = ("default", "estimated")
-Progress = Callable[[str, int, int, "float | None"], None]
+"""focal-length sources the inversion may change: a stated one (EXIF, given) is the photo's own."""
+ProgressCallback = Callable[[str, int, int, "float | None"], None]
+"""progress(stage, step, total, loss): stage is 'load', 'encoder', 'pose', 'inversion' or 'mesh'."""
 
 
 def pick_device(device: str = "auto") -> torch.device:
     """'auto' -> CUDA, then MPS, then CPU; an explicit device that is not available is an error."""
     device = (device or "auto").lower()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("mps" if mps else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise ReconstructionError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device == "mps" and not mps:
         raise ReconstructionError("device 'mps' was requested but Apple MPS is not available; use --device cpu or auto")
     if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
         raise ReconstructionError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
@@ -71,36 +66,39 @@ def _check_out_dir(out_dir) -> Path:
     return out
 
 
-def validate_options(steps, mesh_resolution, fmt, focal_mm=None) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ReconstructionError(f"steps must be a whole number >= 0 (0 = encoder only, 10 = fast), got {steps!r}")
-    if steps > 1000:
-        raise ReconstructionError(f"steps={steps} is far beyond what helps (10 fast, 30 slow); use at most 1000")
-    if not isinstance(mesh_resolution, (int, np.integer)) or not 16 <= mesh_resolution <= 512:
-        raise ReconstructionError(f"mesh resolution must be between 16 and 512, got {mesh_resolution!r}")
-    if fmt not in FORMATS:
-        raise ReconstructionError(f"unknown mesh format '{fmt}'; use one of {', '.join(FORMATS)}")
-    if focal_mm is not None and (isinstance(focal_mm, bool) or not isinstance(focal_mm, (int, float, np.number))
-                                 or not (focal_mm == 0 or 4 <= focal_mm <= 2000)):
-        raise ReconstructionError(f"focal length must be a 35 mm-equivalent value in mm between 4 and 2000 (or 0 "
-                                  f"to estimate it, or nothing for EXIF/50 mm), got {focal_mm!r}")
+@dataclass
+class CropIntrinsics:
+    """The photo's camera in pixels of the crop resampled for the encoder."""
+
+    focal: float | None
+    """focal length (None: the pose solver searches it)."""
+    cx: float
+    """principal point x: the photo's centre (where a camera's optical axis meets it)."""
+    cy: float
+    """principal point y."""
+    source: str
+    """'given', 'exif', 'default' or 'estimated'."""
 
 
 class Pipeline:
-    """A loaded model on a device, ready to reconstruct batches of prepared images."""
+    """A loaded model on a device, ready to reconstruct batches of prepared images.
+
+    ``render_cfg`` is this pipeline's own copy of the model's renderer settings: a CUDA out-of-memory
+    retry shrinks its chunk size without touching the cached model.
+    """
 
     def __init__(self, model: ReconstructionModel, device: torch.device):
         self.model = model
         self.device = device
         self.cfg = model.cfg
-        self.chunk = model.cfg.render.chunk
+        self.render_cfg = dataclasses.replace(model.cfg.render)
 
     @property
     def size(self) -> int:
-        return self.cfg.inversion_size
+        return self.cfg.inversion.size
 
     def prepare(self, path: str, mask: str | None):
-        from .image_io import prepare_image
+        from .io.images import prepare_image
 
         return prepare_image(path, 2 * self.size, mask_path=mask, background=self.cfg.render.background)
 
@@ -112,12 +110,20 @@ class Pipeline:
         with torch.no_grad():
             return self.model.encoder(lo)
 
+    def intrinsics(self, prep, focal_mm: float | None, size: int) -> CropIntrinsics:
+        """The photo's camera in pixels of its crop resampled to size x size."""
+        crop = prep.crop
+        focal, source = photo_focal(crop.orig_width, crop.orig_height, focal_mm, prep.loaded.focal_35mm,
+                                    self.cfg.pose.default_focal_mm)
+        f, cx, cy = original_to_crop(focal or 0.0, crop.orig_width / 2, crop.orig_height / 2, crop)
+        k = size / crop.out_size
+        return CropIntrinsics(None if focal is None else f * k, cx * k, cy * k, source)
+
     def solve_pose(self, coords: torch.Tensor, mask_logits: torch.Tensor, input_mask: torch.Tensor,
-                   path: str, focal: float | None, cx: float, cy: float):
-        """Encoder maps of one image (S, S, ...) -> (cam2world (4, 4), focal) of the crop camera whose
-        principal point is (cx, cy) in crop pixels; ``focal`` in crop pixels, or None to search it."""
-        from .camera import pixel_grid
-        from .pose import solve_pnp
+                   intrinsics: CropIntrinsics, path: str) -> tuple[torch.Tensor, float]:
+        """Encoder maps of one image (S, S, ...) -> (cam2world (4, 4), focal in crop pixels)."""
+        from .geometry.camera import pixel_grid
+        from .geometry.pnp import PnPCamera, solve_pnp
 
         s = coords.shape[0]
         prob = torch.sigmoid(mask_logits).cpu().numpy().reshape(-1)
@@ -125,10 +131,13 @@ class Pipeline:
         keep = (prob > 0.5) & (inp > 0.5)
         if keep.sum() < 12:
             keep = inp > 0.5
+        pose_cfg = self.cfg.pose
+        focals = (np.geomspace(pose_cfg.focal_min, pose_cfg.focal_max, pose_cfg.focal_count) * s
+                  if intrinsics.focal is None else [intrinsics.focal])
         pix = pixel_grid(s, s).numpy()
-        res = solve_pnp(pix[keep], coords.reshape(-1, 3).cpu().numpy()[keep].astype(np.float64), s, s,
-                        weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, cx=cx, cy=cy, path=path,
-                        focal_candidates=FOCAL_CANDIDATES * s if focal is None else [focal])
+        res = solve_pnp(pix[keep], coords.reshape(-1, 3).cpu().numpy()[keep].astype(np.float64),
+                        PnPCamera(s, s, intrinsics.cx, intrinsics.cy, focals),
+                        weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, path=path)
         return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
 
     def mesh(self, ws: torch.Tensor, resolution: int, path: str, plane_offset: torch.Tensor | None = None):
@@ -137,8 +146,7 @@ class Pipeline:
         gen = self.model.generator
         with torch.no_grad():
             state = gen.decode(ws[None].to(self.device), plane_offset)
-
-        level = MESH_LEVEL_BETAS * float(gen.beta)
+        level = self.cfg.mesh.level_betas * float(gen.beta)
 
         def query_sdf(p):
             return gen.query(state, p[None].to(self.device), with_color=False).sdf[0] - level
@@ -146,194 +154,219 @@ class Pipeline:
         def query_color(p):
             return gen.query(state, p[None].to(self.device)).rgb[0]
 
-        return extract_mesh(query_sdf, query_color, resolution=resolution, bound=gen.cfg.bound,
-                            device=self.device, path=path)
+        grid = dataclasses.replace(self.cfg.mesh, resolution=resolution)
+        return extract_mesh(query_sdf, query_color, grid, bound=gen.cfg.bound, device=self.device, path=path)
 
 
-def reconstruct(images: Sequence[str | os.PathLike], *, masks: Sequence[str | None] | str | None = None,
-                model: str = "chairs", steps: int = 10, device: str = "auto", mesh_resolution: int = 128,
-                seed: int = 0, progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-                out_dir: str | os.PathLike | None = None, fmt: str = "glb", batch_size: int = 4,
-                model_dirs: Sequence[str] = (), loss: str = "l1+ssim", focal_mm: float | None = None,
-                inversion: dict | None = None) -> list[ReconstructionResult]:
+@dataclass
+class _Call:
+    """One call's resolved settings and callbacks, shared by all of its batches."""
+
+    pipe: Pipeline
+    options: ReconstructOptions
+    """the options with ``steps`` and ``mesh_resolution`` resolved."""
+    inversion: InversionConfig
+    """the model's (or the caller's) inversion settings with the call's steps and seed."""
+    report: ProgressCallback
+    cancel: Callable[[], bool] | None
+    out: Path | None
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and bool(self.cancel())
+
+    def fail(self, image: str, err: Exception) -> ReconstructionResult:
+        if isinstance(err, ReconstructionError):
+            msg = str(err) if err.path else f"{image}: {err}"
+        else:
+            msg = f"{image}: internal error ({type(err).__name__}: {err}); please report it"
+        return ReconstructionResult(image=image, ok=False, error=msg.splitlines()[0], model=self.options.model,
+                                    steps=self.inversion.steps, device=str(self.pipe.device))
+
+
+@dataclass
+class _Item:
+    """One input image on its way through the stages."""
+
+    path: str
+    mask: str | None
+    prepared: object | None = None
+    """core.io.images.PreparedImage once loaded."""
+    intrinsics: CropIntrinsics | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    result: ReconstructionResult | None = None
+
+
+def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options: ReconstructOptions | None = None,
+                *, masks: Sequence[str | None] | str | None = None, progress: ProgressCallback | None = None,
+                cancel: Callable[[], bool] | None = None, **changes) -> list[ReconstructionResult]:
     """Reconstruct every image; see the module docstring. Results come back in input order.
 
-    ``focal_mm`` is the photo's 35 mm-equivalent focal length (long side = 36 mm). None: the EXIF
-    FocalLengthIn35mmFilm when the file has one, else DEFAULT_FOCAL_MM (core.camera); 0: estimate it
-    from the image. A stated focal length (given or EXIF) is kept; the default one is refined.
-
-    ``inversion`` passes expert settings to :func:`core.invert.invert` (lr, lr_end, w_gain, pose_gain,
-    n_patches, mask_weight, mask_pyramid, plane_lr, plane_res, plane_start, plane_reg, momentum); ``loss`` is
-    'l1+ssim' (default) or 'l1'.
+    ``options`` (:class:`core.config.ReconstructOptions`) says what to do; keyword arguments named like
+    its fields change single options (``reconstruct(paths, model="chairs", steps=0)``). ``masks``: one
+    mask file per image, or None. ``progress(stage, step, total, loss)`` is called as the work goes
+    on; ``cancel()`` returning True stops it at the next step (the images not finished come back with
+    a 'cancelled' error).
     """
-    if isinstance(images, (str, os.PathLike)):
-        images = [images]
-    images = [str(p) for p in images]
+    options = _options(options, changes)
+    images = [str(images)] if isinstance(images, (str, os.PathLike)) else [str(p) for p in images]
     if masks is None or isinstance(masks, (str, os.PathLike)):
         masks = [None if masks is None else str(masks)] * len(images)
     if len(masks) != len(images):
         raise ReconstructionError(f"got {len(masks)} masks for {len(images)} images; give one mask per image or none")
-    validate_options(steps, mesh_resolution, fmt, focal_mm)
-    out = _check_out_dir(out_dir) if out_dir is not None else None
-    dev = pick_device(device)
+    out = _check_out_dir(options.out_dir) if options.out_dir is not None else None
+    dev = pick_device(options.device)
     t0 = time.perf_counter()
-    net = load_model(model, dev, model_dirs)
+    net = load_model(options.model, dev, options.model_dirs)
     load_model_s = time.perf_counter() - t0
-    pipe = Pipeline(net, dev)
-    report = progress or (lambda *a: None)
-    results: list[ReconstructionResult | None] = [None] * len(images)
-    for start in range(0, len(images), max(1, batch_size)):
-        idx = list(range(start, min(len(images), start + max(1, batch_size))))
-        _run_batch(pipe, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out, fmt,
-                   load_model_s if start == 0 else 0.0, str(model), {"loss": loss, **(inversion or {})}, focal_mm)
-    return results  # type: ignore[return-value]
+    cfg = net.cfg
+    steps = cfg.inversion.steps if options.steps is None else int(options.steps)
+    resolution = cfg.mesh.resolution if options.mesh_resolution is None else int(options.mesh_resolution)
+    options = dataclasses.replace(options, steps=steps, mesh_resolution=resolution)
+    inversion = dataclasses.replace(options.inversion or cfg.inversion, steps=steps, seed=int(options.seed),
+                                    size=cfg.inversion.size)
+    call = _Call(Pipeline(net, dev), options, inversion, progress or (lambda *a: None), cancel, out)
+    items = [_Item(path, mask) for path, mask in zip(images, masks)]
+    for start in range(0, len(items), options.batch_size):
+        batch = items[start:start + options.batch_size]
+        _run_batch(call, batch, load_model_s if start == 0 else 0.0)
+    return [item.result for item in items]
 
 
-def _fail(image: str, err: Exception, model: str, steps: int, dev) -> ReconstructionResult:
-    if isinstance(err, ReconstructionError):
-        msg = str(err) if err.path else f"{image}: {err}"
-    else:
-        msg = f"{image}: internal error ({type(err).__name__}: {err}); please report it"
-    return ReconstructionResult(image=image, ok=False, error=msg.splitlines()[0], model=model, steps=steps,
-                                device=str(dev))
+def _options(options: ReconstructOptions | None, changes: dict) -> ReconstructOptions:
+    """The caller's options with keyword changes applied, checked."""
+    if options is not None and not isinstance(options, ReconstructOptions):
+        raise ReconstructionError(f"options must be a core.config.ReconstructOptions, got {type(options).__name__}")
+    names = {f.name for f in dataclasses.fields(ReconstructOptions)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ReconstructionError(f"unknown option '{unknown[0]}'; known: {', '.join(sorted(names))}")
+    if "model_dirs" in changes:
+        changes["model_dirs"] = tuple(str(d) for d in changes["model_dirs"])
+    if isinstance(changes.get("inversion"), dict):
+        changes["inversion"] = replaced(InversionConfig(), changes["inversion"])
+    if changes.get("out_dir") is not None:
+        changes["out_dir"] = str(changes["out_dir"])
+    options = dataclasses.replace(options or ReconstructOptions(), **changes)
+    options.check()
+    return options
 
 
-def _run_batch(pipe: Pipeline, idx, images, masks, results, steps, mesh_resolution, seed, report, cancel, out,
-               fmt, load_model_s, model_name, settings: dict, focal_mm: float | None = None) -> None:
-    dev = pipe.device
-    prepared, timings = {}, {}
-    for i in idx:
+def _run_batch(call: _Call, batch: list[_Item], load_model_s: float) -> None:
+    for n, item in enumerate(batch):
         t = time.perf_counter()
-        report("load", idx.index(i) + 1, len(idx), None)
+        call.report("load", n + 1, len(batch), None)
         try:
-            if cancel is not None and cancel():
-                raise Cancelled(images[i])
-            prepared[i] = pipe.prepare(images[i], masks[i])
-        except (ReconstructionError, Exception) as err:  # noqa: BLE001 - every failure becomes a result
-            results[i] = _fail(images[i], err, model_name, steps, dev)
-        timings[i] = {"load": time.perf_counter() - t + load_model_s}
-    live = [i for i in idx if i in prepared]
+            if call.cancelled():
+                raise Cancelled(item.path)
+            item.prepared = call.pipe.prepare(item.path, item.mask)
+        except Exception as err:  # noqa: BLE001 - every failure becomes a result
+            item.result = call.fail(item.path, err)
+        item.timings = {"load": time.perf_counter() - t + load_model_s}
+    live = [item for item in batch if item.result is None]
     if not live:
         return
     try:
-        _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
-                              cancel, out, fmt, model_name, settings, focal_mm)
+        _reconstruct_prepared(call, live)
     except torch.cuda.OutOfMemoryError:
-        # retry one image at a time with smaller ray chunks before giving up
+        # retry one image at a time with smaller ray chunks (this call's copy of the settings)
         torch.cuda.empty_cache()
-        pipe.cfg.render.chunk = pipe.chunk = max(1024, pipe.chunk // 4)
-        for i in live:
+        call.pipe.render_cfg.chunk = max(1024, call.pipe.render_cfg.chunk // 4)
+        for item in live:
             try:
-                _reconstruct_prepared(pipe, [i], prepared, timings, results, images, steps, mesh_resolution, seed,
-                                      report, cancel, out, fmt, model_name, settings, focal_mm)
+                _reconstruct_prepared(call, [item])
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
-                results[i] = _fail(images[i], ReconstructionError(
+                item.result = call.fail(item.path, ReconstructionError(
                     "out of GPU memory even with small chunks; close other GPU programs or use --device cpu",
-                    images[i]), model_name, steps, dev)
+                    item.path))
 
 
-def _reconstruct_prepared(pipe, live, prepared, timings, results, images, steps, mesh_resolution, seed, report,
-                          cancel, out, fmt, model_name, settings: dict, focal_mm: float | None = None) -> None:
-    dev = pipe.device
-    gen = pipe.model.generator
-    s = pipe.size
-    image_hi = torch.stack([torch.from_numpy(prepared[i].image).float() for i in live]).to(dev)
-    mask_hi = torch.stack([torch.from_numpy(prepared[i].mask).float() for i in live]).to(dev)
+def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
+    pipe, dev, s = call.pipe, call.pipe.device, call.pipe.size
+    image_hi = torch.stack([torch.from_numpy(item.prepared.image).float() for item in live]).to(dev)
+    mask_hi = torch.stack([torch.from_numpy(item.prepared.mask).float() for item in live]).to(dev)
     t = time.perf_counter()
-    report("encoder", 1, 1, None)
+    call.report("encoder", 1, 1, None)
     enc = pipe.encode(image_hi)
     t_enc = (time.perf_counter() - t) / len(live)
     # the input's mask at the encoder's resolution, for the pose solver
-    mask_enc = torch.nn.functional.interpolate(mask_hi[:, None], size=enc.coords.shape[1], mode="area")[:, 0]
-    poses, intrinsics, ok = {}, {}, []
-    for k, i in enumerate(live):
+    enc_size = enc.coords.shape[1]
+    mask_enc = torch.nn.functional.interpolate(mask_hi[:, None], size=enc_size, mode="area")[:, 0]
+    poses, ok = [], []
+    for k, item in enumerate(live):
         t = time.perf_counter()
-        report("pose", k + 1, len(live), None)
+        call.report("pose", k + 1, len(live), None)
         try:
-            intrinsics[i] = _crop_intrinsics(prepared[i], focal_mm, enc.coords.shape[1])
-            poses[i] = pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_enc[k], images[i], *intrinsics[i][:3])
+            item.intrinsics = pipe.intrinsics(item.prepared, call.options.focal_mm, enc_size)
+            poses.append(pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_enc[k], item.intrinsics, item.path))
             ok.append(k)
         except Exception as err:  # noqa: BLE001
-            results[i] = _fail(images[i], err, model_name, steps, dev)
-        timings[i].update(encoder=t_enc, pose=time.perf_counter() - t)
+            item.result = call.fail(item.path, err)
+        item.timings.update(encoder=t_enc, pose=time.perf_counter() - t)
     if not ok:
         return
     live = [live[k] for k in ok]
-    cam2world = torch.stack([poses[i][0] for i in live]).to(dev)
-    focal = torch.tensor([poses[i][1] for i in live], device=dev)
+    cam2world = torch.stack([c2w for c2w, _ in poses]).to(dev)
     # the encoder's pixels -> the inversion's (the same crop, s pixels a side)
-    to_inv = s / enc.coords.shape[1]
-    principal = torch.tensor([intrinsics[i][1:3] for i in live], device=dev, dtype=torch.float32) * to_inv
-    pose = PoseParams.from_cam2world(cam2world, focal * to_inv, principal)
-    focal_free = torch.tensor([intrinsics[i][3] in FREE_FOCAL_SOURCES for i in live])
-    ws = enc.w[ok][:, None].expand(-1, gen.cfg.num_ws, -1).contiguous()
+    to_inv = s / enc_size
+    focal = torch.tensor([f for _, f in poses], device=dev) * to_inv
+    principal = torch.tensor([[item.intrinsics.cx, item.intrinsics.cy] for item in live], device=dev,
+                             dtype=torch.float32) * to_inv
+    ws = enc.w[ok][:, None].expand(-1, pipe.model.generator.cfg.num_ws, -1).contiguous()
+    start = InversionStart(ws, PoseParams.from_cam2world(cam2world, focal, principal),
+                           torch.tensor([item.intrinsics.source in FREE_FOCAL_SOURCES for item in live]))
     t = time.perf_counter()
     try:
-        inv = invert(gen, pipe.cfg.render, InversionTarget(image_hi[ok], mask_hi[ok]), ws, pose, steps, s,
-                     pipe.cfg.patch_size, seed=seed, focal_free=focal_free, **settings,
-                     progress=lambda n, total, value: report("inversion", n, total, value), cancel=cancel)
+        inv = invert(pipe.model.generator, pipe.render_cfg, InversionTarget(image_hi[ok], mask_hi[ok]), start,
+                     call.inversion, progress=lambda n, total, value: call.report("inversion", n, total, value),
+                     cancel=call.cancel)
     except Cancelled:
-        for i in live:
-            results[i] = _fail(images[i], Cancelled(images[i]), model_name, steps, dev)
+        for item in live:
+            item.result = call.fail(item.path, Cancelled(item.path))
         return
     t_inv = (time.perf_counter() - t) / len(live)
-    cams = inv.pose.camera(s)
-    for k, i in enumerate(live):
-        prep = prepared[i]
-        timings[i]["inversion"] = t_inv
+    for k, item in enumerate(live):
+        item.timings["inversion"] = t_inv
         try:
-            if cancel is not None and cancel():
-                raise Cancelled(images[i])
-            t = time.perf_counter()
-            report("mesh", k + 1, len(live), None)
-            latent = inv.ws[k]
-            offset = None if inv.plane_offset is None else inv.plane_offset[k:k + 1]
-            try:
-                mesh = pipe.mesh(latent, mesh_resolution, images[i], offset)
-            except EmptySurface:
-                if steps == 0:
-                    raise
-                latent, offset = ws[k], None  # the inversion pushed the field off the shape: the encoder's guess
-                mesh = pipe.mesh(latent, mesh_resolution, images[i])
-            timings[i]["mesh"] = time.perf_counter() - t
-            # crop camera at 2S -> original photo
-            scale = prep.crop.out_size / s
-            f, cx, cy = crop_to_original(float(cams.focal[k]) * scale, float(cams.cx[k]) * scale,
-                                         float(cams.cy[k]) * scale, prep.crop)
-            camera = CameraInfo(cams.cam2world[k].detach().cpu().double().numpy(), f, prep.crop.orig_width,
-                                prep.crop.orig_height, cx, cy)
-            res = ReconstructionResult(image=images[i], ok=True, camera=camera, mesh=mesh, model=model_name,
-                                       steps=steps, device=str(dev), losses=[step[k] for step in inv.losses],
-                                       mask_source=prep.mask_source, focal_source=intrinsics[i][3],
-                                       latent=latent.cpu().numpy(),
-                                       plane_offset=None if offset is None else offset[0].cpu().numpy(),
-                                       light=(float(inv.light.ambient[k]), float(inv.light.key[k])))
-            timings[i]["total"] = sum(timings[i].values())
-            res.timings = timings[i]
-            if out is not None:
-                _write_outputs(res, out, fmt)
-            results[i] = res
+            if call.cancelled():
+                raise Cancelled(item.path)
+            item.result = _finish(call, item, inv, k, ws[k])
         except Exception as err:  # noqa: BLE001
-            results[i] = _fail(images[i], err, model_name, steps, dev)
+            item.result = call.fail(item.path, err)
 
 
-def _crop_intrinsics(prep, focal_mm: float | None, size: int) -> tuple[float | None, float, float, str]:
-    """(focal or None to search, cx, cy, source) of the photo's camera in pixels of the crop resampled to
-    size x size: the principal point is the photo's centre (where a camera's optical axis meets it)."""
-    crop = prep.crop
-    focal, source = photo_focal(crop.orig_width, crop.orig_height, focal_mm, prep.loaded.focal_35mm)
-    f, cx, cy = original_to_crop(focal or 0.0, crop.orig_width / 2, crop.orig_height / 2, crop)
-    k = size / crop.out_size
-    return (None if focal is None else f * k), cx * k, cy * k, source
+def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> ReconstructionResult:
+    """Mesh, camera in the original photo, result and files of image ``k`` of the inversion ``inv``."""
+    pipe, prep, s = call.pipe, item.prepared, call.pipe.size
+    t = time.perf_counter()
+    call.report("mesh", k + 1, inv.ws.shape[0], None)
+    latent = inv.ws[k]
+    offset = None if inv.plane_offset is None else inv.plane_offset[k:k + 1]
+    try:
+        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path, offset)
+    except EmptySurface:
+        if call.inversion.steps == 0:
+            raise
+        latent, offset = guess, None  # the inversion pushed the field off the shape: the encoder's guess
+        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path)
+    item.timings["mesh"] = time.perf_counter() - t
+    # crop camera at 2S -> original photo
+    cams = inv.pose.camera(s)
+    scale = prep.crop.out_size / s
+    f, cx, cy = crop_to_original(float(cams.focal[k]) * scale, float(cams.cx[k]) * scale,
+                                 float(cams.cy[k]) * scale, prep.crop)
+    camera = CameraInfo(cams.cam2world[k].detach().cpu().double().numpy(), f, prep.crop.orig_width,
+                        prep.crop.orig_height, cx, cy)
+    res = ReconstructionResult(image=item.path, ok=True, camera=camera, mesh=mesh, model=call.options.model,
+                               steps=call.inversion.steps, device=str(pipe.device),
+                               losses=[step[k] for step in inv.losses], mask_source=prep.mask_source,
+                               focal_source=item.intrinsics.source, latent=latent.cpu().numpy(),
+                               plane_offset=None if offset is None else offset[0].cpu().numpy(),
+                               light=(float(inv.light.ambient[k]), float(inv.light.key[k])))
+    item.timings["total"] = sum(item.timings.values())
+    res.timings = item.timings
+    if call.out is not None:
+        from .io.export import write_result
 
-
-def _write_outputs(res: ReconstructionResult, out: Path, fmt: str) -> None:
-    from .mesh import export_mesh
-
-    stem = Path(res.image).stem
-    res.mesh_path = str(export_mesh(res.mesh, out / f"{stem}.{fmt}", fmt))
-    res.json_path = str(out / f"{stem}.json")
-    tmp = out / f".{stem}.json.tmp"
-    tmp.write_text(json.dumps(res.to_json(), indent=2))
-    os.replace(tmp, res.json_path)
+        write_result(res, call.out, call.options.fmt)
+    return res

@@ -1,11 +1,8 @@
-"""Command line: ``python -m core <command>``.
+"""Command line: ``python -m core reconstruct IMAGE [IMAGE ...] --out DIR [options]``.
 
-    reconstruct IMAGE [IMAGE ...] --out DIR [--model NAME] [--steps N] [--device D] [--mask MASK]
-                [--format glb|ply|obj] [--mesh-resolution R] [--seed S] [--focal-mm F]
-    bench        seconds per stage for N = 0, 10, 30
-    evaluate     quality on held-out procedural chairs
-    train-generator / train-encoder   build the shipped model
-    ceiling CKPT silhouette IoU of a generator checkpoint on its own training chairs
+The contract (docs/CONVENTIONS.md): for every input ``DIR/<stem>.<format>`` and ``DIR/<stem>.json``;
+a failed input gets one line on stderr naming the file and the reason, the other inputs are still
+reconstructed, and the exit status is 0 only when every input succeeded.
 """
 
 from __future__ import annotations
@@ -16,9 +13,8 @@ import sys
 from .errors import ReconstructionError
 
 
-def _reconstruct(argv) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core reconstruct",
-                                 description="Reconstruct a colored mesh and the camera from photos.")
+def add_reconstruct_arguments(ap: argparse.ArgumentParser) -> None:
+    """Options of ``reconstruct``."""
     ap.add_argument("images", nargs="+", help="input photos (PNG, JPEG, WebP, TIFF, BMP)")
     ap.add_argument("--out", required=True, help="output folder for <stem>.<format> and <stem>.json")
     ap.add_argument("--model", default="chairs", help="model name or path to a .safetensors file")
@@ -29,33 +25,28 @@ def _reconstruct(argv) -> int:
     ap.add_argument("--mesh-resolution", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--focal-mm", type=float, default=None,
-                    help="35 mm-equivalent focal length of the photos (long side = 36 mm); default: the EXIF "
-                         "value, else 50; 0: estimate it from the image")
-    ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    args = ap.parse_args(argv)
+                    help="35 mm-equivalent focal length of the photos (as EXIF defines it: on the 43.3 mm "
+                         "diagonal of a 36 x 24 mm frame); default: the EXIF value, else the model's default; "
+                         "0: estimate it from the image")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
     if args.mask and len(args.images) > 1:
         print("error: --mask applies to one image; run each image with its own mask", file=sys.stderr)
         return 2
-
-    def progress(stage, step, total, loss):
-        if not args.quiet:
-            extra = f" loss {loss:.4f}" if loss is not None else ""
-            sys.stderr.write(f"\r{stage} {step}/{total}{extra}        ")
-            sys.stderr.flush()
-
     from .api import reconstruct
+    from .progress import ProgressBar
 
-    try:
-        results = reconstruct(args.images, masks=args.mask, model=args.model, steps=args.steps, device=args.device,
-                              mesh_resolution=args.mesh_resolution, seed=args.seed, progress=progress,
-                              out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm)
-    except ReconstructionError as err:
-        if not args.quiet:
-            sys.stderr.write("\n")
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        sys.stderr.write("\r" + " " * 40 + "\r")
+    with ProgressBar(disable=args.quiet) as bar:
+        try:
+            results = reconstruct(args.images, masks=args.mask, model=args.model, steps=args.steps,
+                                  device=args.device, mesh_resolution=args.mesh_resolution, seed=args.seed,
+                                  progress=bar, out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm)
+        except ReconstructionError as err:
+            bar.close()
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     failed = 0
     for res in results:
         if res.ok:
@@ -67,31 +58,22 @@ def _reconstruct(argv) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {
-    "reconstruct": ("core.cli", "_reconstruct"),
-    "bench": ("core.bench", "main"),
-    "evaluate": ("core.evaluate", "main"),
-    "train-generator": ("core.train_generator", "main"),
-    "train-encoder": ("core.train_encoder", "main"),
-    "ceiling": ("core.ceiling", "main"),
-}
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m core",
+                                 description="Shape, pose and appearance from a single image: photos in, "
+                                             "colored meshes and cameras out.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    rec = sub.add_parser("reconstruct", help="reconstruct a colored mesh and the camera from photos",
+                         description="Reconstruct a colored mesh and the camera from photos.")
+    add_reconstruct_arguments(rec)
+    rec.set_defaults(run=run_reconstruct)
+    return ap
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"error: unknown command '{argv[0]}'", file=sys.stderr)
-            return 2
-        return 0 if argv else 2
-    module, func = COMMANDS[argv[0]]
-    import importlib
-
-    mod = importlib.import_module("." + module.split(".", 1)[1], __package__) if module != "core.cli" else None
-    fn = getattr(mod, func) if mod else globals()[func]
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
-        return int(fn(argv[1:]) or 0)
+        return int(args.run(args) or 0)
     except ReconstructionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

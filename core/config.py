@@ -1,9 +1,19 @@
-"""Model configuration dataclasses, stored as JSON beside the weights."""
+"""Every setting of a model and of a reconstruction, as documented dataclasses.
+
+A model's JSON (``weights/<name>.json``) stores its :class:`ModelConfig`: the sizes the weights need
+and the inversion, pose and mesh settings tuned for it, so a model ships with its own defaults.
+:class:`ReconstructOptions` is what one call of :func:`core.api.reconstruct` asks for.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
+
+from .errors import ReconstructionError
 
 
 @dataclass
@@ -72,45 +82,227 @@ class EncoderConfig:
 
 
 @dataclass
+class InversionConfig:
+    """How the hybrid inversion refines the encoder's guess (:func:`core.fit.invert.invert`).
+
+    The model card's tables hold the measurements behind these values.
+    """
+
+    size: int = 64
+    """side of the full-crop render compared with the input (the input crop is loaded at twice this)."""
+    loss: str = "l1+ssim"
+    """photometric term: 'l1+ssim' (L1 + 0.5 (1 - SSIM)) or 'l1'."""
+    lr: float = 3e-3
+    """base Adam learning rate; each parameter group scales it by its gain."""
+    lr_end: float = 0.5
+    """the learning rate follows half a cosine from ``lr`` down to this fraction of it at the last step."""
+    momentum: float = 0.5
+    """Adam's first-moment decay (beta1) for every parameter (beta2 is 0.95)."""
+    w_gain: float = 15.0
+    """learning-rate gain on w, optimized in units of its spread per dimension."""
+    pose_gain: float = 2.0
+    """learning-rate gain on the rotation, translation, depth and focal length."""
+    mask_weight: float = 0.35
+    """weight of the silhouette term (L1 between rendered opacity and the input mask)."""
+    mask_pyramid: int = 5
+    """the silhouette term is also taken on this many 2x2-pooled copies (pulls misplaced thin parts over)."""
+    n_patches: int = 0
+    """random patches rendered at twice the resolution and compared with the same crops of the input (paper)."""
+    patch_size: int = 16
+    """side of those patches in pixels."""
+    hold_depth: bool = True
+    """an image whose focal length is free keeps the pose solver's depth (the photo hardly tells them apart)."""
+    plane_lr: float = 0.04
+    """learning rate of an offset fitted to the decoded triplanes, in units of each channel's spread (0: off)."""
+    plane_res: int = 0
+    """resolution of that offset in texels a side (0: the planes' own)."""
+    plane_start: int = 0
+    """first step at which the offset moves."""
+    plane_reg: float = 0.0
+    """L2 pull of the offset toward zero."""
+    steps: int = 10
+    """Adam steps (0: encoder only, 10: fast, 30: slow); a call's ``steps`` overrides it."""
+    seed: int = 0
+    """seed of the renderer's stratified samples; a call's ``seed`` overrides it."""
+
+
+@dataclass
+class PoseConfig:
+    """Where the first camera comes from: the photo's focal length and the PnP solver's proposals."""
+
+    default_focal_mm: float = 42.5
+    """35 mm-equivalent focal length (EXIF definition) assumed when neither the caller nor the photo gives
+    one; on a square photo it is the view of a 50 mm lens on a 36 mm wide sensor, the middle of the
+    training renders' 35-60 mm."""
+    focal_min: float = 0.6
+    """smallest focal length PnP tries when it searches, in units of the crop side."""
+    focal_max: float = 4.5
+    """largest focal length PnP tries, in crop sides (a 35-60 mm photo of an object filling half to all
+    of the frame gives 0.8-2.8, the crop being ~1.2x the object)."""
+    focal_count: int = 10
+    """focal lengths tried between the two (geometric steps)."""
+
+
+@dataclass
+class MeshConfig:
+    """Marching cubes on the fitted field."""
+
+    resolution: int = 128
+    """grid samples per side; a call's ``mesh_resolution`` overrides it."""
+    level_betas: float = 2.0
+    """the surface is the level set sdf = level_betas * beta: with VolSDF density a thin part whose SDF
+    stays a beta or two above zero is still opaque in the renders the inversion fits."""
+    min_component_ratio: float = 0.02
+    """connected pieces with fewer faces than this share of the largest are dropped."""
+    coarse: int = 48
+    """the field is first sampled on a grid this coarse and only points near the surface are refined."""
+
+
+@dataclass
 class ModelConfig:
-    """Everything needed to rebuild a model from its safetensors file."""
+    """Everything needed to rebuild a model from its safetensors file, and how to run it."""
 
     name: str = "chairs"
     """model name (what --model accepts)."""
+    category: str = "chair"
+    """the object category the model reconstructs (shown in the model list)."""
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     """generator sizes."""
     render: RenderConfig = field(default_factory=RenderConfig)
     """renderer settings."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """encoder sizes."""
-    inversion_size: int = 64
-    """side of the full-image render compared with the input during inversion."""
-    patch_size: int = 16
-    """side of the random patches (rendered at 2x inversion_size) in the inversion loss."""
+    inversion: InversionConfig = field(default_factory=InversionConfig)
+    """inversion settings tuned for this model."""
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    """pose solver settings."""
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    """marching-cubes settings."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        def build(kind, values):
-            names = {f.name: f for f in dataclasses.fields(kind)}
-            kwargs = {}
-            for key, value in values.items():
-                if key not in names:
-                    continue
-                if isinstance(value, list):
-                    value = tuple(value)
-                kwargs[key] = value
-            return kind(**kwargs)
+    def from_dict(cls, data: dict, where: str = "") -> "ModelConfig":
+        """Rebuild from :meth:`to_dict`'s output; a missing key keeps its default, a wrong type or an
+        unknown key is a :class:`ReconstructionError` naming ``where``. The inversion's render and patch
+        sizes are also read from the top-level ``inversion_size`` / ``patch_size`` of older model files."""
+        if isinstance(data, dict) and ("inversion_size" in data or "patch_size" in data):
+            data = dict(data)
+            inversion = dict(data.get("inversion", {}))
+            for old, new in (("inversion_size", "size"), ("patch_size", "patch_size")):
+                if old in data:
+                    inversion.setdefault(new, data.pop(old))
+            data["inversion"] = inversion
+        return from_dict(cls, data, where)
 
-        # models written before these options existed were built without them
-        generator = {"plane_skips": False, "plane_basis": 0, **d.get("generator", {})}
-        return cls(name=d.get("name", "chairs"),
-                   generator=build(GeneratorConfig, generator),
-                   render=build(RenderConfig, d.get("render", {})),
-                   encoder=build(EncoderConfig, d.get("encoder", {})),
-                   inversion_size=d.get("inversion_size", 64), patch_size=d.get("patch_size", 16))
+
+FORMATS = ("glb", "ply", "obj")
+"""mesh file formats :func:`core.api.reconstruct` writes."""
+
+
+@dataclass
+class ReconstructOptions:
+    """What one call of :func:`core.api.reconstruct` asks for (None: the model's own setting)."""
+
+    model: str = "chairs"
+    """model name or path to its .safetensors / .json file."""
+    steps: int | None = None
+    """inversion steps: 0 encoder only, 10 fast, 30 slow (None: the model's ``inversion.steps``)."""
+    device: str = "auto"
+    """'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+    mesh_resolution: int | None = None
+    """marching-cubes grid samples per side, 16-512 (None: the model's ``mesh.resolution``)."""
+    seed: int = 0
+    """seed of the renderer's random samples (results are reproducible for a seed)."""
+    out_dir: str | None = None
+    """when set, ``<stem>.<fmt>`` and ``<stem>.json`` are written there for every image."""
+    fmt: str = "glb"
+    """mesh file format: glb, ply or obj."""
+    focal_mm: float | None = None
+    """35 mm-equivalent focal length of the photos (EXIF definition, core.geometry.lens). None: each
+    photo's EXIF value, else the model's ``pose.default_focal_mm``; 0: estimate it from the image."""
+    inversion: InversionConfig | None = None
+    """expert inversion settings (None: the model's; ``steps`` and ``seed`` above still apply)."""
+    batch_size: int = 4
+    """images encoded and inverted together."""
+    model_dirs: tuple[str, ...] = ()
+    """extra folders searched for model names before the shipped weights."""
+
+    def check(self) -> None:
+        """Raise :class:`ReconstructionError` for an option out of range."""
+        steps, res, focal = self.steps, self.mesh_resolution, self.focal_mm
+        if steps is not None and (isinstance(steps, bool) or not _is_int(steps) or steps < 0):
+            raise ReconstructionError(f"steps must be a whole number >= 0 (0 = encoder only, 10 = fast), got {steps!r}")
+        if steps is not None and steps > 1000:
+            raise ReconstructionError(f"steps={steps} is far beyond what helps (10 fast, 30 slow); use at most 1000")
+        if res is not None and (not _is_int(res) or not 16 <= res <= 512):
+            raise ReconstructionError(f"mesh resolution must be between 16 and 512, got {res!r}")
+        if self.fmt not in FORMATS:
+            raise ReconstructionError(f"unknown mesh format '{self.fmt}'; use one of {', '.join(FORMATS)}")
+        if focal is not None and (isinstance(focal, bool) or not isinstance(focal, numbers.Real)
+                                  or not (focal == 0 or 4 <= focal <= 2000)):
+            raise ReconstructionError(f"focal length must be a 35 mm-equivalent value in mm between 4 and 2000 "
+                                      f"(or 0 to estimate it, or nothing for EXIF or the default), got {focal!r}")
+        if self.inversion is not None and not isinstance(self.inversion, InversionConfig):
+            raise ReconstructionError("inversion settings must be a core.config.InversionConfig, got "
+                                      f"{type(self.inversion).__name__}")
+        if self.inversion is not None and self.inversion.loss not in LOSSES:
+            raise ReconstructionError(f"unknown inversion loss '{self.inversion.loss}'; use one of {', '.join(LOSSES)}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ReconstructionError(f"batch size must be a whole number >= 1, got {self.batch_size!r}")
+
+
+LOSSES = ("l1+ssim", "l1")
+"""photometric losses the inversion knows."""
+
+
+def _is_int(value) -> bool:
+    """A whole number: Python's int or a NumPy integer, not a bool."""
+    return not isinstance(value, bool) and hasattr(value, "__index__")
+
+
+def from_dict(kind, data, where: str = "", prefix: str = ""):
+    """The dataclass ``kind`` from a JSON object, field types checked (tuples from lists, nested dataclasses)."""
+    if not isinstance(data, dict):
+        raise ReconstructionError(f"setting '{prefix or kind.__name__}' must be an object, got {data!r}", where)
+    hints = typing.get_type_hints(kind)
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ReconstructionError(f"unknown setting '{prefix}{unknown[0]}'; known: {', '.join(sorted(names))}", where)
+    values = {}
+    for key, value in data.items():
+        values[key] = _typed(hints[key], value, where, prefix + key)
+    return kind(**values)
+
+
+def _typed(hint, value, where: str, name: str):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where, name + ".")
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ReconstructionError(f"setting '{name}' must be a list, got {value!r}", where)
+        item = typing.get_args(hint)[0]
+        return tuple(_typed(item, v, where, name) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    ok = {bool: isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str)}.get(hint, True)
+    if not ok:
+        raise ReconstructionError(f"setting '{name}' must be {hint.__name__}, got {value!r}", where)
+    return float(value) if hint is float else value
+
+
+def replaced(config, changes: dict, where: str = ""):
+    """A copy of the dataclass ``config`` with ``changes`` (checked like :func:`from_dict`)."""
+    merged = {**dataclasses.asdict(config), **changes}
+    return from_dict(type(config), merged, where)
 
 
 def tiny_config() -> ModelConfig:
@@ -121,4 +313,4 @@ def tiny_config() -> ModelConfig:
                                                  decoder_hidden=32, color_k=4, color_hidden=32),
                        render=RenderConfig(coarse_samples=12, fine_samples=12),
                        encoder=EncoderConfig(image_size=32, channels=(8, 16, 32)),
-                       inversion_size=32, patch_size=8)
+                       inversion=InversionConfig(size=32, patch_size=8))

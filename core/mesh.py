@@ -16,10 +16,6 @@ specification, so the GLB stores the linearized colors as float32.
 
 from __future__ import annotations
 
-import json
-import os
-import struct
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,9 +26,8 @@ from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
 from torch import Tensor
 
+from .config import MeshConfig
 from .errors import EmptySurface, ReconstructionError
-
-FORMATS = ("glb", "ply", "obj")
 
 
 @dataclass
@@ -48,24 +43,26 @@ class Mesh:
 
 
 def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[Tensor], Tensor] | None,
-                 resolution: int = 128, bound: float = 1.0, chunk: int = 65536,
-                 min_component_ratio: float = 0.02, device="cpu", path: str = "", coarse: int | None = 48) -> Mesh:
+                 cfg: MeshConfig | None = None, bound: float = 1.0, device="cpu", path: str = "",
+                 chunk: int = 65536) -> Mesh:
     """Colored surface of ``query_sdf``'s zero level set inside ``[-bound, bound]^3``.
 
     ``query_sdf`` maps points (N, 3) float32 to signed distances (N,), negative inside;
     ``query_color`` maps points (N, 3) to sRGB colors (N, 3) (None: mid gray). The grid has
-    ``resolution^3`` samples including the box faces (voxel = 2 * bound / (resolution - 1)); the
+    ``cfg.resolution^3`` samples including the box faces (voxel = 2 * bound / (resolution - 1)); the
     outermost layer is treated as outside so the mesh is closed even where the shape touches the
-    box. Connected pieces with fewer than ``min_component_ratio`` times the faces of the largest
+    box. Connected pieces with fewer than ``cfg.min_component_ratio`` times the faces of the largest
     are dropped. Raises :class:`ReconstructionError` naming ``path`` if there is no surface.
-    With ``coarse`` set (and smaller than ``resolution``), the field is first sampled on a coarse
+    With ``cfg.coarse`` smaller than half the resolution, the field is first sampled on a coarse
     grid and only the fine points near the surface are queried (see :func:`sample_grid_adaptive`).
     """
+    cfg = cfg or MeshConfig()
+    resolution, coarse, min_component_ratio = cfg.resolution, cfg.coarse, cfg.min_component_ratio
     if chunk < 1:
         raise ValueError(f"chunk must be positive, got {chunk}")
     if resolution < 4:
         raise ReconstructionError(f"mesh resolution {resolution} is too small; use at least 32", path)
-    if coarse is not None and coarse * 2 <= resolution:
+    if coarse and coarse * 2 <= resolution:
         volume = sample_grid_adaptive(query_sdf, resolution, bound, chunk, device, coarse)
     else:
         volume = sample_grid(query_sdf, resolution, bound, chunk, device)
@@ -172,116 +169,3 @@ def _remove_small_components(verts: np.ndarray, faces: np.ndarray,
     used[faces.reshape(-1)] = True
     remap = np.cumsum(used) - 1
     return verts[used], remap[faces]
-
-
-# ---------------------------------------------------------------------------------------------
-# Export
-
-
-def export_mesh(mesh: Mesh, path, fmt: str | None = None) -> str:
-    """Write ``mesh`` as GLB, PLY or OBJ (``fmt``, default from the extension); returns the path.
-
-    The file is written to a temporary name in the same folder and moved into place, so a reader
-    never sees a half-written file. Raises :class:`ReconstructionError` for an unknown format, an
-    empty mesh or a folder that cannot be written.
-    """
-    path = os.fspath(path)
-    fmt = (fmt or os.path.splitext(path)[1].lstrip(".")).lower()
-    if fmt not in FORMATS:
-        raise ReconstructionError(f"unknown mesh format '{fmt}'; use one of {', '.join(FORMATS)}", path)
-    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
-        raise ReconstructionError("the mesh is empty, nothing to write", path)
-    writer = {"glb": _glb_bytes, "ply": _ply_bytes, "obj": _obj_bytes}[fmt]
-    data = writer(mesh, os.path.splitext(os.path.basename(path))[0] or "mesh")
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        reason = "it is a file, not a folder" if os.path.isfile(folder) else (err.strerror or str(err))
-        raise ReconstructionError(f"cannot write the mesh into folder '{folder}' ({reason}); "
-                                  f"choose a writable output folder", path) from err
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def world_to_y_up(vertices: np.ndarray) -> np.ndarray:
-    """(V, 3) world (Z up) -> Y-up file coordinates: (x, y, z) -> (x, z, -y)."""
-    return np.stack([vertices[:, 0], vertices[:, 2], -vertices[:, 1]], axis=1)
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB display values in [0, 1] -> linear values (IEC 61966-2-1)."""
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def _srgb_bytes(colors: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(colors, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _ply_bytes(mesh: Mesh, name: str) -> bytes:
-    """Binary little-endian PLY, world coordinates, uchar sRGB vertex colors."""
-    v, f = len(mesh.vertices), len(mesh.faces)
-    header = (f"ply\nformat binary_little_endian 1.0\ncomment {name}: Blender world coordinates, Z up\n"
-              f"element vertex {v}\nproperty float x\nproperty float y\nproperty float z\n"
-              f"property uchar red\nproperty uchar green\nproperty uchar blue\n"
-              f"element face {f}\nproperty list uchar int vertex_indices\nend_header\n")
-    vert = np.empty(v, dtype=[("p", "<f4", 3), ("c", "u1", 3)])
-    vert["p"], vert["c"] = mesh.vertices, _srgb_bytes(mesh.colors)
-    face = np.empty(f, dtype=[("n", "u1"), ("i", "<i4", 3)])
-    face["n"], face["i"] = 3, mesh.faces
-    return header.encode("ascii") + vert.tobytes() + face.tobytes()
-
-
-def _obj_bytes(mesh: Mesh, name: str) -> bytes:
-    """Wavefront OBJ, Y-up, with the ``v x y z r g b`` sRGB vertex color extension."""
-    verts = np.concatenate([world_to_y_up(mesh.vertices), np.clip(mesh.colors, 0.0, 1.0)], axis=1)
-    lines = ("v %.6f %.6f %.6f %.5f %.5f %.5f\n" * len(verts)) % tuple(verts.astype(np.float64).ravel())
-    faces = ("f %d %d %d\n" * len(mesh.faces)) % tuple((mesh.faces.astype(np.int64) + 1).ravel())
-    return f"# {name}: Y up, -Z forward; vertex colors are sRGB\no {name}\n".encode() + \
-        lines.encode("ascii") + faces.encode("ascii")
-
-
-def _glb_bytes(mesh: Mesh, name: str) -> bytes:
-    """Binary glTF 2.0: POSITION (Y up), linear float COLOR_0, uint32 indices, one rough material."""
-    positions = np.ascontiguousarray(world_to_y_up(mesh.vertices), dtype="<f4")
-    colors = np.ascontiguousarray(srgb_to_linear(mesh.colors), dtype="<f4")
-    indices = np.ascontiguousarray(mesh.faces, dtype="<u4")
-    blobs = [positions.tobytes(), colors.tobytes(), indices.tobytes()]  # all multiples of 4 bytes
-    offsets = np.cumsum([0] + [len(b) for b in blobs])
-    gltf = {
-        "asset": {"version": "2.0", "generator": "single-image chair reconstruction"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": name}],
-        "meshes": [{"name": name, "primitives": [{
-            "attributes": {"POSITION": 0, "COLOR_0": 1}, "indices": 2, "material": 0, "mode": 4}]}],
-        "materials": [{"name": f"{name}_vertex_color", "pbrMetallicRoughness": {
-            "baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.9}}],
-        "buffers": [{"byteLength": int(offsets[-1])}],
-        "bufferViews": [
-            {"buffer": 0, "byteOffset": int(offsets[0]), "byteLength": len(blobs[0]), "target": 34962},
-            {"buffer": 0, "byteOffset": int(offsets[1]), "byteLength": len(blobs[1]), "target": 34962},
-            {"buffer": 0, "byteOffset": int(offsets[2]), "byteLength": len(blobs[2]), "target": 34963},
-        ],
-        "accessors": [
-            {"bufferView": 0, "componentType": 5126, "count": len(positions), "type": "VEC3",
-             "min": positions.min(0).tolist(), "max": positions.max(0).tolist()},
-            {"bufferView": 1, "componentType": 5126, "count": len(colors), "type": "VEC3"},
-            {"bufferView": 2, "componentType": 5125, "count": int(indices.size), "type": "SCALAR"},
-        ],
-    }
-    json_chunk = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
-    json_chunk += b" " * (-len(json_chunk) % 4)
-    bin_chunk = b"".join(blobs)
-    total = 12 + 8 + len(json_chunk) + 8 + len(bin_chunk)
-    return (struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(json_chunk), b"JSON") + json_chunk
-            + struct.pack("<I4s", len(bin_chunk), b"BIN\x00") + bin_chunk)

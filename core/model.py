@@ -19,9 +19,8 @@ from torch import nn
 from .config import ModelConfig
 from .encoder import Encoder
 from .errors import ReconstructionError
-from .generator import Generator
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+from .field.generator import Generator
+from .registry import available_models, resolve_model  # noqa: F401  (available_models re-exported)
 
 
 class ReconstructionModel(nn.Module):
@@ -60,51 +59,12 @@ def save_model(model: ReconstructionModel, stem: Path, card: dict | None = None,
     return stem.with_suffix(".safetensors")
 
 
-def model_search_dirs(extra_dirs=()) -> list[Path]:
-    return [Path(d) for d in extra_dirs if d] + [WEIGHTS_DIR]
-
-
-def available_models(extra_dirs=()) -> list[str]:
-    """Names of the models found in the shipped weights folder (and ``extra_dirs``)."""
-    names = []
-    for d in model_search_dirs(extra_dirs):
-        if d.is_dir():
-            names += [p.stem for p in sorted(d.glob("*.json")) if p.with_suffix(".safetensors").exists()]
-    return sorted(set(names))
-
-
-def resolve_model(name_or_path: str, extra_dirs=()) -> Path:
-    """A model name or a path (to .safetensors, .json or the stem) -> path of its JSON file."""
-    text = str(name_or_path)
-    p = Path(text)
-    if p.suffix in (".safetensors", ".json") or os.sep in text or "/" in text:
-        json_path = p.with_suffix(".json")
-        if not json_path.exists():
-            raise ReconstructionError(
-                f"model file not found (expected {json_path.name} beside {p.with_suffix('.safetensors').name})",
-                str(p))
-        return json_path
-    for d in model_search_dirs(extra_dirs):
-        if (d / f"{text}.json").exists():
-            return d / f"{text}.json"
-    names = ", ".join(available_models(extra_dirs)) or "none installed"
-    raise ReconstructionError(f"unknown model '{text}'; available models: {names}")
-
-
 def load_model(name_or_path: str = "chairs", device: str | torch.device = "cpu", extra_dirs=()) -> ReconstructionModel:
     """Load (and cache) a model by name or path; every problem becomes a ReconstructionError."""
     json_path = resolve_model(name_or_path, extra_dirs)
     weights = json_path.with_suffix(".safetensors")
     stat = weights.stat() if weights.exists() else None
     return _load_cached(str(json_path), None if stat is None else (stat.st_size, stat.st_mtime_ns), str(device))
-
-
-def _current_key(key: str) -> str:
-    """Tensor names of models saved before the synthesis had one plane output per resolution."""
-    old = "generator.synthesis.to_planes."
-    if key.startswith(old) and not key[len(old)].isdigit():
-        return old + "0." + key[len(old):]
-    return key
 
 
 @lru_cache(maxsize=4)
@@ -119,7 +79,9 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
                                   str(weights))
     try:
         meta = json.loads(json_path.read_text())
-        cfg = ModelConfig.from_dict(meta["config"])
+        cfg = ModelConfig.from_dict(meta["config"], str(json_path))
+    except ReconstructionError:
+        raise
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ReconstructionError(f"model description is unreadable ({err}); reinstall the model",
                                   str(json_path)) from None
@@ -133,7 +95,7 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
         raise ReconstructionError(f"weights file cannot be read ({err}); reinstall the model", str(weights)) from None
     model = ReconstructionModel(cfg)
     try:
-        model.load_state_dict({_current_key(k): v.float() for k, v in tensors.items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise ReconstructionError(f"weights do not match the model configuration ({first}); "

@@ -34,6 +34,8 @@ REQUIREMENTS = {
     "skimage": "scikit-image>=0.22",
     "trimesh": "trimesh>=4",
     "safetensors": "safetensors>=0.4",
+    "scipy": "scipy>=1.10",
+    "tqdm": "tqdm>=4.60",
 }
 MODULES = ("torch", *REQUIREMENTS)
 """modules the core imports; the panel shows which ones are missing."""

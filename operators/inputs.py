@@ -8,11 +8,7 @@ import tempfile
 import bpy
 import numpy as np
 
-ADDON_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-"""the extension's own folder (read-only for us: never write here)."""
-SHIPPED_WEIGHTS = os.path.join(ADDON_ROOT, "weights")
-"""the folder of the models that ship with the extension."""
-DEFAULT_MODEL = "chairs"
+from ..core.registry import DEFAULT_MODEL, WEIGHTS_DIR as SHIPPED_WEIGHTS  # noqa: F401  (re-exported)
 
 
 def temp_dir() -> str:
@@ -66,27 +62,21 @@ def image_datablock_path(image) -> str:
     return path
 
 
-def list_models(extra_dir: str = "") -> list[tuple[str, str]]:
-    """(name, path) of every ``*.safetensors`` in the shipped weights and in ``extra_dir``."""
-    found: dict[str, str] = {}
-    for folder in (SHIPPED_WEIGHTS, bpy.path.abspath(extra_dir) if extra_dir else ""):
-        if folder and os.path.isdir(folder):
-            for entry in sorted(os.listdir(folder)):
-                stem, ext = os.path.splitext(entry)
-                if ext == ".safetensors" and stem not in found:
-                    found[stem] = os.path.join(folder, entry)
-    return list(found.items())
+def list_models(extra_dir: str = "") -> list[tuple[str, str, str]]:
+    """(name, JSON path, category) of every installed model: the shipped ones and those in ``extra_dir``."""
+    from ..core.registry import list_models as registry_models
+
+    extra = [bpy.path.abspath(extra_dir)] if extra_dir else []
+    return [(entry.name, str(entry.json_path), entry.category) for entry in registry_models(extra)]
 
 
 def resolve_model(model: str, extra_dir: str = "") -> str:
-    """What to pass to the core: a shipped model's name, else the path of a file in ``extra_dir``
-    or the (absolute) path given; unknown names pass through so that the core reports them."""
+    """What to pass to the core: a model's name when it is shipped, else the path of its file in
+    ``extra_dir`` or the (absolute) path given; unknown names pass through so that the core reports them."""
     model = (model or "").strip() or DEFAULT_MODEL
-    if model.endswith(".safetensors") or os.sep in model or "/" in model:
+    if model.endswith((".safetensors", ".json")) or os.sep in model or "/" in model:
         return os.path.abspath(bpy.path.abspath(model))
-    if os.path.isfile(os.path.join(SHIPPED_WEIGHTS, model + ".safetensors")):
-        return model
-    for name, path in list_models(extra_dir):
+    for name, path, _ in list_models(extra_dir):
         if name == model:
-            return path
+            return name if os.path.dirname(path) == str(SHIPPED_WEIGHTS) else path
     return model

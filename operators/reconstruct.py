@@ -258,7 +258,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         self._end_modal(context)
 
 
-def _print_progress(report: runner.Progress) -> None:
+def _print_progress(report: runner.ProgressReport) -> None:
     print(f"  {report.describe()}", flush=True)
 
 

@@ -71,7 +71,7 @@ class Request:
 
 
 @dataclass
-class Progress:
+class ProgressReport:
     """One progress report from the core."""
 
     stage: str
@@ -146,17 +146,17 @@ class Job:
     def __init__(self, request: Request, echo=None):
         self.request = request
         self.echo = echo
-        """optional callable(Progress) called from the worker (use only with run_inline)."""
+        """optional callable(ProgressReport) called from the worker (use only with run_inline)."""
         self.messages: queue.Queue = queue.Queue()
         self.cancel_event = threading.Event()
         self.thread: threading.Thread | None = None
-        self.latest: Progress | None = None
+        self.latest: ProgressReport | None = None
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
 
     # --- worker side (no bpy) ---------------------------------------------------------------
     def _post_progress(self, stage: str, step: int, total: int, loss: float | None = None) -> None:
-        report = Progress(str(stage), int(step), int(total), None if loss is None else float(loss))
+        report = ProgressReport(str(stage), int(step), int(total), None if loss is None else float(loss))
         self.messages.put(("progress", report))
         if self.echo is not None:
             self.echo(report)

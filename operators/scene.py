@@ -23,14 +23,14 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..core.geometry.lens import SENSOR_WIDTH_MM, blender_lens_mm
+
 TAG = "shape_from_image_source"
 """custom property holding the absolute image path on everything built for that image."""
 PARENT_TAG = "shape_from_image_parent"
 """custom property marking the parent collection."""
 PARENT_COLLECTION = "Shape from Image"
 COLOR_ATTRIBUTE = "Col"
-SENSOR_MM = 36.0
-"""sensor size used for the larger image side (the focal length in mm follows from it)."""
 
 
 def _error(message: str, path: str | None):
@@ -124,20 +124,19 @@ class BuiltResult:
 # Pure helpers
 # --------------------------------------------------------------------------------------------
 
-def camera_parameters(focal_px: float, cx: float, cy: float, width: int, height: int,
-                      sensor_mm: float = SENSOR_MM) -> CameraParameters:
+def camera_parameters(focal_px: float, cx: float, cy: float, width: int, height: int) -> CameraParameters:
     """Blender lens/shift for a pinhole camera (focal_px, cx, cy) on a width x height photo.
 
     Blender measures the sensor and the shift along the fitted (here: larger) side, so with
-    ``s = max(W, H)``: ``lens = focal_px * sensor / s``, ``shift_x = -(cx - W/2) / s`` (a principal
+    ``s = max(W, H)``: ``lens = focal_px * SENSOR_WIDTH_MM / s``, ``shift_x = -(cx - W/2) / s`` (a principal
     point right of centre moves the frame left) and ``shift_y = (cy - H/2) / s`` (pixel rows grow
     downwards, Blender's shift_y upwards). The explicit fit keeps the projection right even if the
     render resolution is later changed to another aspect.
     """
     size = float(max(width, height))
-    return CameraParameters(lens=float(focal_px) * sensor_mm / size,
+    return CameraParameters(lens=blender_lens_mm(float(focal_px), width, height),
                             sensor_fit="HORIZONTAL" if width >= height else "VERTICAL",
-                            sensor_size=sensor_mm,
+                            sensor_size=SENSOR_WIDTH_MM,
                             shift_x=-(float(cx) - width / 2.0) / size,
                             shift_y=(float(cy) - height / 2.0) / size)
 

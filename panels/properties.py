@@ -26,10 +26,11 @@ def model_items(self, context):
     """Enum items: shipped models, then the preferences' extra models folder; 'chairs' always."""
     prefs = get_preferences(context)
     extra = prefs.models_dir if prefs is not None else ""
-    names = [name for name, _ in list_models(extra)]
-    if DEFAULT_MODEL not in names:
-        names.insert(0, DEFAULT_MODEL)
-    items = [(name, name, f"Model '{name}'") for name in names]
+    models = [(name, category) for name, _, category in list_models(extra)]
+    if DEFAULT_MODEL not in [name for name, _ in models]:
+        models.insert(0, (DEFAULT_MODEL, ""))
+    items = [(name, f"{name} ({category})" if category else name,
+              f"Model '{name}'" + (f": reconstructs {category} objects" if category else "")) for name, category in models]
     _model_items_cache[:] = items
     return _model_items_cache
 

@@ -116,8 +116,19 @@ def _export_mesh_with_blender(obj, path: Path, fmt: str) -> None:
         bpy.ops.wm.obj_export(filepath=str(path), export_selected_objects=True, export_colors=True)
 
 
-def _render_views(ext_name: str, scene, mesh_obj, photo: str, out: Path, stem: str, samples: int) -> dict:
-    render = importlib.import_module(f"{ext_name}.operators.render")
+def load_renders():
+    """The Cycles render helpers beside this script (``batch_renders.py``), as a module."""
+    name = "shape_from_image_batch_renders"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "batch_renders.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _render_views(scene, mesh_obj, photo: str, out: Path, stem: str, samples: int) -> dict:
+    render = load_renders()
     render.use_cycles(scene, samples=samples)
     render.white_world(scene)
     paths = {}
@@ -190,7 +201,7 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
         bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, compress=True)
         files["blend"] = str(blend)
         if opts.render:
-            files.update(_render_views(ext.__name__, scene, mesh_obj, image, out, stem, opts.samples))
+            files.update(_render_views(scene, mesh_obj, image, out, stem, opts.samples))
         entry.update(ok=True, files=files, timings_s=data.get("timings_s", {}),
                      vertices=len(mesh_obj.data.vertices), faces=len(mesh_obj.data.polygons))
     except Exception as err:  # noqa: BLE001 - one bad image must not stop the batch

@@ -81,7 +81,7 @@ def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, foc
                          mesh_resolution=24, focal_mm=focal_mm)
     assert res.ok, res.error
     assert res.focal_source == source
-    stated = {"given": 35.0 / 36.0 * 120, "exif": 86 * 150 / np.hypot(36, 24)}
+    stated = {"given": 35.0 * 150 / np.hypot(36, 24), "exif": 86 * 150 / np.hypot(36, 24)}  # one convention
     if source in stated:  # a focal length the photo states is kept through the inversion
         assert abs(res.camera.focal_px - stated[source]) < 1e-3 * stated[source]
     assert abs(res.camera.cx - 60.0) < 1e-3 and abs(res.camera.cy - 45.0) < 1e-3

@@ -3,9 +3,10 @@
 import numpy as np
 import torch
 
-from core.camera import (DEFAULT_FOCAL_MM, Camera, Crop, crop_to_original, orbit_pose, original_to_crop, photo_focal,
-                         project_depth)
-from core.invert import PoseParams
+from core.geometry.camera import Camera, Crop, crop_to_original, orbit_pose, original_to_crop, project_depth
+from core.geometry.lens import (FULL_FRAME_DIAGONAL_MM, SENSOR_WIDTH_MM, blender_lens_mm, focal_35mm_to_px,
+                                focal_px_to_35mm, photo_focal)
+from core.fit.invert import PoseParams
 
 
 def _points(n=50, seed=0):
@@ -48,14 +49,27 @@ def test_pose_parameters_keep_a_principal_point_away_from_the_centre():
     assert float(cam.cx[0]) == 20.0 and float(cam.cy[0]) == 41.5
 
 
-def test_photo_focal_sources():
-    assert photo_focal(3000, 2000, focal_mm=36.0) == (3000.0, "given")  # long side = 36 mm
-    assert photo_focal(2000, 3000, focal_mm=18.0) == (1500.0, "given")
-    f, source = photo_focal(4000, 3000, exif_35mm=26.0)  # a phone: the 35 mm equivalent is on the diagonal
-    assert source == "exif" and abs(f - 26.0 * 5000 / np.hypot(36, 24)) < 1e-9
-    assert photo_focal(4000, 3000, focal_mm=50.0, exif_35mm=26.0)[1] == "given"  # the caller wins
-    assert photo_focal(640, 480) == (DEFAULT_FOCAL_MM / 36.0 * 640, "default")
-    assert photo_focal(640, 480, focal_mm=0, exif_35mm=26.0) == (None, "estimated")
+def test_photo_focal_sources_share_one_convention():
+    # a phone photo: 4000 x 3000 px, 5000 px diagonal; its 35 mm equivalent refers to the 43.27 mm diagonal
+    expected = 26.0 * 5000 / np.hypot(36, 24)
+    assert photo_focal(4000, 3000, 26.0, None, 42.5) == (expected, "given")
+    assert photo_focal(4000, 3000, None, 26.0, 42.5) == (expected, "exif")  # same number, same camera
+    assert photo_focal(4000, 3000, None, None, 26.0) == (expected, "default")
+    assert photo_focal(4000, 3000, 50.0, 26.0, 42.5)[1] == "given"  # the caller wins
+    assert photo_focal(640, 480, 0, 26.0, 42.5) == (None, "estimated")
+    # portrait and landscape of the same frame get the same focal length
+    assert photo_focal(3000, 2000, 35.0, None, 42.5)[0] == photo_focal(2000, 3000, 35.0, None, 42.5)[0]
+
+
+def test_lens_conversions():
+    assert FULL_FRAME_DIAGONAL_MM == np.hypot(SENSOR_WIDTH_MM, 24.0)
+    # a 3:2 photo has the full frame's shape: 36 mm equivalent spans the long side exactly once
+    assert abs(focal_35mm_to_px(36.0, 3000, 2000) - 3000.0) < 1e-9
+    assert abs(focal_px_to_35mm(focal_35mm_to_px(28.0, 640, 480), 640, 480) - 28.0) < 1e-12
+    # Blender: sensor width 36 mm on the long side
+    assert blender_lens_mm(3000.0, 3000, 2000) == 36.0 and blender_lens_mm(1500.0, 2000, 3000) == 18.0
+    # the model's default is a 50 mm lens on a 36 mm wide sensor for a square photo
+    assert abs(focal_35mm_to_px(42.5, 256, 256) - 50 / 36 * 256) < 0.1
 
 
 def test_orbit_pose_azimuth_zero_faces_front():

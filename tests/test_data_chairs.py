@@ -1,4 +1,4 @@
-"""The procedural chair generator (core.data): determinism, variety, geometry and rendering."""
+"""The procedural chair generator (training.data): determinism, variety, geometry and rendering."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from scipy import ndimage
 
-from core.camera import project_depth
-from core.data import EVAL_SEEDS, EXAMPLE_SEEDS, TRAIN_SEEDS
-from core.data.chairs import (
+from core.geometry.camera import project_depth
+from training.data import EVAL_SEEDS, EXAMPLE_SEEDS, TRAIN_SEEDS
+from training.data.chairs import (
     ARC,
     BOX,
     CAPSULE,
@@ -29,7 +29,7 @@ from core.data.chairs import (
     sdf_grid,
     training_samples,
 )
-from core.data.render import (
+from training.data.raytrace import (
     Light,
     fit_view,
     make_camera,

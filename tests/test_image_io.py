@@ -1,4 +1,4 @@
-"""Tests of core.image_io: decoding, masks, segmentation, crop geometry and bad input."""
+"""Tests of core.io.images: decoding, masks, segmentation, crop geometry and bad input."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps, features
 
-from core.camera import Crop
+from core.geometry.camera import Crop
 from core.errors import ReconstructionError
-from core.image_io import (
+from core.io.images import (
     crop_and_resize,
     load_image,
     load_mask,
@@ -562,7 +562,7 @@ def test_tiny_object_is_refused(tmp_path):
 
 
 def test_segmentation_that_took_the_background_is_refused():
-    from core.image_io import _check_found
+    from core.io.images import _check_found
 
     fg = np.ones((100, 120), np.uint8)
     fg[40:60, 50:70] = 0  # "object" = everything but a hole: it is the background

@@ -13,7 +13,9 @@ import torch
 import trimesh
 
 from core.errors import ReconstructionError
-from core.mesh import Mesh, export_mesh, extract_mesh, srgb_to_linear
+from core.config import MeshConfig
+from core.io.export import export_mesh, srgb_to_linear
+from core.mesh import Mesh, extract_mesh
 
 
 def sphere_sdf(radius=0.5, centre=(0.0, 0.0, 0.0)):
@@ -41,7 +43,7 @@ def signed_volume(mesh: Mesh) -> float:
 
 @pytest.mark.parametrize("resolution", [64, 128])
 def test_sphere_accuracy_orientation_and_colors(resolution):
-    mesh = extract_mesh(sphere_sdf(), color_field, resolution=resolution)
+    mesh = extract_mesh(sphere_sdf(), color_field, MeshConfig(resolution=resolution))
     voxel = 2.0 / (resolution - 1)
     assert mesh.vertices.dtype == np.float32 and mesh.faces.dtype == np.int32
     assert mesh.colors.dtype == np.float32 and mesh.colors.shape == mesh.vertices.shape
@@ -65,10 +67,10 @@ def test_floating_piece_is_removed():
 
     def sdf(p):
         return torch.minimum(big(p), small(p))
-    kept = extract_mesh(sdf, None, resolution=64, min_component_ratio=0.0)
+    kept = extract_mesh(sdf, None, MeshConfig(resolution=64, min_component_ratio=0.0))
     far = np.linalg.norm(kept.vertices - 0.75, axis=1) < 0.2
     assert far.sum() > 20  # the small sphere is resolved at all
-    cleaned = extract_mesh(sdf, None, resolution=64)
+    cleaned = extract_mesh(sdf, None, MeshConfig(resolution=64))
     assert not (np.linalg.norm(cleaned.vertices - 0.75, axis=1) < 0.2).any()
     assert len(cleaned.vertices) == len(kept.vertices) - far.sum()
     assert cleaned.faces.max() == len(cleaned.vertices) - 1  # indices compacted
@@ -76,7 +78,7 @@ def test_floating_piece_is_removed():
 
 
 def test_shape_touching_the_box_is_closed():
-    mesh = extract_mesh(box_sdf((0.5, 0.5, 2.0), (0.0, 0.0, 0.0)), None, resolution=32)
+    mesh = extract_mesh(box_sdf((0.5, 0.5, 2.0), (0.0, 0.0, 0.0)), None, MeshConfig(resolution=32))
     tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
     assert tm.is_watertight
     assert signed_volume(mesh) > 0
@@ -86,7 +88,7 @@ def test_shape_touching_the_box_is_closed():
 @pytest.mark.parametrize("value", [1.0, -1.0])
 def test_no_surface_raises(value):
     with pytest.raises(ReconstructionError, match="no surface") as info:
-        extract_mesh(lambda p: torch.full((len(p),), value), None, resolution=32, path="img/chair.png")
+        extract_mesh(lambda p: torch.full((len(p),), value), None, MeshConfig(resolution=32), path="img/chair.png")
     assert "img/chair.png" in str(info.value)
 
 
@@ -96,7 +98,7 @@ def test_grid_spans_the_bound_and_is_chunked():
     def sdf(p):
         seen.append(p.clone())
         return sphere_sdf(0.3)(p)
-    mesh = extract_mesh(sdf, None, resolution=21, bound=0.5, chunk=1000)
+    mesh = extract_mesh(sdf, None, MeshConfig(resolution=21), bound=0.5, chunk=1000)
     points = torch.cat(seen)
     assert len(points) == 21 ** 3 and max(len(s) for s in seen) <= 1000
     assert points.min().item() == -0.5 and points.max().item() == 0.5
@@ -107,7 +109,7 @@ def test_grid_spans_the_bound_and_is_chunked():
 @pytest.fixture(scope="module")
 def box_mesh() -> Mesh:
     """A box taller in Z than wide, offset toward -Y, colored by position."""
-    return extract_mesh(box_sdf((0.2, 0.25, 0.6), (0.1, -0.4, 0.1)), color_field, resolution=40)
+    return extract_mesh(box_sdf((0.2, 0.25, 0.6), (0.1, -0.4, 0.1)), color_field, MeshConfig(resolution=40))
 
 
 @pytest.mark.parametrize("fmt", ["glb", "ply", "obj"])
@@ -186,7 +188,7 @@ def test_blender_imports_upright_and_colored(tmp_path):
     bpy = pytest.importorskip("bpy")
     gray_blue = np.array([0.2, 0.4, 0.8], dtype=np.float32)
     mesh = extract_mesh(box_sdf((0.2, 0.25, 0.6), (0.1, -0.4, 0.1)),
-                        lambda p: torch.from_numpy(gray_blue).expand(len(p), 3), resolution=24)
+                        lambda p: torch.from_numpy(gray_blue).expand(len(p), 3), MeshConfig(resolution=24))
     lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
     assert hi[2] - lo[2] > hi[0] - lo[0] and (lo + hi)[1] / 2 < -0.3
     for fmt in ("glb", "obj"):

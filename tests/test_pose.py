@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import pose as pose_mod
-from core.camera import look_at
+from core.geometry import pnp as pose_mod
+from core.geometry.camera import look_at
 from core.errors import ReconstructionError
-from core.pose import default_focal_candidates, matrix_to_quaternion, quaternion_to_matrix, solve_pnp
+from core.geometry.lens import focal_35mm_to_px
+from core.geometry.pnp import PnPCamera, default_focal_candidates, matrix_to_quaternion, quaternion_to_matrix, solve_pnp
 
 
 def _random_pose(rng: np.random.Generator) -> np.ndarray:
@@ -66,7 +67,7 @@ def test_known_focal_recovers_pose(focal, width, height, cx, cy):
     rng = np.random.default_rng(int(focal))
     for _ in range(4):
         c2w, uv, pts = _correspondences(rng, focal, width, height, cx, cy, noise=0.1)
-        res = solve_pnp(uv, pts, width, height, focal_candidates=[focal], cx=cx, cy=cy)
+        res = solve_pnp(uv, pts, PnPCamera(width, height, focal_candidates=[focal], cx=cx, cy=cy))
         assert res.cam2world.shape == (4, 4) and res.cam2world.dtype == np.float64
         assert _rotation_error_deg(res.cam2world, c2w) < 0.5
         assert _translation_error(res.cam2world, c2w) < 0.01
@@ -80,15 +81,17 @@ def test_known_focal_recovers_pose(focal, width, height, cx, cy):
 def test_default_principal_point_is_image_centre():
     rng = np.random.default_rng(3)
     c2w, uv, pts = _correspondences(rng, 50.0, 80, 64, 40.0, 32.0, noise=0.1)
-    res = solve_pnp(uv, pts, 80, 64, focal_candidates=[50.0])
+    res = solve_pnp(uv, pts, PnPCamera(80, 64, focal_candidates=[50.0]))
     assert (res.cx, res.cy) == (40.0, 32.0)
     assert _rotation_error_deg(res.cam2world, c2w) < 0.5
 
 
-def test_default_focal_candidates_cover_25_to_75_mm():
-    cands = default_focal_candidates(64)
+def test_default_focal_candidates_cover_18_to_75_mm():
+    cands = default_focal_candidates(64, 48)
     assert 8 <= len(cands) <= 10
-    np.testing.assert_allclose([cands[0], cands[-1]], [25 / 36 * 64, 75 / 36 * 64])
+    # 35 mm-equivalent on the diagonal: a 64 x 48 image's 80 px diagonal spans 43.27 mm
+    np.testing.assert_allclose([cands[0], cands[-1]], [18 * 80 / np.hypot(36, 24), 75 * 80 / np.hypot(36, 24)])
+    assert cands[0] == focal_35mm_to_px(18.0, 64, 48)
     ratios = np.array(cands[1:]) / np.array(cands[:-1])
     np.testing.assert_allclose(ratios, ratios[0])  # geometric spacing
 
@@ -98,14 +101,14 @@ def test_unknown_focal(focal, width, height, cx, cy):
     rng = np.random.default_rng(10 + int(focal))
     for _ in range(2):
         c2w, uv, pts = _correspondences(rng, focal, width, height, cx, cy)
-        cands = default_focal_candidates(width)
+        cands = default_focal_candidates(width, height)
         assert focal not in cands
-        res = solve_pnp(uv, pts, width, height, cx=cx, cy=cy)
+        res = solve_pnp(uv, pts, PnPCamera(width, height, cx=cx, cy=cy))
         assert _rotation_error_deg(res.cam2world, c2w) < 1.0
         assert abs(res.focal / focal - 1) < 0.02
         assert _translation_error(res.cam2world, c2w) < 0.03
         # Without refinement the focal is one of the proposals and the rotation still close.
-        coarse = solve_pnp(uv, pts, width, height, cx=cx, cy=cy, refine_focal=False)
+        coarse = solve_pnp(uv, pts, PnPCamera(width, height, cx=cx, cy=cy, refine_focal=False))
         assert coarse.focal in cands
         assert _rotation_error_deg(coarse.cam2world, c2w) < 2.0
 
@@ -114,12 +117,12 @@ def test_gross_outliers_known_and_unknown_focal():
     rng = np.random.default_rng(7)
     for focal, width, height, cx, cy in INTRINSICS[:3]:
         c2w, uv, pts = _correspondences(rng, focal, width, height, cx, cy, noise=0.1, outliers=0.2)
-        res = solve_pnp(uv, pts, width, height, focal_candidates=[focal], cx=cx, cy=cy)
+        res = solve_pnp(uv, pts, PnPCamera(width, height, focal_candidates=[focal], cx=cx, cy=cy))
         assert _rotation_error_deg(res.cam2world, c2w) < 2.0
         assert 0.7 < res.inlier_ratio < 0.9
         assert res.reprojection_error < 0.5
     c2w, uv, pts = _correspondences(rng, 60.0, 64, 64, 32.0, 32.0, noise=0.1, outliers=0.2)
-    res = solve_pnp(uv, pts, 64, 64)
+    res = solve_pnp(uv, pts, PnPCamera(64, 64))
     assert _rotation_error_deg(res.cam2world, c2w) < 2.0
 
 
@@ -130,7 +133,7 @@ def test_weights_suppress_bad_points():
     bad = rng.random(len(uv)) < 0.4
     uv[bad] += np.array([3.0, 0.0])
     weights = np.where(bad, 0.01, 1.0)
-    weighted = solve_pnp(uv, pts, 64, 64, weights=weights, focal_candidates=[60.0])
+    weighted = solve_pnp(uv, pts, PnPCamera(64, 64, focal_candidates=[60.0]), weights=weights)
     assert _rotation_error_deg(weighted.cam2world, c2w) < 0.2  # unweighted: ~0.9 degrees
     assert _translation_error(weighted.cam2world, c2w) < 0.002
 
@@ -140,7 +143,7 @@ def test_nan_rows_are_ignored():
     c2w, uv, pts = _correspondences(rng, 60.0, 64, 64, 32.0, 32.0, noise=0.1)
     uv[:10] = np.nan
     pts[10:20, 1] = np.inf
-    res = solve_pnp(uv, pts, 64, 64, focal_candidates=[60.0])
+    res = solve_pnp(uv, pts, PnPCamera(64, 64, focal_candidates=[60.0]))
     assert _rotation_error_deg(res.cam2world, c2w) < 0.5
 
 
@@ -163,7 +166,7 @@ def _degenerate_cases():
 def test_degenerate_input_raises(case):
     uv, pts, weights = _degenerate_cases()[case]
     with pytest.raises(ReconstructionError) as info:
-        solve_pnp(uv, pts, 64, 64, weights=weights, path="photos/chair.jpg")
+        solve_pnp(uv, pts, PnPCamera(64, 64), weights=weights, path="photos/chair.jpg")
     assert "photos/chair.jpg" in str(info.value)
     assert "pose" in str(info.value)
 
@@ -173,7 +176,7 @@ def test_all_solutions_behind_camera_raises(monkeypatch):
     _, uv, pts = _correspondences(rng, 60.0, 64, 64, 32.0, 32.0)
     monkeypatch.setattr(pose_mod, "_in_front", lambda *args: False)
     with pytest.raises(ReconstructionError, match="behind the camera") as info:
-        solve_pnp(uv, pts, 64, 64, path="chair.png")
+        solve_pnp(uv, pts, PnPCamera(64, 64), path="chair.png")
     assert "chair.png" in str(info.value)
 
 

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import torch
 
-from core.camera import Camera, camera_rays, orbit_pose
+from core.geometry.camera import Camera, camera_rays, orbit_pose
 from core.config import GeneratorConfig, RenderConfig
-from core.generator import FieldSample, FieldState, Generator, sample_triplanes
-from core.render import render_image, render_rays
+from core.field.generator import FieldSample, FieldState, Generator, sample_triplanes
+from core.field.volume import render_image, render_rays
 
 
 class SphereField(Generator):

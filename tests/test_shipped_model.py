@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from core.model import WEIGHTS_DIR, available_models, load_model, sha256_file
+from core.model import available_models, load_model, sha256_file
+from core.registry import WEIGHTS_DIR
 
 STEM = WEIGHTS_DIR / "chairs"
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core.config import tiny_config
-from core.train_generator import SDF_CLAMP, sdf_loss
+from training.train_generator import SDF_CLAMP, sdf_loss
 
 
 def test_sdf_loss_pulls_far_off_predictions():
@@ -22,7 +22,7 @@ def test_sdf_loss_pulls_far_off_predictions():
 
 
 def test_train_generator_learns_resumes_and_writes(tmp_path):
-    from core.train_generator import train_generator
+    from training.train_generator import train_generator
 
     out = tmp_path / "gen"
     path = train_generator(out, shapes=2, iters=4, batch_size=2, points=512, seed=0, threads=1, config=tiny_config())
@@ -38,8 +38,8 @@ def test_train_generator_learns_resumes_and_writes(tmp_path):
 
 
 def test_train_generator_lowers_the_sdf_loss(tmp_path):
-    from core.generator import Generator
-    from core.train_generator import LOSS_WEIGHTS, build_dataset, generator_losses
+    from core.field.generator import Generator
+    from training.train_generator import LOSS_WEIGHTS, build_dataset, generator_losses
 
     cfg = tiny_config()
     data = build_dataset(tmp_path / "cache.pt", [0, 1], workers=1)
@@ -60,8 +60,8 @@ def test_train_generator_lowers_the_sdf_loss(tmp_path):
 
 
 def test_fold_code_distribution_makes_standard_normal_z_sample_like_the_codes():
-    from core.generator import Generator
-    from core.train_generator import fold_code_distribution
+    from core.field.generator import Generator
+    from training.train_generator import fold_code_distribution
 
     cfg = tiny_config().generator
     torch.manual_seed(0)
@@ -81,7 +81,7 @@ def test_fold_code_distribution_makes_standard_normal_z_sample_like_the_codes():
 
 
 def test_bootstrap_z_near_the_codes():
-    from core.train_encoder import CODE_NOISE, sample_z
+    from training.train_encoder import CODE_NOISE, sample_z
 
     codes = torch.randn(50, 8) * 3
     plain = sample_z(400, 8, torch.Generator().manual_seed(0))
@@ -96,9 +96,9 @@ def test_bootstrap_z_near_the_codes():
 
 def test_train_encoder_writes_a_loadable_model(tmp_path):
     from core.model import load_model
-    from core.train_common import load_checkpoint, save_checkpoint
-    from core.train_encoder import train_encoder
-    from core.train_generator import train_generator
+    from training.common import load_checkpoint, save_checkpoint
+    from training.train_encoder import train_encoder
+    from training.train_generator import train_generator
 
     gen_path = train_generator(tmp_path / "gen", shapes=2, iters=2, batch_size=2, points=256, seed=0, threads=1,
                                config=tiny_config())
@@ -133,9 +133,9 @@ def test_train_encoder_writes_a_loadable_model(tmp_path):
 def test_silhouettes_match_the_data_renderer():
     import numpy as np
 
-    from core.data.chairs import sample_chair
-    from core.data.render import render, sample_light, sample_view
-    from core.train_generator import SILHOUETTE_SIZE, _make_silhouettes
+    from training.data.chairs import sample_chair
+    from training.data.raytrace import render, sample_light, sample_view
+    from training.train_generator import SILHOUETTE_SIZE, _make_silhouettes
 
     views = _make_silhouettes(3)
     n = SILHOUETTE_SIZE
@@ -153,8 +153,8 @@ def test_silhouettes_match_the_data_renderer():
 def test_silhouette_loss_is_learnable_and_training_with_it_resumes(tmp_path):
     import numpy as np
 
-    from core.generator import Generator
-    from core.train_generator import _make_silhouettes, silhouette_loss, train_generator
+    from core.field.generator import Generator
+    from training.train_generator import _make_silhouettes, silhouette_loss, train_generator
 
     cfg = tiny_config()
     views = {k: v[None].expand(2, *v.shape).clone() for k, v in _make_silhouettes(5).items()}
@@ -187,7 +187,7 @@ def test_silhouette_loss_is_learnable_and_training_with_it_resumes(tmp_path):
 
 
 def test_learning_rate_schedule_and_resume_with_a_new_rate(tmp_path):
-    from core.train_generator import lr_factor, train_generator
+    from training.train_generator import lr_factor, train_generator
 
     assert lr_factor(0, 0, 100) == 1.0 and abs(lr_factor(100, 0, 100) - 0.05) < 1e-12
     assert lr_factor(50, 50, 150) == 1.0 and lr_factor(100, 50, 150) < lr_factor(60, 50, 150)  # a new phase
@@ -213,10 +213,10 @@ def test_silhouette_ceiling_command(tmp_path, capsys):
     import numpy as np
     import pytest
 
-    from core.ceiling import silhouette_ceiling
-    from core.evaluate import mask_iou
-    from core.cli import main
-    from core.train_generator import train_generator
+    from training.ceiling import silhouette_ceiling
+    from training.evaluate import mask_iou
+    from training.cli import main
+    from training.train_generator import train_generator
 
     a = np.zeros((4, 4), bool)
     a[:2] = True
@@ -245,10 +245,10 @@ def test_silhouette_ceiling_command(tmp_path, capsys):
 def test_generator_starts_from_a_model_and_refits_its_codes(tmp_path, capsys):
     import numpy as np
 
-    from core.cli import main
+    from training.cli import main
     from core.model import load_model
-    from core.train_encoder import train_encoder
-    from core.train_generator import LOSS_WEIGHTS, build_dataset, fit_codes, generator_losses, train_generator
+    from training.train_encoder import train_encoder
+    from training.train_generator import LOSS_WEIGHTS, build_dataset, fit_codes, generator_losses, train_generator
 
     gen_path = train_generator(tmp_path / "gen", shapes=2, iters=400, batch_size=2, points=512, seed=0, threads=1,
                                config=tiny_config())

@@ -28,6 +28,17 @@ def import_extension():
     return module
 
 
+def load_renders():
+    """``scripts/batch_renders.py`` (the batch script's Cycles helpers) as a module."""
+    name = "shape_from_image_batch_renders"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / "batch_renders.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0)) -> np.ndarray:
     """(4, 4) cam2world, Blender convention (looks along local -Z, +Y up)."""
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))

@@ -38,6 +38,10 @@ def test_zip_contents(built_zip):
     assert built_zip.name == "shape_from_image-0.1.0.zip"
     assert "blender_manifest.toml" in names and "__init__.py" in names and "core/api.py" in names
     assert "scripts/batch_reconstruct.py" in names and "scripts/package_extension.py" not in names
+    assert "scripts/batch_renders.py" in names  # the batch script's --render helpers
+    # what a user installs: inference, the Blender side and the weights; nothing that builds the model
+    assert not [n for n in names if n.startswith(("training/", "docs/", "examples/"))]
+    assert not [n for n in names if "train" in n or "evaluate" in n or "bench" in n]
     assert not [n for n in names if n.startswith(("tests/", ".venv/", ".git/", "dist/", "requirements"))
                 or "__pycache__" in n or n.endswith((".pyc", ".zip"))]
     with_weights = pkg.package_files(REPO, include_weights=True)

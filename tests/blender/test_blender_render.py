@@ -15,9 +15,7 @@ PROMISE_IOU = 0.85
 
 @pytest.fixture
 def render(ext):
-    from shape_from_image.operators import render as module
-
-    return module
+    return sfi_helpers.load_renders()
 
 
 def _silhouette(render, scene, camera, path) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..camera import Camera, camera_rays, look_at, project_depth
+from core.geometry.camera import Camera, camera_rays, look_at, project_depth
 from .chairs import (
     FABRIC,
     LEATHER,

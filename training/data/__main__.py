@@ -1,8 +1,8 @@
 """Command line of the chair generator.
 
-    python -m core.data preview --seed 3 --out /tmp/x.png [--size 256] [--azimuth A --elevation E]
-    python -m core.data examples --out examples
-    python -m core.data sheet --seeds 0-15 --out /tmp/sheet.png     # contact sheet of many seeds
+    python -m training.data preview --seed 3 --out /tmp/x.png [--size 256] [--azimuth A --elevation E]
+    python -m training.data examples --out examples
+    python -m training.data sheet --seeds 0-15 --out /tmp/sheet.png     # contact sheet of many seeds
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import EXAMPLE_SEEDS
 from .chairs import sample_chair
-from .render import Light, fit_view, make_camera, render, sample_light, sample_view, view_points
+from .raytrace import Light, fit_view, make_camera, render, sample_light, sample_view, view_points
 
 BACKDROP_TOP = np.array([0.93, 0.93, 0.92])
 """studio backdrop colour at the top of the image (sRGB)."""
@@ -94,7 +94,7 @@ def cmd_examples(args) -> int:
     out = Path(args.out)
     size = args.size
     lines = ["# Example renders of the procedural chair generator", "",
-             "Written by `python -m core.data examples --out examples` (seeds from `EXAMPLE_SEEDS`,",
+             "Written by `python -m training.data examples --out examples` (seeds from `EXAMPLE_SEEDS`,",
              f"{size}x{size}, supersample 2). Camera: orbit around the origin (azimuth 0 = front view,",
              "from -Y), focal length in mm on a 36 mm sensor, `fill` = fraction of the frame the chair spans.", "",
              "| file | seed | family/style | azimuth | elevation | focal | fill |", "|---|---|---|---|---|---|---|"]
@@ -125,7 +125,7 @@ def cmd_examples(args) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core.data", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m training.data", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("preview", help="render one chair")

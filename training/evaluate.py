@@ -1,6 +1,6 @@
-"""Measured quality on held-out procedural chairs: ``python -m core evaluate --model chairs``.
+"""Measured quality on held-out procedural chairs: ``python -m training evaluate --model chairs``.
 
-For every evaluation seed (core.data.EVAL_SEEDS, disjoint from training) the data generator renders
+For every evaluation seed (training.data.EVAL_SEEDS, disjoint from training) the data generator renders
 an input view and a novel view (its own shading, not the model's). The input goes through the whole
 public pipeline (``core.reconstruct``, from a PNG file); the metrics are:
 
@@ -68,9 +68,9 @@ def make_case(seed: int, folder: Path, cache: Path | None = None) -> dict:
     With ``cache``, the renders and the true mesh are kept there (``case_<seed>.pt``) and reused:
     they depend only on the seed and the data generator (delete the folder after changing core/data).
     """
-    from .camera import Camera
+    from core.geometry.camera import Camera
     from .data.chairs import chair_mesh, sample_chair
-    from .data.render import render, sample_light, sample_view
+    from .data.raytrace import render, sample_light, sample_view
 
     path = folder / f"eval_{seed}.png"
     cached = cache / f"case_{seed}.pt" if cache else None
@@ -106,9 +106,9 @@ def make_case(seed: int, folder: Path, cache: Path | None = None) -> dict:
 
 def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal: float, cx: float, cy: float,
                   size: int, plane_offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from .camera import Camera
-    from .invert import render_shaded
-    from .shading import Light
+    from core.geometry.camera import Camera
+    from core.fit.invert import render_shaded
+    from core.field.shading import Light
 
     gen = model.generator
     cam = Camera(torch.tensor(cam2world, dtype=torch.float32)[None], torch.tensor([focal], dtype=torch.float32),
@@ -117,19 +117,21 @@ def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal
     lit.ambient[:], lit.key[:] = light[0], light[1]
     with torch.no_grad():
         offset = None if plane_offset is None else torch.tensor(plane_offset)[None]
-        rgb, alpha = render_shaded(gen, gen.decode(torch.tensor(latent)[None], offset), cam, lit,
-                                   model.cfg.render.background, model.cfg.render)
+        rgb, alpha = render_shaded(gen, gen.decode(torch.tensor(latent)[None], offset), cam, lit, model.cfg.render)
     return rgb[0].numpy(), alpha[0].numpy()
 
 
 def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, mesh_resolution: int,
              seed0: int | None = None, loss: str = "l1+ssim", log=print, inversion: dict | None = None,
              cache: Path | None = None) -> dict:
-    from .api import reconstruct
+    from core.api import reconstruct
+    from core.config import replaced
+    from core.model import load_model
+
     from .data import EVAL_SEEDS
-    from .model import load_model
 
     model = load_model(model_name, "cpu")
+    settings = replaced(model.cfg.inversion, {"loss": loss, **(inversion or {})})
     seeds = list(EVAL_SEEDS)[:n_images] if seed0 is None else list(range(seed0, seed0 + n_images))
     rows: dict[int, list[dict]] = {n: [] for n in steps_list}
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,8 +143,7 @@ def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, 
                 chunk = cases[start:start + batch]
                 t = time.time()
                 results = reconstruct([c["path"] for c in chunk], model=model_name, steps=steps, device="cpu",
-                                      mesh_resolution=mesh_resolution, batch_size=batch, loss=loss,
-                                      inversion=inversion)
+                                      mesh_resolution=mesh_resolution, batch_size=batch, inversion=settings)
                 per_image = (time.time() - t) / len(chunk)
                 for case, res in zip(chunk, results):
                     rows[steps].append(_score(model, case, res, per_image))
@@ -207,8 +208,8 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core evaluate", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """This command's options (``python -m training evaluate --help``)."""
     ap.add_argument("--model", default="chairs")
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--steps", type=int, nargs="+", default=[0, 10, 30])
@@ -222,7 +223,9 @@ def main(argv=None) -> int:
     ap.add_argument("--first-seed", type=int, default=None, help="evaluate seeds from here (default EVAL_SEEDS)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="inversion settings, e.g. w_gain=10 pose_gain=2 n_patches=8 (tuning)")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     settings = {k: float(v) if "." in v or "e" in v else int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     report = evaluate(args.model, args.images, args.steps, args.batch, args.mesh_resolution, seed0=args.first_seed,

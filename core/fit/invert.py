@@ -1,22 +1,18 @@
 """Hybrid inversion: refine the latent and the pose by gradient descent through the renderer.
 
-Adam (betas 0.5/0.95, see ``momentum``) on the per-layer styles w (with a learning-rate gain), the rotation
-(quaternion, renormalized after each step), the image-plane translation, the distance and the focal
-length, plus the two light strengths. The loss compares the shaded render with the input on the full
-crop and, with ``n_patches`` > 0, on random patches rendered at twice the resolution, cropped
-identically from render and target (the paper's trick to lower gradient variance; off by default:
-with this generator it cost a third of a step and bought nothing, see the model card); a silhouette
-term ties the rendered opacity to the input mask, at full resolution and on a pyramid of 2x2-pooled
-copies (thin parts that miss their place are pulled over rather than erased). VGG/LPIPS cannot be
-shipped here, so the photometric term is L1 + (1 - SSIM): see the model card for the measurements
-behind that choice.
+Adam on the per-layer styles w (with a learning-rate gain), the rotation (quaternion, renormalized
+after each step), the image-plane translation, the distance and the focal length, plus the two light
+strengths. The loss (core.fit.losses) compares the shaded render with the input on the full crop
+and, with ``n_patches`` > 0, on random patches rendered at twice the resolution and cropped
+identically from render and target (the paper's way to lower gradient variance); a silhouette term
+ties the rendered opacity to the input mask, at full resolution and on a pyramid of 2x2-pooled
+copies, so thin parts that miss their place are pulled over rather than erased.
 
-Beyond the paper, the inversion can also fit an offset to the decoded triplanes (``plane_lr`` > 0,
-the shipped setting): this generator cannot draw every chair's thin parts from any w (its own
-training chairs come out with silhouette IoU 0.80), and an offset, in units of each plane channel's
-spread, lets the fit put back the legs, slats and gaps that the photo shows. The offset rides on the
-same backward pass as w (no extra render) and is returned with the result, so the mesh and every
-re-render use it.
+Beyond the paper, the inversion can also fit an offset to the decoded triplanes (``plane_lr`` > 0):
+the generator cannot draw every object's thin parts from any w, and an offset, in units of each
+plane channel's spread, lets the fit put back the legs, slats and gaps that the photo shows. It rides
+on the same backward pass as w (no extra render) and comes back with the result, so the mesh and
+every re-render use it. Every setting is a field of :class:`core.config.InversionConfig`.
 """
 
 from __future__ import annotations
@@ -29,12 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .camera import Camera, camera_rays
-from .errors import Cancelled
-from .generator import Generator
-from .pose import matrix_to_quaternion, quaternion_to_matrix
-from .render import patch_pixels, render_image, render_rays
-from .shading import Light, screen_normals, shade
+from ..geometry.camera import Camera, camera_rays
+from ..config import InversionConfig, RenderConfig
+from ..errors import Cancelled
+from ..field.generator import Generator
+from ..geometry.pnp import matrix_to_quaternion, quaternion_to_matrix
+from ..field.volume import patch_pixels, render_image, render_rays
+from ..field.shading import Light, screen_normals, shade
+from .losses import photometric, silhouette
 
 FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 
@@ -86,52 +84,12 @@ class PoseParams:
         return Camera(cam2world, self.log_focal.exp(), cx, cy, size, size)
 
 
-def ssim(a: Tensor, b: Tensor, window: int = 7) -> Tensor:
-    """Mean SSIM of images (B, H, W, 3) in [0, 1] with a box window."""
-    a, b = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
-    pool = lambda x: F.avg_pool2d(x, window, 1, window // 2, count_include_pad=False)  # noqa: E731
-    mu_a, mu_b = pool(a), pool(b)
-    var_a = pool(a * a) - mu_a ** 2
-    var_b = pool(b * b) - mu_b ** 2
-    cov = pool(a * b) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return s.mean(dim=(1, 2, 3))
-
-
-def photometric(render: Tensor, target: Tensor, loss: str) -> Tensor:
-    """Per-image photometric loss (B,) between (B, H, W, 3) images."""
-    l1 = (render - target).abs().mean(dim=(1, 2, 3))
-    if loss == "l1":
-        return l1
-    return l1 + 0.5 * (1 - ssim(render, target))
-
-
-def silhouette(alpha: Tensor, mask: Tensor, levels: int = 0) -> Tensor:
-    """Per-image L1 between rendered opacity and mask (B, H, W), plus the same on ``levels`` coarser
-    copies (2x2 average pooling each): a part that misses its place by more than its width still
-    overlaps it once both are blurred, so the coarse terms pull it over instead of only erasing it."""
-    a, m = alpha[:, None], mask[:, None]
-    total = (a - m).abs().mean(dim=(1, 2, 3))
-    for _ in range(levels):
-        if a.shape[-1] < 2:
-            break
-        a, m = F.avg_pool2d(a, 2), F.avg_pool2d(m, 2)
-        total = total + (a - m).abs().mean(dim=(1, 2, 3))
-    return total
-
-
-def render_shaded(gen: Generator, state, camera: Camera, light: Light, background,
-                  render_cfg, generator: torch.Generator | None = None, pixels: Tensor | None = None,
-                  patch: int = 0) -> tuple[Tensor, Tensor]:
-    """Shaded RGB (B, H, W, 3) and alpha (B, H, W): the full image, or square patches when ``pixels``
-    (B, patch*patch, 2) is given (then B counts image x patch)."""
-    if pixels is None:
-        out = render_image(gen, state, camera, render_cfg, generator)
-    else:
-        out = render_rays(gen, state, camera_rays(camera, pixels), render_cfg, generator).reshape(patch, patch)
+def render_shaded(gen: Generator, state, camera: Camera, light: Light, render_cfg: RenderConfig,
+                  generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Shaded RGB (B, H, W, 3) on the model's background and alpha (B, H, W) of the full image."""
+    out = render_image(gen, state, camera, render_cfg, generator)
     normals = screen_normals(out.coords, out.alpha, camera.cam2world)
-    return shade(out.albedo, out.alpha, normals, light, background), out.alpha
+    return shade(out.albedo, out.alpha, normals, light, render_cfg.background), out.alpha
 
 
 @dataclass
@@ -142,6 +100,19 @@ class InversionTarget:
     """(B, 2S, 2S, 3) crop at twice the inversion size, composited on the background."""
     mask: Tensor
     """(B, 2S, 2S) foreground mask of that crop."""
+
+
+@dataclass
+class InversionStart:
+    """Where the inversion starts: the encoder's guess and the pose solver's camera."""
+
+    ws: Tensor
+    """(B, num_ws, w_dim) per-layer styles."""
+    pose: PoseParams
+    """crop camera."""
+    focal_free: Tensor | None = None
+    """(B,) bool: whose focal length may change (None: everyone's); a focal length the photo states
+    (EXIF, or given) stays as it is."""
 
 
 @dataclass
@@ -162,34 +133,23 @@ class InversionResult:
     """(B, 3, C, R, R) fitted offset added to the decoded triplanes (None: planes not fitted)."""
 
 
-def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose: PoseParams, steps: int,
-           size: int, patch: int, n_patches: int = 0, seed: int = 0, loss: str = "l1+ssim",
-           lr: float = 3e-3, w_gain: float = 15.0, pose_gain: float = 2.0, mask_weight: float = 0.35,
-           mask_pyramid: int = 5, lr_end: float = 0.5, hold_depth: bool = True, focal_free: Tensor | None = None,
-           plane_lr: float = 0.04, plane_res: int = 0, plane_reg: float = 0.0, plane_start: int = 0,
-           momentum: float = 0.5,
-           progress: Callable[[int, int, float], None] | None = None,
+def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, start: InversionStart,
+           cfg: InversionConfig, progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
-    """Run ``steps`` Adam steps on ws (B, num_ws, w_dim) and the pose; returns detached results.
+    """Run ``cfg.steps`` Adam steps on the styles and the pose from ``start``; returns detached results.
 
     Per image, the parameters with the lowest full-crop loss seen are returned (the random patches
     are left out of that choice: they differ from step to step), so a step that throws the shape
-    away cannot spoil the result. The learning rate follows half a cosine from ``lr`` down to
-    ``lr_end`` times it at the last step (0.5: with 10 steps the late ones still move; measured in
-    the model card). ``focal_free`` (B,) bool says whose focal length may change (None: everyone's);
-    a focal length the photo states (EXIF, or given) stays as it is. One of focal length and depth
-    fits the object's size in the photo: with ``hold_depth``, an image whose focal length is free keeps
-    the pose solver's depth (moving both is a dolly zoom the photo hardly constrains; changing the
-    depth moves the camera and with it every other view: measured in the model card).
-
-    ``plane_lr`` > 0 also fits an offset to the triplanes (Adam, this learning rate in units of each plane
-    channel's spread, on the same cosine), at ``plane_res`` texels a side (0: the planes' own), from step
-    ``plane_start`` on, with an optional L2 pull ``plane_reg`` toward zero; it comes back as
-    ``plane_offset`` (None when not fitted).
-
-    ``momentum`` is Adam's first-moment decay (beta1) for every parameter: with ten steps, 0.9 carries
-    the first steps' direction through the whole run; a shorter memory lets the late steps turn
-    (measured in the model card)."""
+    away cannot spoil the result. The learning rate follows half a cosine from ``cfg.lr`` down to
+    ``cfg.lr_end`` times it at the last step. One of focal length and depth fits the object's size in
+    the photo: with ``cfg.hold_depth``, an image whose focal length is free keeps the pose solver's
+    depth (moving both is a dolly zoom the photo hardly constrains). ``progress(step, steps, loss)``
+    is called after every step; ``cancel()`` returning True raises :class:`Cancelled`."""
+    ws, pose, focal_free = start.ws, start.pose, start.focal_free
+    steps, size, patch, n_patches = cfg.steps, cfg.size, cfg.patch_size, cfg.n_patches
+    loss, lr, lr_end, mask_weight, mask_pyramid = cfg.loss, cfg.lr, cfg.lr_end, cfg.mask_weight, cfg.mask_pyramid
+    plane_lr, plane_res, plane_start, plane_reg = cfg.plane_lr, cfg.plane_res, cfg.plane_start, cfg.plane_reg
+    w_gain, pose_gain, momentum, hold_depth = cfg.w_gain, cfg.pose_gain, cfg.momentum, cfg.hold_depth
     b = ws.shape[0]
     device = ws.device
     light = Light.default(b, device)
@@ -205,17 +165,17 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
     light_params = torch.stack([light.ambient.log(), light.key.log()], dim=-1).requires_grad_(True)
     groups = [{"params": [u], "lr": lr * w_gain}, {"params": pose.tensors(), "lr": lr * pose_gain},
               {"params": [light_params], "lr": lr * 10}]
-    cfg = gen.cfg
+    gen_cfg = gen.cfg
     offset = None
     if plane_lr > 0:
         with torch.no_grad():
             plane_std = gen.decode(ws).planes.std(dim=(3, 4), keepdim=True)
-        res = cfg.plane_res if plane_res <= 0 else min(plane_res, cfg.plane_res)
-        offset = torch.zeros(b, 3, cfg.plane_channels, res, res, device=device, requires_grad=True)
+        res = gen_cfg.plane_res if plane_res <= 0 else min(plane_res, gen_cfg.plane_res)
+        offset = torch.zeros(b, 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
         groups.append({"params": [offset], "lr": plane_lr})
     base_lrs = [group["lr"] for group in groups]
     opt = torch.optim.Adam(groups, betas=(momentum, 0.95))
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(cfg.seed)
     target_lo = F.avg_pool2d(target.image.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
     mask_lo = F.avg_pool2d(target.mask[:, None], 2)[:, 0]
     hi = 2 * size
@@ -224,11 +184,11 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
 
     def full_crop():
         """Decode and render the current parameters: state, camera, light and full-crop loss (B,)."""
-        fitted = None if offset is None else _upsampled(offset, cfg.plane_res) * plane_std
+        fitted = None if offset is None else _upsampled(offset, gen_cfg.plane_res) * plane_std
         state = gen.decode(gen.w_avg + gen.w_std * u, fitted)
         cam = pose.camera(size)
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
-        rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg.background, render_cfg, g)
+        rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg, g)
         return state, cam, lit, photometric(rgb, target_lo, loss) + mask_weight * silhouette(alpha, mask_lo, mask_pyramid)
 
     for step in range(steps):
@@ -280,7 +240,7 @@ def invert(gen: Generator, render_cfg, target: InversionTarget, ws: Tensor, pose
             final = full_crop()[3]
         best.update(steps, final, u, pose, light_params, offset)
     lit = Light(best.light[:, 0].exp(), best.light[:, 1].exp(), light.direction)
-    fitted = None if offset is None else _upsampled(best.offset, cfg.plane_res) * plane_std
+    fitted = None if offset is None else _upsampled(best.offset, gen_cfg.plane_res) * plane_std
     return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose, pose.principal), lit, losses,
                            best.step.tolist(), fitted)
 

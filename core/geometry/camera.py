@@ -8,7 +8,6 @@ from the top-left corner; ``cx, cy`` are in the same units.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,25 +165,3 @@ def original_to_crop(focal: float, cx: float, cy: float, crop: Crop) -> tuple[fl
     """Inverse of :func:`crop_to_original`."""
     s = crop.scale
     return focal * s, (cx - crop.x0) * s, (cy - crop.y0) * s
-
-
-DEFAULT_FOCAL_MM = 50.0
-"""35 mm-equivalent focal length assumed when neither the caller nor the photo's EXIF gives one."""
-
-
-def photo_focal(width: int, height: int, focal_mm: float | None = None,
-                exif_35mm: float | None = None) -> tuple[float | None, str]:
-    """Focal length in pixels of a width x height photo and where it came from.
-
-    ``focal_mm`` > 0: the caller's 35 mm-equivalent focal ('given'; the long side spans 36 mm).
-    None: the EXIF FocalLengthIn35mmFilm ('exif'; defined on the 43.3 mm diagonal of a 36 x 24 frame)
-    when the photo has one, else DEFAULT_FOCAL_MM ('default'). 0: (None, 'estimated'), the pose solver
-    searches it (perspective cues in one photo are weak: see the model card).
-    """
-    if focal_mm is not None and focal_mm <= 0:
-        return None, "estimated"
-    if focal_mm is not None:
-        return focal_mm / 36.0 * max(width, height), "given"
-    if exif_35mm is not None:
-        return exif_35mm * math.hypot(width, height) / math.hypot(36.0, 24.0), "exif"
-    return DEFAULT_FOCAL_MM / 36.0 * max(width, height), "default"

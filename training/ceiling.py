@@ -1,6 +1,6 @@
 """Silhouette ceiling of a generator checkpoint: how well it draws its own training chairs.
 
-    python -m core ceiling runs/gen3/generator_ckpt.pt [--chairs 24] [--beta B] [--threads 2]
+    python -m training ceiling runs/gen3/generator_ckpt.pt [--chairs 24] [--beta B] [--threads 2]
 
 Each of the first `--chairs` training chairs is rendered by the generator from its own learned latent
 code, through a camera drawn from the data distribution with a seed the training never used
@@ -13,19 +13,20 @@ fitting a new one will not do better. `--beta` renders the same fields with anot
 from __future__ import annotations
 
 import argparse
+import sys
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import ModelConfig
+from core.config import ModelConfig
 from .data.chairs import sample_chair
-from .data.render import render, sample_light, sample_view
+from .data.raytrace import render, sample_light, sample_view
 from .evaluate import mask_iou
-from .generator import Generator
-from .invert import render_shaded
-from .shading import Light
+from core.field.generator import Generator
+from core.fit.invert import render_shaded
+from core.field.shading import Light
 
 SIZE = 128
 CAMERA_SEED_OFFSET = 1000
@@ -54,24 +55,27 @@ def silhouette_ceiling(checkpoint: Path, chairs: int = 24, beta: float | None = 
         truth = render(spec, cam, sample_light(rng))[..., 3] > 0.5
         with torch.no_grad():
             planes = gen.decode(gen.mapping_ws(codes[i:i + 1]))
-            _, alpha = render_shaded(gen, planes, cam, Light.default(1), cfg.render.background, cfg.render)
+            _, alpha = render_shaded(gen, planes, cam, Light.default(1), cfg.render)
         rows.append((seed, spec.family, mask_iou(alpha[0].numpy() > 0.5, truth)))
     return rows
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core ceiling", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """This command's options (``python -m training ceiling --help``)."""
     ap.add_argument("checkpoint", help="a train-generator checkpoint (generator_ckpt.pt)")
     ap.add_argument("--chairs", type=int, default=24, help="first N training chairs")
     ap.add_argument("--beta", type=float, default=None, help="render with this VolSDF beta instead of the trained one")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--verbose", action="store_true", help="one line per chair")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     try:
         rows = silhouette_ceiling(Path(args.checkpoint), args.chairs, args.beta)
     except (OSError, ValueError, RuntimeError) as err:  # missing file, not a training checkpoint
-        ap.error(f"cannot read {args.checkpoint}: {err}")
+        print(f"error: cannot read {args.checkpoint}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if args.verbose:
         for seed, family, iou in rows:
             print(f"chair {seed:4d} {family:10s} IoU {iou:.3f}")

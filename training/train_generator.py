@@ -8,7 +8,7 @@ like them, and the encoder can be bootstrapped exactly as in the paper. Losses: 
 surface and a sign hinge away from it, zero SDF and finite-difference normals on the surface, eikonal
 term, surface albedo L1, prior.
 
-    python -m core train-generator --out runs/generator --shapes 600 --iters 7000 --seed 0
+    python -m training train-generator --out runs/generator --shapes 600 --iters 7000 --seed 0
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
-from .generator import Generator
-from .train_common import Progress, load_checkpoint, save_checkpoint
+from core.config import ModelConfig
+from core.field.generator import Generator
+from .common import Progress, load_checkpoint, save_checkpoint
 
 POINTS_PER_SHAPE = 32768
 
@@ -80,9 +80,9 @@ SILHOUETTE_SIZE = 48
 def _make_silhouettes(seed: int) -> dict:
     """Exact silhouettes (pixel coverage, 2x2 supersampled sphere tracing) of one training chair seen
     from SILHOUETTE_VIEWS cameras of the data generator's pose distribution."""
-    from .camera import camera_rays
+    from core.geometry.camera import camera_rays
     from .data.chairs import sample_chair
-    from .data.render import sample_view, trace
+    from .data.raytrace import sample_view, trace
 
     spec = sample_chair(seed)
     rng = np.random.default_rng(seed + 7_000_000)
@@ -109,8 +109,8 @@ def silhouette_loss(gen: Generator, state, views: dict, render_cfg, rays: int, r
     """L1 between the generator's volume-rendered opacity and the exact pixel coverage, on ``rays``
     random pixels of one random view per chair. The point losses never see a ray: a field whose SDF is
     right in sign but a beta or two small over a stretch of empty space renders as fog there."""
-    from .camera import Camera, camera_rays
-    from .render import render_rays
+    from core.geometry.camera import Camera, camera_rays
+    from core.field.volume import render_rays
 
     b, v, n = views["alpha"].shape[0], views["alpha"].shape[1], views["alpha"].shape[2]
     pick = torch.as_tensor(rng.integers(0, v, b))
@@ -277,7 +277,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     ckpt = load_checkpoint(ckpt_path)
     source = None
     if init is not None and ckpt is None:
-        from .model import load_model, resolve_model
+        from core.model import load_model, resolve_model
 
         source = load_model(init)
         card = json.loads(resolve_model(init).read_text()).get("card", {}).get("generator", {})
@@ -372,8 +372,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     return final
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core train-generator", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """This command's options (``python -m training train-generator --help``)."""
     ap.add_argument("--out", default="runs/generator", help="folder for cache, checkpoints and result")
     ap.add_argument("--shapes", type=int, default=1000, help="number of procedural training chairs")
     ap.add_argument("--iters", type=int, default=10000)
@@ -393,8 +393,10 @@ def main(argv=None) -> int:
                     "its training codes are fitted first, then training goes on from the iteration its card records")
     ap.add_argument("--fit-steps", type=int, default=5000, help="steps that fit the codes for --init")
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
-    args = ap.parse_args(argv)
-    from .config import tiny_config
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.config import tiny_config
 
     try:
         train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,

@@ -1,4 +1,4 @@
-"""Speed benchmark: ``python -m core bench [--model chairs] [--image examples/chair_dining.png]``.
+"""Speed benchmark: ``python -m training bench [--model chairs] [--image examples/chair_dining.png]``.
 
 Runs the whole public pipeline (``core.reconstruct``) on one image for N = 0, 10, 30 inversion steps
 on the CPU (and on CUDA / MPS when present) and prints seconds per stage: model load (first call
@@ -30,8 +30,8 @@ def devices() -> list[str]:
 
 
 def bench(model: str, image: str, steps_list: list[int], repeat: int, mesh_resolution: int, device: str) -> list[dict]:
-    from .api import reconstruct
-    from .model import load_model
+    from core.api import reconstruct
+    from core.model import load_model
 
     t = time.perf_counter()
     load_model(model, device)  # cold load, measured once
@@ -60,8 +60,8 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core bench", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """This command's options (``python -m training bench --help``)."""
     ap.add_argument("--model", default="chairs")
     ap.add_argument("--image", default=str(Path(__file__).resolve().parent.parent / "examples" / "chair_dining.png"))
     ap.add_argument("--steps", type=int, nargs="+", default=[0, 10, 30])
@@ -69,7 +69,9 @@ def main(argv=None) -> int:
     ap.add_argument("--mesh-resolution", type=int, default=128)
     ap.add_argument("--device", nargs="+", default=None, help="default: cpu plus every GPU backend present")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []

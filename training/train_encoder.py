@@ -2,19 +2,20 @@
 the shipped model (weights/<name>.safetensors + .json).
 
 Training images are rendered by the generator itself from z ~ N(0, I) and random poses drawn from the
-same distribution as the photos (core.data.render.sample_view), cropped exactly like inference crops
+same distribution as the photos (training.data.raytrace.sample_view), cropped exactly like inference crops
 (square around the silhouette with a jittered margin). Targets come free: the canonical-coordinate
 map, the mask and w. Renders store albedo, opacity, coordinates and normals, so every epoch shades them
 anew (random ambient/key light, specular highlights, color jitter, noise, blur): the encoder must hold
 on photos and procedural renders whose shading differs from the generator's.
 
-    python -m core train-encoder --generator runs/generator/generator.pt --out runs/encoder \
+    python -m training train-encoder --generator runs/generator/generator.pt --out runs/encoder \
         --images 6000 --iters 4000 --seed 0 --write weights/chairs
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import math
 import time
 from pathlib import Path
@@ -23,13 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .camera import Camera, project_depth
-from .config import EncoderConfig, ModelConfig, RenderConfig
-from .generator import Generator
-from .model import ReconstructionModel, load_model, save_model
-from .render import render_image
-from .shading import screen_normals
-from .train_common import Progress, load_checkpoint, save_checkpoint
+from core.geometry.camera import Camera, project_depth
+from core.config import EncoderConfig, ModelConfig, RenderConfig
+from core.field.generator import Generator
+from core.model import ReconstructionModel, load_model, save_model
+from core.field.volume import render_image
+from core.field.shading import screen_normals
+from .common import Progress, load_checkpoint, save_checkpoint
 
 
 def _surface_points(gen: Generator, state, res: int = 32) -> list[torch.Tensor]:
@@ -82,7 +83,7 @@ def sample_z(n: int, z_dim: int, g: torch.Generator, codes: torch.Tensor | None 
 def render_bootstrap_set(gen: Generator, cfg: ModelConfig, n_images: int, seed: int, batch: int = 8,
                          codes: torch.Tensor | None = None, code_share: float = 0.0) -> dict:
     """Render ``n_images`` generator views with their targets (float16 to keep memory small)."""
-    from .data.render import sample_view
+    from .data.raytrace import sample_view
 
     rng = np.random.default_rng(seed)
     g = torch.Generator().manual_seed(seed)
@@ -185,7 +186,7 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     out = Path(out)
     gck = load_checkpoint(generator_path)
     if gck is None:
-        raise FileNotFoundError(f"no generator at {generator_path}: run `python -m core train-generator` first")
+        raise FileNotFoundError(f"no generator at {generator_path}: run `python -m training train-generator` first")
     codes = gck.get("codes")
     if code_share > 0 and codes is None:
         raise ValueError(f"{generator_path} has no training codes (written before they were kept): re-run its "
@@ -250,8 +251,8 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     return model
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m core train-encoder", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """This command's options (``python -m training train-encoder --help``)."""
     ap.add_argument("--generator", default="runs/generator/generator.pt")
     ap.add_argument("--out", default="runs/encoder")
     ap.add_argument("--images", type=int, default=6000, help="bootstrap renders")
@@ -264,9 +265,12 @@ def main(argv=None) -> int:
     ap.add_argument("--init", default=None, help="start from this model's encoder (name or .json), e.g. chairs")
     ap.add_argument("--code-share", type=float, default=0.0,
                     help="share of the renders drawn near the training chairs' codes instead of the fitted Gaussian")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.code_share <= 1.0:
-        ap.error("--code-share must be between 0 and 1")
+        print("error: --code-share must be between 0 and 1", file=sys.stderr)
+        raise SystemExit(2)
     train_encoder(Path(args.generator), Path(args.out), args.images, args.iters, args.batch, args.seed,
                   args.threads, None if args.write is None else Path(args.write), args.name, args.init,
                   args.code_share)

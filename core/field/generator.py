@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import GeneratorConfig
+from ..config import GeneratorConfig
 
 
 @dataclass

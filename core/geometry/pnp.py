@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ReconstructionError
+from ..errors import ReconstructionError
+from .lens import focal_35mm_to_px
 
 # OpenCV camera (x right, y down, z forward) -> Blender camera (x right, y up, z backward).
 _CV_TO_BLENDER = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -67,41 +68,54 @@ class _Solution:
     """(N,) bool, correspondences used by the final solve."""
 
 
-def default_focal_candidates(width: int, count: int = 9) -> list[float]:
-    """Focal-length proposals in pixels: 25-75 mm full-frame equivalent (36 mm sensor), geometric."""
-    mm = np.geomspace(25.0, 75.0, count)
-    return [float(m / 36.0 * width) for m in mm]
+def default_focal_candidates(width: int, height: int, count: int = 9) -> list[float]:
+    """Focal-length proposals in pixels: 18-75 mm (35 mm-equivalent, see core.geometry.lens), geometric."""
+    return [focal_35mm_to_px(float(m), width, height) for m in np.geomspace(18.0, 75.0, count)]
 
 
-def solve_pnp(points_2d: np.ndarray, points_3d: np.ndarray, width: int, height: int,
-              weights: np.ndarray | None = None, focal_candidates: Sequence[float] | None = None,
-              cx: float | None = None, cy: float | None = None, path: str = "",
-              refine_focal: bool | None = None) -> PnPResult:
+@dataclass
+class PnPCamera:
+    """The image the 2D points live in and what is known of its camera."""
+
+    width: int
+    """image width in pixels."""
+    height: int
+    """image height in pixels."""
+    cx: float | None = None
+    """principal point x in pixels (None: the image centre)."""
+    cy: float | None = None
+    """principal point y in pixels (None: the image centre)."""
+    focal_candidates: Sequence[float] | None = None
+    """focal lengths in pixels to try (None: :func:`default_focal_candidates`; one value: a known focal)."""
+    refine_focal: bool | None = None
+    """search the focal length around the best candidate (None: when more than one candidate is given)."""
+
+
+def solve_pnp(points_2d: np.ndarray, points_3d: np.ndarray, camera: PnPCamera,
+              weights: np.ndarray | None = None, path: str = "") -> PnPResult:
     """Camera pose from correspondences.
 
     ``points_2d`` (N, 2) pixel coordinates (pixel centres at u + 0.5), ``points_3d`` (N, 3)
     canonical coordinates, ``weights`` (N,) optional confidences (rows with weight <= 0 or
-    non-finite values are ignored). ``focal_candidates`` default to
-    :func:`default_focal_candidates`; ``refine_focal`` (default: when more than one candidate is
-    given) searches the focal length around the best candidate. ``cx, cy`` default to the image
-    centre. Raises :class:`ReconstructionError` naming ``path`` when no pose can be found.
+    non-finite values are ignored). Raises :class:`ReconstructionError` naming ``path`` when no
+    pose can be found.
     """
     p2, p3, w = _prepare(points_2d, points_3d, weights, path)
     try:
-        return _solve(p2, p3, w, width, height, focal_candidates, cx, cy, path, refine_focal)
+        return _solve(p2, p3, w, camera, path)
     except (cv2.error, np.linalg.LinAlgError) as err:  # should not happen after _prepare; never leak it
         raise ReconstructionError(f"could not find the object's pose: the solver failed ({err}); {_HINT}",
                                   path) from err
 
 
-def _solve(p2: np.ndarray, p3: np.ndarray, w: np.ndarray, width: int, height: int,
-           focal_candidates: Sequence[float] | None, cx: float | None, cy: float | None, path: str,
-           refine_focal: bool | None) -> PnPResult:
+def _solve(p2: np.ndarray, p3: np.ndarray, w: np.ndarray, camera: PnPCamera, path: str) -> PnPResult:
     """:func:`solve_pnp` on validated arrays."""
-    cx = width / 2.0 if cx is None else float(cx)
-    cy = height / 2.0 if cy is None else float(cy)
+    cx = camera.width / 2.0 if camera.cx is None else float(camera.cx)
+    cy = camera.height / 2.0 if camera.cy is None else float(camera.cy)
+    focal_candidates = camera.focal_candidates
     if focal_candidates is None:
-        focal_candidates = default_focal_candidates(width)
+        focal_candidates = default_focal_candidates(camera.width, camera.height)
+    refine_focal = camera.refine_focal
     focals = sorted({float(f) for f in focal_candidates if np.isfinite(f) and f > 0})
     if not focals:
         raise ReconstructionError(f"could not find the object's pose: no valid focal length was given "
