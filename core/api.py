@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .config import InversionConfig, ReconstructOptions, replaced
+from .config import LOSSES, InversionConfig, ReconstructOptions, replaced
 from .errors import Cancelled, EmptySurface, ReconstructionError
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .geometry.camera import crop_to_original, original_to_crop
@@ -202,12 +202,13 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     """Reconstruct every image; see the module docstring. Results come back in input order.
 
     ``options`` (:class:`core.config.ReconstructOptions`) says what to do; keyword arguments named like
-    its fields change single options (``reconstruct(paths, model="chairs", steps=0)``). ``masks``: one
+    its fields change single options (``reconstruct(paths, model="chairs", steps=0)``); ``inversion`` may
+    also be a dict of :class:`core.config.InversionConfig` fields that change the model's own settings. ``masks``: one
     mask file per image, or None. ``progress(stage, step, total, loss)`` is called as the work goes
     on; ``cancel()`` returning True stops it at the next step (the images not finished come back with
     a 'cancelled' error).
     """
-    options = _options(options, changes)
+    options, inversion_changes = _options(options, changes)
     images = [str(images)] if isinstance(images, (str, os.PathLike)) else [str(p) for p in images]
     if masks is None or isinstance(masks, (str, os.PathLike)):
         masks = [None if masks is None else str(masks)] * len(images)
@@ -219,11 +220,11 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     net = load_model(options.model, dev, options.model_dirs)
     load_model_s = time.perf_counter() - t0
     cfg = net.cfg
-    steps = cfg.inversion.steps if options.steps is None else int(options.steps)
+    inversion = replaced(options.inversion or cfg.inversion, inversion_changes, options.model)
+    steps = inversion.steps if options.steps is None else int(options.steps)
     resolution = cfg.mesh.resolution if options.mesh_resolution is None else int(options.mesh_resolution)
     options = dataclasses.replace(options, steps=steps, mesh_resolution=resolution)
-    inversion = dataclasses.replace(options.inversion or cfg.inversion, steps=steps, seed=int(options.seed),
-                                    size=cfg.inversion.size)
+    inversion = dataclasses.replace(inversion, steps=steps, seed=int(options.seed))
     call = _Call(Pipeline(net, dev), options, inversion, progress or (lambda *a: None), cancel, out)
     items = [_Item(path, mask) for path, mask in zip(images, masks)]
     for start in range(0, len(items), options.batch_size):
@@ -232,23 +233,26 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     return [item.result for item in items]
 
 
-def _options(options: ReconstructOptions | None, changes: dict) -> ReconstructOptions:
-    """The caller's options with keyword changes applied, checked."""
+def _options(options: ReconstructOptions | None, changes: dict) -> tuple[ReconstructOptions, dict]:
+    """The caller's options with keyword changes applied and checked, and the inversion settings to
+    change on the model's own (an ``inversion`` dict)."""
     if options is not None and not isinstance(options, ReconstructOptions):
         raise ReconstructionError(f"options must be a core.config.ReconstructOptions, got {type(options).__name__}")
     names = {f.name for f in dataclasses.fields(ReconstructOptions)}
     unknown = sorted(set(changes) - names)
     if unknown:
         raise ReconstructionError(f"unknown option '{unknown[0]}'; known: {', '.join(sorted(names))}")
+    inversion_changes = changes.pop("inversion") if isinstance(changes.get("inversion"), dict) else {}
+    replaced(InversionConfig(), inversion_changes)  # names and types checked before any work
     if "model_dirs" in changes:
         changes["model_dirs"] = tuple(str(d) for d in changes["model_dirs"])
-    if isinstance(changes.get("inversion"), dict):
-        changes["inversion"] = replaced(InversionConfig(), changes["inversion"])
     if changes.get("out_dir") is not None:
         changes["out_dir"] = str(changes["out_dir"])
     options = dataclasses.replace(options or ReconstructOptions(), **changes)
     options.check()
-    return options
+    if inversion_changes.get("loss", "l1+ssim") not in LOSSES:
+        raise ReconstructionError(f"unknown inversion loss '{inversion_changes['loss']}'; use one of {', '.join(LOSSES)}")
+    return options, inversion_changes
 
 
 def _run_batch(call: _Call, batch: list[_Item], load_model_s: float) -> None:

@@ -2,8 +2,8 @@
 
 The repository root is imported as the package ``shape_from_image`` (what Blender does with an
 installed extension) and registered once per session; every test starts from an empty factory
-scene. Tests that need the trained model are marked ``real_model`` and skip while
-weights/chairs.safetensors does not exist: ``pytest tests/blender -m real_model`` runs only them.
+scene. Tests that run the shipped model are marked ``real_model``: ``pytest tests/blender -m real_model``
+runs only them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sfi_helpers
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "real_model: needs core/api.py and weights/chairs.safetensors")
+    config.addinivalue_line("markers", "real_model: runs the shipped model (weights/chairs.safetensors)")
 
 
 @pytest.fixture(scope="session")

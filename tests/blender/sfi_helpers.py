@@ -217,14 +217,5 @@ def snapshot() -> dict:
     }
 
 
-def real_model_available() -> str | None:
-    """None when the real pipeline can run, else why not."""
-    if not (REPO / "core" / "api.py").is_file():
-        return "core/api.py does not exist yet"
-    if not WEIGHTS.is_file():
-        return f"{WEIGHTS} does not exist (train or download the shipped model first)"
-    return None
-
-
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")

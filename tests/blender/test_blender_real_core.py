@@ -1,4 +1,4 @@
-"""The operator against the real core (torch). Tests needing trained weights skip without them."""
+"""The operator against the real core (torch): an untrained tiny model and the shipped one."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import sfi_helpers
 
 @pytest.fixture
 def real_core(ext):
-    if not (sfi_helpers.REPO / "core" / "api.py").is_file():
-        pytest.skip("core/api.py does not exist yet")
-    pytest.importorskip("torch", reason="torch is needed for the real core")
+    """The extension registered with its real core (torch is a test requirement)."""
 
 
 def test_real_core_unknown_model_is_reported(real_core, runner, photo):
@@ -28,9 +26,8 @@ def test_real_core_unknown_model_is_reported(real_core, runner, photo):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """An untrained tiny model saved like a shipped one: exercises the real pipeline end to end."""
-    if not (sfi_helpers.REPO / "core" / "api.py").is_file():
-        pytest.skip("core/api.py does not exist yet")
-    torch = pytest.importorskip("torch", reason="torch is needed for the real core")
+    import torch
+
     sfi_helpers.import_extension()
     from shape_from_image.core.config import tiny_config
     from shape_from_image.core.model import ReconstructionModel, save_model
@@ -93,12 +90,8 @@ def test_batch_with_the_real_core_writes_the_cores_files(tiny_model, tmp_path, p
 
 @pytest.mark.real_model
 def test_real_model_cancel_stops_within_one_step(real_core, runner):
-    why = sfi_helpers.real_model_available()
-    if why:
-        pytest.skip(f"real model not available: {why}")
     photos = sorted((sfi_helpers.REPO / "examples").glob("*.png"))
-    if not photos:
-        pytest.skip("no examples/*.png")
+    assert photos, "the example photos are part of the repository"
     job = runner.Job(runner.Request(image=str(photos[0]), steps=200, device="cpu", mesh_resolution=64)).start()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
