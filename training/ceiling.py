@@ -13,20 +13,21 @@ fitting a new one will not do better. `--beta` renders the same fields with anot
 from __future__ import annotations
 
 import argparse
-import sys
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.config import ModelConfig
+from core.field.generator import Generator
+from core.field.shading import Light
+from core.fit.invert import render_shaded
+
 from .data.chairs import sample_chair
 from .data.raytrace import render, sample_light, sample_view
 from .evaluate import mask_iou
-from core.field.generator import Generator
-from core.fit.invert import render_shaded
-from core.field.shading import Light
 
 SIZE = 128
 CAMERA_SEED_OFFSET = 1000

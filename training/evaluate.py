@@ -69,6 +69,7 @@ def make_case(seed: int, folder: Path, cache: Path | None = None) -> dict:
     they depend only on the seed and the data generator (delete the folder after changing core/data).
     """
     from core.geometry.camera import Camera
+
     from .data.chairs import chair_mesh, sample_chair
     from .data.raytrace import render, sample_light, sample_view
 
@@ -106,9 +107,9 @@ def make_case(seed: int, folder: Path, cache: Path | None = None) -> dict:
 
 def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal: float, cx: float, cy: float,
                   size: int, plane_offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from core.geometry.camera import Camera
-    from core.fit.invert import render_shaded
     from core.field.shading import Light
+    from core.fit.invert import render_shaded
+    from core.geometry.camera import Camera
 
     gen = model.generator
     cam = Camera(torch.tensor(cam2world, dtype=torch.float32)[None], torch.tensor([focal], dtype=torch.float32),

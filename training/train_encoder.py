@@ -15,8 +15,8 @@ on photos and procedural renders whose shading differs from the generator's.
 from __future__ import annotations
 
 import argparse
-import sys
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -24,12 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.geometry.camera import Camera, project_depth
 from core.config import EncoderConfig, ModelConfig, RenderConfig
 from core.field.generator import Generator
-from core.model import ReconstructionModel, load_model, save_model
-from core.field.volume import render_image
 from core.field.shading import screen_normals
+from core.field.volume import render_image
+from core.geometry.camera import Camera, project_depth
+from core.model import ReconstructionModel, load_model, save_model
+
 from .common import Progress, load_checkpoint, save_checkpoint
 
 
@@ -189,7 +190,7 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
         raise FileNotFoundError(f"no generator at {generator_path}: run `python -m training train-generator` first")
     codes = gck.get("codes")
     if code_share > 0 and codes is None:
-        raise ValueError(f"{generator_path} has no training codes (written before they were kept): re-run its "
+        raise ValueError(f"{generator_path} has no training codes: re-run its "
                          "train-generator command, which re-writes generator.pt from the finished checkpoint")
     cfg = ModelConfig.from_dict(gck["config"])
     cfg.name = name

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from core.config import ModelConfig
 from core.field.generator import Generator
+
 from .common import Progress, load_checkpoint, save_checkpoint
 
 POINTS_PER_SHAPE = 32768
@@ -81,6 +82,7 @@ def _make_silhouettes(seed: int) -> dict:
     """Exact silhouettes (pixel coverage, 2x2 supersampled sphere tracing) of one training chair seen
     from SILHOUETTE_VIEWS cameras of the data generator's pose distribution."""
     from core.geometry.camera import camera_rays
+
     from .data.chairs import sample_chair
     from .data.raytrace import sample_view, trace
 
@@ -109,8 +111,8 @@ def silhouette_loss(gen: Generator, state, views: dict, render_cfg, rays: int, r
     """L1 between the generator's volume-rendered opacity and the exact pixel coverage, on ``rays``
     random pixels of one random view per chair. The point losses never see a ray: a field whose SDF is
     right in sign but a beta or two small over a stretch of empty space renders as fog there."""
-    from core.geometry.camera import Camera, camera_rays
     from core.field.volume import render_rays
+    from core.geometry.camera import Camera, camera_rays
 
     b, v, n = views["alpha"].shape[0], views["alpha"].shape[1], views["alpha"].shape[2]
     pick = torch.as_tensor(rng.integers(0, v, b))
@@ -386,7 +388,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--schedule-from", type=int, default=0, metavar="K",
                     help="start the cosine learning-rate schedule at iteration K (a new phase of a resumed run)")
     ap.add_argument("--render-weight", type=float, default=0.0,
-                    help="weight of the silhouette rendering loss (0: point losses only, as up to 34000 steps)")
+                    help="weight of the silhouette rendering loss (0: point losses only)")
     ap.add_argument("--render-rays", type=int, default=384, help="rays per chair per step for that loss")
     ap.add_argument("--init", default=None, metavar="MODEL",
                     help="start from this model's generator (name or .json, e.g. chairs) when --out has no checkpoint: "

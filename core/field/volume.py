@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..geometry.camera import Camera, RayBundle, camera_rays, pixel_grid
 from ..config import RenderConfig
+from ..geometry.camera import Camera, RayBundle, camera_rays, pixel_grid
 from .generator import FieldState, Generator
 
 

@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..geometry.camera import Camera, camera_rays
 from ..config import InversionConfig, RenderConfig
 from ..errors import Cancelled
 from ..field.generator import Generator
-from ..geometry.pnp import matrix_to_quaternion, quaternion_to_matrix
-from ..field.volume import patch_pixels, render_image, render_rays
 from ..field.shading import Light, screen_normals, shade
+from ..field.volume import patch_pixels, render_image, render_rays
+from ..geometry.camera import Camera, camera_rays
+from ..geometry.pnp import matrix_to_quaternion, quaternion_to_matrix
 from .losses import photometric, silhouette
 
 FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
@@ -146,10 +146,6 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     depth (moving both is a dolly zoom the photo hardly constrains). ``progress(step, steps, loss)``
     is called after every step; ``cancel()`` returning True raises :class:`Cancelled`."""
     ws, pose, focal_free = start.ws, start.pose, start.focal_free
-    steps, size, patch, n_patches = cfg.steps, cfg.size, cfg.patch_size, cfg.n_patches
-    loss, lr, lr_end, mask_weight, mask_pyramid = cfg.loss, cfg.lr, cfg.lr_end, cfg.mask_weight, cfg.mask_pyramid
-    plane_lr, plane_res, plane_start, plane_reg = cfg.plane_lr, cfg.plane_res, cfg.plane_start, cfg.plane_reg
-    w_gain, pose_gain, momentum, hold_depth = cfg.w_gain, cfg.pose_gain, cfg.momentum, cfg.hold_depth
     b = ws.shape[0]
     device = ws.device
     light = Light.default(b, device)
@@ -160,25 +156,25 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     free = free.to(device=device)
     # a zero gradient from the first step on keeps Adam's update at zero
     pose.log_focal.register_hook(lambda grad: grad * free)
-    if hold_depth:
+    if cfg.hold_depth:
         pose.log_depth.register_hook(lambda grad: grad * ~free)
     light_params = torch.stack([light.ambient.log(), light.key.log()], dim=-1).requires_grad_(True)
-    groups = [{"params": [u], "lr": lr * w_gain}, {"params": pose.tensors(), "lr": lr * pose_gain},
-              {"params": [light_params], "lr": lr * 10}]
+    groups = [{"params": [u], "lr": cfg.lr * cfg.w_gain},
+              {"params": pose.tensors(), "lr": cfg.lr * cfg.pose_gain},
+              {"params": [light_params], "lr": cfg.lr * 10}]
     gen_cfg = gen.cfg
     offset = None
-    if plane_lr > 0:
+    if cfg.plane_lr > 0:
         with torch.no_grad():
             plane_std = gen.decode(ws).planes.std(dim=(3, 4), keepdim=True)
-        res = gen_cfg.plane_res if plane_res <= 0 else min(plane_res, gen_cfg.plane_res)
+        res = gen_cfg.plane_res if cfg.plane_res <= 0 else min(cfg.plane_res, gen_cfg.plane_res)
         offset = torch.zeros(b, 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
-        groups.append({"params": [offset], "lr": plane_lr})
+        groups.append({"params": [offset], "lr": cfg.plane_lr})
     base_lrs = [group["lr"] for group in groups]
-    opt = torch.optim.Adam(groups, betas=(momentum, 0.95))
+    opt = torch.optim.Adam(groups, betas=(cfg.momentum, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
     target_lo = F.avg_pool2d(target.image.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
     mask_lo = F.avg_pool2d(target.mask[:, None], 2)[:, 0]
-    hi = 2 * size
     losses: list[list[float]] = []
     best = _Best(u, pose, light_params, offset)
 
@@ -186,47 +182,28 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
         """Decode and render the current parameters: state, camera, light and full-crop loss (B,)."""
         fitted = None if offset is None else _upsampled(offset, gen_cfg.plane_res) * plane_std
         state = gen.decode(gen.w_avg + gen.w_std * u, fitted)
-        cam = pose.camera(size)
+        cam = pose.camera(cfg.size)
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
         rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg, g)
-        return state, cam, lit, photometric(rgb, target_lo, loss) + mask_weight * silhouette(alpha, mask_lo, mask_pyramid)
+        loss = photometric(rgb, target_lo, cfg.loss) + cfg.mask_weight * silhouette(alpha, mask_lo, cfg.mask_pyramid)
+        return state, cam, lit, loss
 
-    for step in range(steps):
+    for step in range(cfg.steps):
         if cancel is not None and cancel():
             raise Cancelled()
-        decay = 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))  # large first steps, settle at the end
+        decay = 0.5 * (1 + math.cos(math.pi * step / max(cfg.steps, 1)))  # large first steps, settle at the end
         for group, base in zip(opt.param_groups, base_lrs):
-            group["lr"] = base * (lr_end + (1 - lr_end) * decay)
-        if offset is not None and step < plane_start:
+            group["lr"] = base * (cfg.lr_end + (1 - cfg.lr_end) * decay)
+        if offset is not None and step < cfg.plane_start:
             opt.param_groups[-1]["lr"] = 0.0
         opt.zero_grad(set_to_none=True)
         state, cam, lit, per_image = full_crop()
         best.update(step, per_image.detach(), u, pose, light_params, offset)
-        if n_patches > 0:
-            # identical random crops of render and target, rendered at twice the resolution
-            x0 = torch.randint(0, hi - patch + 1, (b, n_patches), generator=g).to(device)
-            y0 = torch.randint(0, hi - patch + 1, (b, n_patches), generator=g).to(device)
-            pix = patch_pixels(x0.reshape(-1).float(), y0.reshape(-1).float(), patch, 2.0)
-            pix = pix.reshape(b, n_patches * patch * patch, 2)
-            out = render_rays(gen, state, camera_rays(cam, pix), render_cfg, g)
-            bp = b * n_patches
-            coords = out.coords.reshape(bp, patch, patch, 3)
-            alpha_p = out.alpha.reshape(bp, patch, patch)
-            cam2world = cam.cam2world.repeat_interleave(n_patches, dim=0)
-            normals = screen_normals(coords, alpha_p, cam2world)
-            lit_p = Light(lit.ambient.repeat_interleave(n_patches), lit.key.repeat_interleave(n_patches),
-                          lit.direction.repeat_interleave(n_patches, dim=0))
-            rgb_p = shade(out.albedo.reshape(bp, patch, patch, 3), alpha_p, normals, lit_p, render_cfg.background)
-            iy = (y0.reshape(-1, 1) + torch.arange(patch, device=device)).reshape(bp, patch, 1)
-            ix = (x0.reshape(-1, 1) + torch.arange(patch, device=device)).reshape(bp, 1, patch)
-            bi = torch.arange(b, device=device).repeat_interleave(n_patches)[:, None, None]
-            tgt = target.image[bi, iy, ix]
-            tgt_m = target.mask[bi, iy, ix]
-            patch_loss = (rgb_p - tgt).abs().mean(dim=(1, 2, 3)) + mask_weight * silhouette(alpha_p, tgt_m)
-            per_image = per_image + patch_loss.reshape(b, n_patches).mean(dim=1)
+        if cfg.n_patches > 0:
+            per_image = per_image + _patch_loss(gen, state, cam, lit, target, cfg, render_cfg, g)
         reg = 1e-3 * (u - u.detach().mean(dim=1, keepdim=True)).pow(2).mean(dim=(1, 2))
-        if offset is not None and plane_reg > 0:
-            reg = reg + plane_reg * offset.pow(2).mean(dim=(1, 2, 3, 4))
+        if offset is not None and cfg.plane_reg > 0:
+            reg = reg + cfg.plane_reg * offset.pow(2).mean(dim=(1, 2, 3, 4))
         total = (per_image + reg).sum()
         total.backward()
         opt.step()
@@ -234,15 +211,40 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
             pose.quat /= pose.quat.norm(dim=-1, keepdim=True)
         losses.append([float(v) for v in per_image.detach()])
         if progress is not None:
-            progress(step + 1, steps, float(per_image.detach().mean()))
-    if steps > 0:  # the last update has not been scored yet
+            progress(step + 1, cfg.steps, float(per_image.detach().mean()))
+    if cfg.steps > 0:  # the last update has not been scored yet
         with torch.no_grad():
             final = full_crop()[3]
-        best.update(steps, final, u, pose, light_params, offset)
+        best.update(cfg.steps, final, u, pose, light_params, offset)
     lit = Light(best.light[:, 0].exp(), best.light[:, 1].exp(), light.direction)
     fitted = None if offset is None else _upsampled(best.offset, gen_cfg.plane_res) * plane_std
     return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose, pose.principal), lit, losses,
                            best.step.tolist(), fitted)
+
+
+def _patch_loss(gen: Generator, state, cam: Camera, lit: Light, target: InversionTarget, cfg: InversionConfig,
+                render_cfg: RenderConfig, g: torch.Generator) -> Tensor:
+    """Per-image loss (B,) on ``cfg.n_patches`` random square patches, rendered at twice the inversion's
+    resolution and cropped identically from the target (the paper's way to lower gradient variance)."""
+    b, n, side, device = cam.batch, cfg.n_patches, cfg.patch_size, state.planes.device
+    hi = 2 * cfg.size
+    x0 = torch.randint(0, hi - side + 1, (b, n), generator=g).to(device)
+    y0 = torch.randint(0, hi - side + 1, (b, n), generator=g).to(device)
+    pix = patch_pixels(x0.reshape(-1).float(), y0.reshape(-1).float(), side, 2.0).reshape(b, n * side * side, 2)
+    out = render_rays(gen, state, camera_rays(cam, pix), render_cfg, g)
+    bp = b * n
+    coords = out.coords.reshape(bp, side, side, 3)
+    alpha = out.alpha.reshape(bp, side, side)
+    normals = screen_normals(coords, alpha, cam.cam2world.repeat_interleave(n, dim=0))
+    lit_p = Light(lit.ambient.repeat_interleave(n), lit.key.repeat_interleave(n),
+                  lit.direction.repeat_interleave(n, dim=0))
+    rgb = shade(out.albedo.reshape(bp, side, side, 3), alpha, normals, lit_p, render_cfg.background)
+    iy = (y0.reshape(-1, 1) + torch.arange(side, device=device)).reshape(bp, side, 1)
+    ix = (x0.reshape(-1, 1) + torch.arange(side, device=device)).reshape(bp, 1, side)
+    bi = torch.arange(b, device=device).repeat_interleave(n)[:, None, None]
+    loss = (rgb - target.image[bi, iy, ix]).abs().mean(dim=(1, 2, 3)) + cfg.mask_weight * silhouette(
+        alpha, target.mask[bi, iy, ix])
+    return loss.reshape(b, n).mean(dim=1)
 
 
 def _upsampled(offset: Tensor, res: int) -> Tensor:

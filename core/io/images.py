@@ -42,8 +42,8 @@ import cv2
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
-from ..geometry.camera import Crop
 from ..errors import ReconstructionError
+from ..geometry.camera import Crop
 
 MIN_SIDE = 16
 """Images with a side shorter than this (after EXIF orientation) are refused as too small."""

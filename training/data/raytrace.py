@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from core.geometry.camera import Camera, camera_rays, look_at, project_depth
+
 from .chairs import (
     FABRIC,
     LEATHER,
