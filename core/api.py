@@ -136,7 +136,7 @@ class Pipeline:
                   if intrinsics.focal is None else [intrinsics.focal])
         pix = pixel_grid(s, s).numpy()
         res = solve_pnp(pix[keep], coords.reshape(-1, 3).cpu().numpy()[keep].astype(np.float64),
-                        PnPCamera(s, s, intrinsics.cx, intrinsics.cy, focals),
+                        PnPCamera(s, s, (intrinsics.cx, intrinsics.cy), focals),
                         weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, path=path)
         return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
 

@@ -71,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+    return run_command(build_parser(), argv)
+
+
+def run_command(parser: argparse.ArgumentParser, argv=None) -> int:
+    """Parse ``argv`` (default: the process's) with ``parser`` and run the chosen subcommand's ``run``;
+    a ReconstructionError becomes one line on stderr and exit status 1."""
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         return int(args.run(args) or 0)
     except ReconstructionError as err:

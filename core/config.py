@@ -110,8 +110,6 @@ class InversionConfig:
     """random patches rendered at twice the resolution and compared with the same crops of the input (paper)."""
     patch_size: int = 16
     """side of those patches in pixels."""
-    hold_depth: bool = True
-    """an image whose focal length is free keeps the pose solver's depth (the photo hardly tells them apart)."""
     plane_lr: float = 0.04
     """learning rate of an offset fitted to the decoded triplanes, in units of each channel's spread (0: off)."""
     plane_res: int = 0
@@ -124,6 +122,8 @@ class InversionConfig:
     """Adam steps (0: encoder only, 10: fast, 30: slow); a call's ``steps`` overrides it."""
     seed: int = 0
     """seed of the renderer's stratified samples; a call's ``seed`` overrides it."""
+    hold_depth: bool = True
+    """an image whose focal length is free keeps the pose solver's depth (the photo hardly tells them apart)."""
 
 
 @dataclass

@@ -49,16 +49,40 @@ def image_datablock_path(image) -> str:
                                                               "Linear CIE-XYZ E"):
         pixels = pixels.reshape(-1, 4)
         pixels[:, :3] = _linear_to_srgb(pixels[:, :3])
-        pixels = pixels.ravel()
-    path = os.path.join(temp_dir(), stem + ".png")
-    tmp = bpy.data.images.new("shape_from_image_tmp", width, height, alpha=True, float_buffer=False)
+    return write_rgba(os.path.join(temp_dir(), stem + ".png"), pixels.reshape(height, width, 4)[::-1])
+
+
+def read_rgba(path: str) -> np.ndarray:
+    """(H, W, 4) float32 pixels of an image file, top row first."""
+    image = bpy.data.images.load(path, check_existing=False)
     try:
-        tmp.pixels.foreach_set(pixels)
-        tmp.filepath_raw = path
-        tmp.file_format = "PNG"
-        tmp.save()
+        width, height = image.size[:]
+        channels = image.channels
+        pixels = np.empty(width * height * channels, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
     finally:
-        bpy.data.images.remove(tmp)
+        bpy.data.images.remove(image)
+    pixels = pixels.reshape(height, width, channels)[::-1]
+    if channels == 4:
+        return np.ascontiguousarray(pixels)
+    rgba = np.ones((height, width, 4), dtype=np.float32)
+    rgba[..., :min(3, channels)] = pixels[..., :3]
+    if channels < 3:
+        rgba[..., 1] = rgba[..., 2] = rgba[..., 0]
+    return rgba
+
+
+def write_rgba(path: str, rgba: np.ndarray) -> str:
+    """Save (H, W, 4) float pixels in [0, 1] (stored values) as an 8-bit PNG."""
+    height, width = rgba.shape[:2]
+    image = bpy.data.images.new("shape_from_image_out", width, height, alpha=True, float_buffer=False)
+    try:
+        image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1], dtype=np.float32).ravel())
+        image.filepath_raw = path
+        image.file_format = "PNG"
+        image.save()
+    finally:
+        bpy.data.images.remove(image)
     return path
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..core.geometry.lens import SENSOR_WIDTH_MM, blender_lens_mm
+from ..core.result import CameraInfo
 
 TAG = "shape_from_image_source"
 """custom property holding the absolute image path on everything built for that image."""
@@ -72,18 +73,8 @@ class CheckedResult:
     """(F, 3) int32 vertex indices, counter-clockwise seen from outside."""
     colors: np.ndarray | None
     """(V, 3) float32 sRGB display values in [0, 1], or None."""
-    cam2world: np.ndarray
-    """(4, 4) float64 camera -> world, Blender convention."""
-    focal_px: float
-    """focal length in pixels of the original photo."""
-    width: int
-    """photo width in pixels."""
-    height: int
-    """photo height in pixels."""
-    cx: float
-    """principal point x in pixels from the left edge."""
-    cy: float
-    """principal point y in pixels from the top edge."""
+    camera: CameraInfo
+    """the recovered camera in the original photo (cam2world a float64 rotation + translation)."""
     dropped_faces: int = 0
     """degenerate faces (repeated vertex) removed by the check."""
 
@@ -204,8 +195,7 @@ def check_result(result, image_path: str) -> CheckedResult:
         raise _error("invalid principal point", image_path)
     return CheckedResult(image=image_path, vertices=np.ascontiguousarray(vertices), faces=faces,
                          colors=None if colors is None else np.ascontiguousarray(colors),
-                         cam2world=cam2world, focal_px=focal, width=width, height=height, cx=cx, cy=cy,
-                         dropped_faces=dropped)
+                         camera=CameraInfo(cam2world, focal, width, height, cx, cy), dropped_faces=dropped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,16 +402,17 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
             cam_data = bpy.data.cameras.new(f"{name} Camera")
             created.append(cam_data)
             cam_data[TAG] = image_path
-            apply_camera_parameters(cam_data, camera_parameters(checked.focal_px, checked.cx, checked.cy,
-                                                                checked.width, checked.height))
-            distance = float(np.linalg.norm(checked.cam2world[:3, 3]))
+            apply_camera_parameters(cam_data, camera_parameters(checked.camera.focal_px, checked.camera.cx,
+                                                                checked.camera.cy, checked.camera.width,
+                                                                checked.camera.height))
+            distance = float(np.linalg.norm(checked.camera.cam2world[:3, 3]))
             cam_data.clip_start = 0.01
             cam_data.clip_end = max(100.0, 10.0 * distance)
             cam_data.display_size = 0.3
             cam_obj = bpy.data.objects.new(f"{name} Camera", cam_data)
             created.append(cam_obj)
             cam_obj[TAG] = image_path
-            cam_obj.matrix_world = Matrix(checked.cam2world.tolist())
+            cam_obj.matrix_world = Matrix(checked.camera.cam2world.tolist())
             coll.objects.link(cam_obj)
             if options.camera_background:
                 image = options.background_image
@@ -433,7 +424,7 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
         if cam_obj is not None and options.set_scene_camera:
             scene.camera = cam_obj
         if options.set_render_resolution:
-            set_render_resolution(scene, checked.width, checked.height)
+            set_render_resolution(scene, checked.camera.width, checked.camera.height)
         _select_only(scene, obj, view_layer)
 
         removed = 0

@@ -127,15 +127,16 @@ def load_renders():
     return sys.modules[name]
 
 
-def _render_views(scene, mesh_obj, photo: str, out: Path, stem: str, samples: int) -> dict:
+def _render_views(ext_name: str, scene, mesh_obj, photo: str, out: Path, stem: str, samples: int) -> dict:
     render = load_renders()
+    pixels = importlib.import_module(f"{ext_name}.operators.inputs")  # read_rgba / write_rgba
     render.use_cycles(scene, samples=samples)
     render.white_world(scene)
     paths = {}
     shot_path = out / f"{stem}_render.png"
-    shot = render.read_rgba(render.render_still(scene, scene.camera, str(shot_path)))
-    overlay = render.composite_over(render.read_rgba(photo), shot, opacity=0.7)
-    paths["overlay"] = render.write_rgba(str(out / f"{stem}_overlay.png"), overlay)
+    shot = pixels.read_rgba(render.render_still(scene, scene.camera, str(shot_path)))
+    overlay = render.composite_over(pixels.read_rgba(photo), shot, opacity=0.7)
+    paths["overlay"] = pixels.write_rgba(str(out / f"{stem}_overlay.png"), overlay)
     shot_path.unlink(missing_ok=True)
     side = render.side_camera(scene, mesh_obj, scene.camera)
     try:
@@ -201,7 +202,7 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
         bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, compress=True)
         files["blend"] = str(blend)
         if opts.render:
-            files.update(_render_views(scene, mesh_obj, image, out, stem, opts.samples))
+            files.update(_render_views(ext.__name__, scene, mesh_obj, image, out, stem, opts.samples))
         entry.update(ok=True, files=files, timings_s=data.get("timings_s", {}),
                      vertices=len(mesh_obj.data.vertices), faces=len(mesh_obj.data.polygons))
     except Exception as err:  # noqa: BLE001 - one bad image must not stop the batch

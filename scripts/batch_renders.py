@@ -3,7 +3,7 @@
 Cycles on the CPU is the engine: it works in background mode with the ``bpy`` module and with no
 GPU (Workbench and EEVEE need an OpenGL/EGL context and are 20-500x slower there).
 Images are handled as numpy arrays (H, W, 4) float32 in [0, 1], top row first, straight alpha,
-values as stored in the PNG (sRGB for colors).
+values as stored in the PNG (sRGB for colors); the extension's ``operators.inputs`` reads and writes them.
 """
 
 from __future__ import annotations
@@ -60,40 +60,6 @@ def render_still(scene, camera, path: str) -> str:
         scene.camera = previous
     if not os.path.isfile(path):
         raise RuntimeError(f"{path}: the render was not written")
-    return path
-
-
-def read_rgba(path: str) -> np.ndarray:
-    """(H, W, 4) float32 pixels of an image file, top row first."""
-    image = bpy.data.images.load(path, check_existing=False)
-    try:
-        width, height = image.size[:]
-        channels = image.channels
-        pixels = np.empty(width * height * channels, dtype=np.float32)
-        image.pixels.foreach_get(pixels)
-    finally:
-        bpy.data.images.remove(image)
-    pixels = pixels.reshape(height, width, channels)[::-1]
-    if channels == 4:
-        return np.ascontiguousarray(pixels)
-    rgba = np.ones((height, width, 4), dtype=np.float32)
-    rgba[..., :min(3, channels)] = pixels[..., :3]
-    if channels < 3:
-        rgba[..., 1] = rgba[..., 2] = rgba[..., 0]
-    return rgba
-
-
-def write_rgba(path: str, rgba: np.ndarray) -> str:
-    """Save (H, W, 4) float pixels in [0, 1] (stored values) as an 8-bit PNG."""
-    height, width = rgba.shape[:2]
-    image = bpy.data.images.new("shape_from_image_out", width, height, alpha=True, float_buffer=False)
-    try:
-        image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1], dtype=np.float32).ravel())
-        image.filepath_raw = path
-        image.file_format = "PNG"
-        image.save()
-    finally:
-        bpy.data.images.remove(image)
     return path
 
 

@@ -67,7 +67,7 @@ def test_known_focal_recovers_pose(focal, width, height, cx, cy):
     rng = np.random.default_rng(int(focal))
     for _ in range(4):
         c2w, uv, pts = _correspondences(rng, focal, width, height, cx, cy, noise=0.1)
-        res = solve_pnp(uv, pts, PnPCamera(width, height, focal_candidates=[focal], cx=cx, cy=cy))
+        res = solve_pnp(uv, pts, PnPCamera(width, height, focal_candidates=[focal], principal=(cx, cy)))
         assert res.cam2world.shape == (4, 4) and res.cam2world.dtype == np.float64
         assert _rotation_error_deg(res.cam2world, c2w) < 0.5
         assert _translation_error(res.cam2world, c2w) < 0.01
@@ -103,12 +103,12 @@ def test_unknown_focal(focal, width, height, cx, cy):
         c2w, uv, pts = _correspondences(rng, focal, width, height, cx, cy)
         cands = default_focal_candidates(width, height)
         assert focal not in cands
-        res = solve_pnp(uv, pts, PnPCamera(width, height, cx=cx, cy=cy))
+        res = solve_pnp(uv, pts, PnPCamera(width, height, principal=(cx, cy)))
         assert _rotation_error_deg(res.cam2world, c2w) < 1.0
         assert abs(res.focal / focal - 1) < 0.02
         assert _translation_error(res.cam2world, c2w) < 0.03
         # Without refinement the focal is one of the proposals and the rotation still close.
-        coarse = solve_pnp(uv, pts, PnPCamera(width, height, cx=cx, cy=cy, refine_focal=False))
+        coarse = solve_pnp(uv, pts, PnPCamera(width, height, principal=(cx, cy), refine_focal=False))
         assert coarse.focal in cands
         assert _rotation_error_deg(coarse.cam2world, c2w) < 2.0
 
@@ -117,7 +117,7 @@ def test_gross_outliers_known_and_unknown_focal():
     rng = np.random.default_rng(7)
     for focal, width, height, cx, cy in INTRINSICS[:3]:
         c2w, uv, pts = _correspondences(rng, focal, width, height, cx, cy, noise=0.1, outliers=0.2)
-        res = solve_pnp(uv, pts, PnPCamera(width, height, focal_candidates=[focal], cx=cx, cy=cy))
+        res = solve_pnp(uv, pts, PnPCamera(width, height, focal_candidates=[focal], principal=(cx, cy)))
         assert _rotation_error_deg(res.cam2world, c2w) < 2.0
         assert 0.7 < res.inlier_ratio < 0.9
         assert res.reprojection_error < 0.5

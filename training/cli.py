@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
-from core.errors import ReconstructionError
+from core.cli import run_command
 
 COMMANDS = {
     "train-generator": ("train_generator", "train the triplane SDF generator on procedural chairs"),
@@ -29,12 +28,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
-    try:
-        return int(args.run(args) or 0)
-    except ReconstructionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser(), argv)

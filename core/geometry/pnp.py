@@ -81,10 +81,8 @@ class PnPCamera:
     """image width in pixels."""
     height: int
     """image height in pixels."""
-    cx: float | None = None
-    """principal point x in pixels (None: the image centre)."""
-    cy: float | None = None
-    """principal point y in pixels (None: the image centre)."""
+    principal: tuple[float, float] | None = None
+    """principal point (cx, cy) in pixels (None: the image centre)."""
     focal_candidates: Sequence[float] | None = None
     """focal lengths in pixels to try (None: :func:`default_focal_candidates`; one value: a known focal)."""
     refine_focal: bool | None = None
@@ -110,8 +108,7 @@ def solve_pnp(points_2d: np.ndarray, points_3d: np.ndarray, camera: PnPCamera,
 
 def _solve(p2: np.ndarray, p3: np.ndarray, w: np.ndarray, camera: PnPCamera, path: str) -> PnPResult:
     """:func:`solve_pnp` on validated arrays."""
-    cx = camera.width / 2.0 if camera.cx is None else float(camera.cx)
-    cy = camera.height / 2.0 if camera.cy is None else float(camera.cy)
+    cx, cy = (camera.width / 2.0, camera.height / 2.0) if camera.principal is None else map(float, camera.principal)
     focal_candidates = camera.focal_candidates
     if focal_candidates is None:
         focal_candidates = default_focal_candidates(camera.width, camera.height)

@@ -74,7 +74,7 @@ def test_batch_writes_everything_and_continues_past_bad_files(batch, fake_core, 
     assert image.packed_file is not None and tuple(image.size) == (160, 120)
     assert bpy.data.objects["chair_a"].data.color_attributes.active_color_name == "Col"
 
-    overlay = sfi_helpers.load_renders().read_rgba(str(out / "chair_a_overlay.png"))
+    overlay = importlib.import_module("shape_from_image.operators.inputs").read_rgba(str(out / "chair_a_overlay.png"))
     assert overlay.shape == (120, 160, 4)
 
 

@@ -66,7 +66,7 @@ def test_import_is_cheap():
                          check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded = set(eval(out.stdout.strip().splitlines()[-1]))  # a printed list of module names
-    torch_free = {f"shape_from_image.core{m}" for m in ("", ".errors", ".registry", ".geometry", ".geometry.lens")}
+    torch_free = {f"shape_from_image.core{m}" for m in ("", ".errors", ".registry", ".result", ".geometry", ".geometry.lens")}
     assert "torch" not in loaded and loaded <= torch_free, loaded - torch_free
 
 
