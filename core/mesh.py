@@ -1,17 +1,9 @@
-"""Marching cubes on the signed distance field, vertex colors, cleanup and export.
+"""Marching cubes on the signed distance field, vertex colors and cleanup.
 
 :func:`extract_mesh` samples ``query_sdf`` on a regular grid over the scene box, extracts the
 zero level set (negative inside), removes small floating pieces and colors every vertex with
-``query_color``. :func:`export_mesh` writes GLB, PLY or OBJ with vertex colors.
-
-Axes (../shared/CONVENTIONS.md): a :class:`Mesh` lives in the world/canonical frame (+Z up,
-front -Y). PLY is written in that frame as is. glTF and OBJ are Y-up formats, so they store
-``(x, y, z)_world -> (x, z, -y)``: Blender's stock importers (glTF, ``wm.obj_import`` with its
-default forward -Z / up Y) undo exactly this and place the object upright, facing -Y.
-
-Colors are sRGB display values in the :class:`Mesh`, in PLY (uchar) and in OBJ (the
-``v x y z r g b`` extension, which Blender reads as sRGB); glTF's ``COLOR_0`` is linear by the
-specification, so the GLB stores the linearized colors as float32.
+``query_color``. A :class:`Mesh` lives in the world/canonical frame (+Z up, front -Y; see
+docs/CONVENTIONS.md); :mod:`core.io.export` writes it to files.
 """
 
 from __future__ import annotations
@@ -21,8 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+import trimesh
 from skimage.measure import marching_cubes
 from torch import Tensor
 
@@ -155,17 +146,21 @@ def _query_points(query: Callable[[Tensor], Tensor], points: np.ndarray, chunk: 
 
 def _remove_small_components(verts: np.ndarray, faces: np.ndarray,
                              min_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Drop connected pieces with fewer than ``min_ratio`` x the largest piece's faces."""
-    n = len(verts)
-    edges = np.concatenate([faces[:, :2], faces[:, 1:]])
-    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    count, labels = connected_components(graph, directed=False)
-    if count <= 1:
+    """Drop connected pieces with fewer than ``min_ratio`` x the largest piece's faces.
+
+    Pieces are connected through shared vertices (faces that only touch at a vertex are one piece).
+    Kept vertices keep their order; faces are reindexed to them.
+    """
+    if len(faces) == 0:
         return verts, faces
+    edges = trimesh.geometry.faces_to_edges(faces)
+    labels = trimesh.graph.connected_component_labels(edges, node_count=len(verts))
     face_labels = labels[faces[:, 0]]
-    sizes = np.bincount(face_labels, minlength=count)
-    faces = faces[sizes[face_labels] >= min_ratio * sizes.max()]
-    used = np.zeros(n, dtype=bool)
-    used[faces.reshape(-1)] = True
-    remap = np.cumsum(used) - 1
-    return verts[used], remap[faces]
+    sizes = np.bincount(face_labels)
+    keep = sizes[face_labels] >= min_ratio * sizes.max()
+    if keep.all():
+        return verts, faces
+    piece = trimesh.Trimesh(verts, faces, process=False)
+    piece.update_faces(keep)
+    piece.remove_unreferenced_vertices()
+    return np.asarray(piece.vertices, dtype=verts.dtype), np.asarray(piece.faces, dtype=faces.dtype)

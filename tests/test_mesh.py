@@ -77,6 +77,24 @@ def test_floating_piece_is_removed():
     np.testing.assert_allclose(cleaned.colors, 0.5)  # no color field: mid gray
 
 
+def test_pieces_touching_at_a_vertex_stay_together():
+    """Pieces are vertex-connected: a fan of triangles sharing only a vertex is one piece; a small
+    separate triangle is dropped and the kept vertices keep their order and are reindexed."""
+    from core.mesh import _remove_small_components
+
+    verts = np.arange(8 * 3, dtype=np.float32).reshape(8, 3)
+    small = [0, 1, 2]                                     # first in the arrays, 1 face
+    fan = [[3, 4, 5], [5, 6, 7], [3, 5, 7]]               # 3 faces; [3, 4, 5] and [5, 6, 7] share vertex 5
+    faces = np.array([small, *fan], dtype=np.int64)
+    kept_verts, kept_faces = _remove_small_components(verts, faces, 0.5)
+    np.testing.assert_array_equal(kept_verts, verts[3:])
+    np.testing.assert_array_equal(kept_faces, np.array(fan) - 3)
+    assert kept_verts.dtype == np.float32
+    touching = np.array([[3, 4, 5], [5, 6, 7]], dtype=np.int64)  # only a vertex in common: still one piece
+    kept_verts, kept_faces = _remove_small_components(verts, np.vstack([[small], touching]), 0.6)
+    np.testing.assert_array_equal(kept_faces, touching - 3)
+
+
 def test_shape_touching_the_box_is_closed():
     mesh = extract_mesh(box_sdf((0.5, 0.5, 2.0), (0.0, 0.0, 0.0)), None, MeshConfig(resolution=32))
     tm = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
@@ -117,6 +135,9 @@ def test_export_round_trip(box_mesh, tmp_path, fmt):
     path = export_mesh(box_mesh, tmp_path / f"chair.{fmt}")
     assert path == str(tmp_path / f"chair.{fmt}")
     assert os.listdir(tmp_path) == [f"chair.{fmt}"]  # no temporary files left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # readable like any new file, not mkstemp's 0600
     loaded = trimesh.load(path, force="mesh", process=False, skip_materials=True)
     assert len(loaded.vertices) == len(box_mesh.vertices)
     np.testing.assert_array_equal(loaded.faces, box_mesh.faces)
@@ -184,20 +205,18 @@ def test_unwritable_folder_raises(box_mesh, tmp_path):
 
 
 def test_blender_imports_upright_and_colored(tmp_path):
-    """Blender's stock glTF and OBJ importers place the mesh exactly in the world frame."""
+    """Blender's stock glTF, OBJ and PLY importers place the mesh exactly in the world frame."""
     bpy = pytest.importorskip("bpy")
     gray_blue = np.array([0.2, 0.4, 0.8], dtype=np.float32)
     mesh = extract_mesh(box_sdf((0.2, 0.25, 0.6), (0.1, -0.4, 0.1)),
                         lambda p: torch.from_numpy(gray_blue).expand(len(p), 3), MeshConfig(resolution=24))
     lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
     assert hi[2] - lo[2] > hi[0] - lo[0] and (lo + hi)[1] / 2 < -0.3
-    for fmt in ("glb", "obj"):
+    importers = {"glb": bpy.ops.import_scene.gltf, "obj": bpy.ops.wm.obj_import, "ply": bpy.ops.wm.ply_import}
+    for fmt, importer in importers.items():
         path = export_mesh(mesh, tmp_path / f"chair.{fmt}")
         bpy.ops.wm.read_factory_settings(use_empty=True)
-        if fmt == "glb":
-            bpy.ops.import_scene.gltf(filepath=path)
-        else:
-            bpy.ops.wm.obj_import(filepath=path)
+        importer(filepath=path)
         objects = [o for o in bpy.context.scene.objects if o.type == "MESH"]
         assert len(objects) == 1, fmt
         obj = objects[0]

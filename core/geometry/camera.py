@@ -1,6 +1,6 @@
 """Pinhole cameras, rays and the crop <-> original-image conversion.
 
-Frames (see ../shared/CONVENTIONS.md): world = canonical object frame, +Z up, front -Y.
+Frames (see docs/CONVENTIONS.md): world = canonical object frame, +Z up, front -Y.
 A camera is stored the Blender way: ``cam2world`` maps camera-local points to world, the camera
 looks along local -Z, +Y up, +X right. Pixel (u, v) has its centre at (u + 0.5, v + 0.5), measured
 from the top-left corner; ``cx, cy`` are in the same units.

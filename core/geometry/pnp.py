@@ -7,7 +7,7 @@ RANSAC hypothesis), refines with Levenberg-Marquardt (``SOLVEPNP_ITERATIVE``), r
 inliers, and finally keeps the proposal with the lowest robust reprojection error; the focal
 length itself is then refined by a golden-section search around the winner.
 
-Frames (see ../shared/CONVENTIONS.md): OpenCV's camera looks along +Z with +Y down; the returned
+Frames (see docs/CONVENTIONS.md): OpenCV's camera looks along +Z with +Y down; the returned
 ``cam2world`` follows Blender (looks along local -Z, +Y up) and maps camera-local points to the
 canonical frame. The quaternion helpers at the bottom are the differentiable rotation
 parameterization used by the gradient-based pose refinement.

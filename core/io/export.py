@@ -5,20 +5,29 @@ front -Y). PLY is written in that frame as is. glTF and OBJ are Y-up formats, so
 ``(x, y, z)_world -> (x, z, -y)``: Blender's stock importers (glTF, ``wm.obj_import`` with its
 default forward -Z / up Y) undo exactly this and place the object upright, facing -Y.
 
-Colors are sRGB display values in the :class:`Mesh`, in PLY (uchar) and in OBJ (the
-``v x y z r g b`` extension, which Blender reads as sRGB); glTF's ``COLOR_0`` is linear by the
-specification, so the GLB stores the linearized colors as float32.
+Colors are sRGB display values in the :class:`Mesh`, in PLY (uchar RGBA, alpha 255) and in OBJ
+(the ``v x y z r g b`` extension, which Blender reads as sRGB; 8-bit values written as floats);
+glTF's ``COLOR_0`` is linear by the specification, so the GLB stores the linearized colors as
+float32 (8-bit linear colors would band visibly in dark tones).
+
+The bytes come from ``trimesh`` (its PLY, OBJ and GLB exporters), written atomically with the
+process's normal file mode.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
+import trimesh
+from trimesh.exchange.gltf import export_glb
+from trimesh.exchange.obj import export_obj
+from trimesh.exchange.ply import export_ply
+from trimesh.visual.material import PBRMaterial
+from trimesh.visual.texture import TextureVisuals
 
 from ..config import FORMATS
 from ..errors import ReconstructionError
@@ -40,8 +49,9 @@ def export_mesh(mesh: Mesh, path, fmt: str | None = None) -> str:
     """Write ``mesh`` as GLB, PLY or OBJ (``fmt``, default from the extension); returns the path.
 
     The file is written to a temporary name in the same folder and moved into place, so a reader
-    never sees a half-written file. Raises :class:`ReconstructionError` for an unknown format, an
-    empty mesh or a folder that cannot be written.
+    never sees a half-written file; it gets the mode of any new file (0o666 less the umask).
+    Raises :class:`ReconstructionError` for an unknown format, an empty mesh or a folder that
+    cannot be written.
     """
     path = os.fspath(path)
     fmt = (fmt or os.path.splitext(path)[1].lstrip(".")).lower()
@@ -55,7 +65,9 @@ def export_mesh(mesh: Mesh, path, fmt: str | None = None) -> str:
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+        # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp: 0o600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -82,64 +94,49 @@ def srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 
 def _srgb_bytes(colors: np.ndarray) -> np.ndarray:
+    """(V, 3) float colors -> uint8, rounded (trimesh keeps vertex colors as uint8 RGBA)."""
     return np.round(np.clip(colors, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _ply_bytes(mesh: Mesh, name: str) -> bytes:
-    """Binary little-endian PLY, world coordinates, uchar sRGB vertex colors."""
-    v, f = len(mesh.vertices), len(mesh.faces)
-    header = (f"ply\nformat binary_little_endian 1.0\ncomment {name}: Blender world coordinates, Z up\n"
-              f"element vertex {v}\nproperty float x\nproperty float y\nproperty float z\n"
-              f"property uchar red\nproperty uchar green\nproperty uchar blue\n"
-              f"element face {f}\nproperty list uchar int vertex_indices\nend_header\n")
-    vert = np.empty(v, dtype=[("p", "<f4", 3), ("c", "u1", 3)])
-    vert["p"], vert["c"] = mesh.vertices, _srgb_bytes(mesh.colors)
-    face = np.empty(f, dtype=[("n", "u1"), ("i", "<i4", 3)])
-    face["n"], face["i"] = 3, mesh.faces
-    return header.encode("ascii") + vert.tobytes() + face.tobytes()
+    """Binary little-endian PLY, world coordinates, uchar sRGB vertex colors (RGBA, alpha 255)."""
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=_srgb_bytes(mesh.colors), process=False)
+    data = export_ply(tm, encoding="binary", vertex_normal=False, include_attributes=False)
+    # trimesh's header comment names trimesh; say which frame the file is in instead.
+    return data.replace(b"comment https://github.com/mikedh/trimesh\n",
+                        b"comment Blender world coordinates, Z up; vertex colors are sRGB\n", 1)
 
 
 def _obj_bytes(mesh: Mesh, name: str) -> bytes:
     """Wavefront OBJ, Y-up, with the ``v x y z r g b`` sRGB vertex color extension."""
-    verts = np.concatenate([world_to_y_up(mesh.vertices), np.clip(mesh.colors, 0.0, 1.0)], axis=1)
-    lines = ("v %.6f %.6f %.6f %.5f %.5f %.5f\n" * len(verts)) % tuple(verts.astype(np.float64).ravel())
-    faces = ("f %d %d %d\n" * len(mesh.faces)) % tuple((mesh.faces.astype(np.int64) + 1).ravel())
-    return f"# {name}: Y up, -Z forward; vertex colors are sRGB\no {name}\n".encode() + \
-        lines.encode("ascii") + faces.encode("ascii")
+    tm = trimesh.Trimesh(world_to_y_up(mesh.vertices), mesh.faces, vertex_colors=_srgb_bytes(mesh.colors),
+                         process=False, metadata={"name": name})
+    text = export_obj(tm, include_normals=False, include_color=True, include_texture=False, digits=6,
+                      header=f"{name}: Y up, -Z forward; vertex colors are sRGB")
+    return text.encode("utf-8")
 
 
 def _glb_bytes(mesh: Mesh, name: str) -> bytes:
-    """Binary glTF 2.0: POSITION (Y up), linear float COLOR_0, uint32 indices, one rough material."""
-    positions = np.ascontiguousarray(world_to_y_up(mesh.vertices), dtype="<f4")
-    colors = np.ascontiguousarray(srgb_to_linear(mesh.colors), dtype="<f4")
-    indices = np.ascontiguousarray(mesh.faces, dtype="<u4")
-    blobs = [positions.tobytes(), colors.tobytes(), indices.tobytes()]  # all multiples of 4 bytes
-    offsets = np.cumsum([0] + [len(b) for b in blobs])
-    gltf = {
-        "asset": {"version": "2.0", "generator": "single-image chair reconstruction"},
-        "scene": 0,
-        "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": name}],
-        "meshes": [{"name": name, "primitives": [{
-            "attributes": {"POSITION": 0, "COLOR_0": 1}, "indices": 2, "material": 0, "mode": 4}]}],
-        "materials": [{"name": f"{name}_vertex_color", "pbrMetallicRoughness": {
-            "baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.9}}],
-        "buffers": [{"byteLength": int(offsets[-1])}],
-        "bufferViews": [
-            {"buffer": 0, "byteOffset": int(offsets[0]), "byteLength": len(blobs[0]), "target": 34962},
-            {"buffer": 0, "byteOffset": int(offsets[1]), "byteLength": len(blobs[1]), "target": 34962},
-            {"buffer": 0, "byteOffset": int(offsets[2]), "byteLength": len(blobs[2]), "target": 34963},
-        ],
-        "accessors": [
-            {"bufferView": 0, "componentType": 5126, "count": len(positions), "type": "VEC3",
-             "min": positions.min(0).tolist(), "max": positions.max(0).tolist()},
-            {"bufferView": 1, "componentType": 5126, "count": len(colors), "type": "VEC3"},
-            {"bufferView": 2, "componentType": 5125, "count": int(indices.size), "type": "SCALAR"},
-        ],
-    }
-    json_chunk = json.dumps(gltf, separators=(",", ":")).encode("utf-8")
-    json_chunk += b" " * (-len(json_chunk) % 4)
-    bin_chunk = b"".join(blobs)
-    total = 12 + 8 + len(json_chunk) + 8 + len(bin_chunk)
-    return (struct.pack("<4sII", b"glTF", 2, total) + struct.pack("<I4s", len(json_chunk), b"JSON") + json_chunk
-            + struct.pack("<I4s", len(bin_chunk), b"BIN\x00") + bin_chunk)
+    """Binary glTF 2.0: POSITION (Y up), linear float32 COLOR_0, uint32 indices, one rough material.
+
+    trimesh writes vertex colors as uint8 only, so the linear colors go in as a custom float32
+    vertex attribute (trimesh names it ``_COLOR_0``) that is renamed ``COLOR_0`` in the JSON.
+    """
+    material = PBRMaterial(name=f"{name}_vertex_color", baseColorFactor=[1.0, 1.0, 1.0, 1.0],
+                           metallicFactor=0.0, roughnessFactor=0.9)  # glTF's default metal 1.0 looks wrong
+    linear = np.ascontiguousarray(srgb_to_linear(mesh.colors), dtype=np.float32)
+    tm = trimesh.Trimesh(world_to_y_up(mesh.vertices), mesh.faces, visual=TextureVisuals(material=material),
+                         vertex_attributes={"COLOR_0": linear}, process=False)
+    scene = trimesh.Scene()
+    scene.add_geometry(tm, geom_name=name, node_name=name)
+    return export_glb(scene, include_normals=False, tree_postprocessor=_color_0_is_the_vertex_color)
+
+
+def _color_0_is_the_vertex_color(tree: dict) -> None:
+    """trimesh prefixes custom attributes with '_' (glTF's rule for application-specific ones);
+    ours is the standard ``COLOR_0``."""
+    for gltf_mesh in tree.get("meshes", []):
+        for primitive in gltf_mesh["primitives"]:
+            attributes = primitive["attributes"]
+            if "_COLOR_0" in attributes:
+                attributes["COLOR_0"] = attributes.pop("_COLOR_0")

@@ -3,7 +3,7 @@
 Every chair is a union of simple primitives (rounded boxes, tapered capsules, rounded cylinders,
 tori and extruded arcs) built in metres, then normalized: the bounding box is centred at the
 origin and its largest side is :data:`EXTENT` (1.6), so chairs fit in [-0.8, 0.8]^3 inside the
-scene box [-1, 1]^3. Frame (../../shared/CONVENTIONS.md): +Z up, the chair's front (the side a
+scene box [-1, 1]^3. Frame (docs/CONVENTIONS.md): +Z up, the chair's front (the side a
 seated person faces) looks toward -Y.
 
 The SDF is the minimum of the primitives' SDFs: exact outside the chair, a close bound inside
@@ -11,7 +11,7 @@ The SDF is the minimum of the primitives' SDFs: exact outside the chair, a close
 base colour modulated by a procedural pattern (wood grain, fabric weave, tufting, rattan, stripes,
 leather grain, brushed metal) evaluated in the part's own frame.
 
-Families (../../shared/CHAIRS.md): dining, shell, folding, barstool, office, armchair, lounge,
+Families (the chairs users photograph): dining, shell, folding, barstool, office, armchair, lounge,
 child. Everything is vectorized torch (float32, CPU): the only Python loops run over primitive
 kinds, never over points.
 """
@@ -44,7 +44,7 @@ P_NONE, P_WOOD, P_WEAVE, P_TUFTED, P_RATTAN, P_STRIPES, P_LEATHER, P_BRUSHED = r
 PATTERN_NAMES = ("none", "wood", "weave", "tufted", "rattan", "stripes", "leather", "brushed")
 
 FAMILIES = ("dining", "shell", "folding", "barstool", "office", "armchair", "lounge", "child")
-"""chair families, see ../../shared/CHAIRS.md."""
+"""chair families (the kinds of chairs users photograph)."""
 FAMILY_WEIGHTS = (0.24, 0.12, 0.10, 0.10, 0.13, 0.13, 0.10, 0.08)
 """sampling probability of each family (sums to 1)."""
 

@@ -9,7 +9,7 @@ side + Blinn-Phong specular and a studio environment reflection whose strength d
 material (fabric ~none, wood a little, leather and plastic more, metal mirror-like). Output is
 sRGB; alpha is the supersampled pixel coverage.
 
-Pose distribution (:func:`sample_view`), matching ../../shared/CHAIRS.md:
+Pose distribution (:func:`sample_view`), matching how users photograph chairs:
 - azimuth uniform in [0, 360) degrees (0 = camera on -Y, seeing the chair's front; positive
   moves the camera toward +X, see ``core.camera.orbit_pose``);
 - elevation uniform in [0, 45] degrees above the horizon;
