@@ -79,8 +79,8 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
     mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=16, max=512,
                                            options=_SKIP)
     focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0, options=_SKIP,
-                                      description="35 mm-equivalent focal length of the photo in mm; 0: the "
-                                                  "photo's EXIF value, else 50 mm")
+                                      description="35 mm-equivalent focal length of the photo in mm (as EXIF "
+                                                  "states it); 0: the photo's EXIF value, else the model's default")
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", options=_SKIP)
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=_SKIP)
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True, options=_SKIP)

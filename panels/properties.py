@@ -55,8 +55,8 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
                                            max=512, description="Marching-cubes grid size (detail vs. time)")
     focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0, soft_max=300.0,
                                       unit="CAMERA", precision=1,
-                                      description="35 mm-equivalent focal length of the photo; 0: the photo's "
-                                                  "EXIF value, else 50 mm")
+                                      description="35 mm-equivalent focal length of the photo (as EXIF states "
+                                                  "it); 0: the photo's EXIF value, else the model's default")
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True,
                                        description="Add a camera at the recovered viewpoint")
     set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True,

@@ -50,7 +50,8 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     parser.add_argument("--format", default="glb", choices=("glb", "ply", "obj"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--focal-mm", type=float, default=0.0,
-                        help="35 mm-equivalent focal length of the photos; 0 (default): each photo's EXIF value, else 50")
+                        help="35 mm-equivalent focal length of the photos (as EXIF states it); 0 (default): each "
+                             "photo's EXIF value, else the model's default")
     parser.add_argument("--render", action="store_true", help="also render <stem>_overlay.png and <stem>_side.png")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples for --render")
     return parser.parse_args(args)
