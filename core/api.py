@@ -4,7 +4,7 @@
     results = reconstruct(["chair.png"], model="chairs", steps=10, out_dir="out")
 
 Stages per batch of images: load + crop (core.io.images), encoder (canonical map, mask, w), PnP
-(core.geometry.pnp), hybrid inversion (core.fit.invert), marching cubes (core.mesh), files
+(core.geometry.pnp) and the choice among its turns about the up axis (core.fit.hypotheses), hybrid inversion (core.fit.invert), marching cubes (core.mesh), files
 (core.io.export). Per-image problems never raise: the result says ``ok=False`` and ``error`` is a
 one-line message naming the file. Problems of the whole call (unknown model, bad option, unwritable
 output folder) raise ReconstructionError.
@@ -24,6 +24,7 @@ import torch
 
 from .config import LOSSES, InversionConfig, ReconstructOptions, replaced
 from .errors import Cancelled, EmptySurface, ReconstructionError
+from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .geometry.camera import crop_to_original, original_to_crop
 from .geometry.lens import photo_focal
@@ -193,6 +194,8 @@ class _Item:
     """core.io.images.PreparedImage once loaded."""
     intrinsics: CropIntrinsics | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    pose_candidates: list[dict] = field(default_factory=list)
+    """the pose hypotheses scored for this image (yaw, loss, chosen)."""
     result: ReconstructionResult | None = None
 
 
@@ -317,11 +320,21 @@ def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
     principal = torch.tensor([[item.intrinsics.cx, item.intrinsics.cy] for item in live], device=dev,
                              dtype=torch.float32) * to_inv
     ws = enc.w[ok][:, None].expand(-1, pipe.model.generator.cfg.num_ws, -1).contiguous()
-    start = InversionStart(ws, PoseParams.from_cam2world(cam2world, focal, principal),
-                           torch.tensor([item.intrinsics.source in FREE_FOCAL_SOURCES for item in live]))
+    target = InversionTarget(image_hi[ok], mask_hi[ok])
+    pose = PoseParams.from_cam2world(cam2world, focal, principal)
+    yaws = tuple(pipe.cfg.pose.yaw_hypotheses)
+    if len(yaws) > 1:
+        t = time.perf_counter()
+        choice = choose_pose(pipe.model.generator, pipe.render_cfg, target, ws, pose, yaws, call.inversion)
+        pose = choice.pose
+        for k, item in enumerate(live):
+            item.timings["pose"] += (time.perf_counter() - t) / len(live)
+            item.pose_candidates = [{"yaw_deg": yaw, "loss": round(float(choice.losses[k, j]), 6),
+                                     "chosen": j == int(choice.chosen[k])} for j, yaw in enumerate(yaws)]
+    start = InversionStart(ws, pose, torch.tensor([item.intrinsics.source in FREE_FOCAL_SOURCES for item in live]))
     t = time.perf_counter()
     try:
-        inv = invert(pipe.model.generator, pipe.render_cfg, InversionTarget(image_hi[ok], mask_hi[ok]), start,
+        inv = invert(pipe.model.generator, pipe.render_cfg, target, start,
                      call.inversion, progress=lambda n, total, value: call.report("inversion", n, total, value),
                      cancel=call.cancel)
     except Cancelled:
@@ -366,7 +379,8 @@ def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> Recon
                                losses=[step[k] for step in inv.losses], mask_source=prep.mask_source,
                                focal_source=item.intrinsics.source, latent=latent.cpu().numpy(),
                                plane_offset=None if offset is None else offset[0].cpu().numpy(),
-                               light=(float(inv.light.ambient[k]), float(inv.light.key[k])))
+                               light=(float(inv.light.ambient[k]), float(inv.light.key[k])),
+                               pose_candidates=item.pose_candidates)
     item.timings["total"] = sum(item.timings.values())
     res.timings = item.timings
     if call.out is not None:

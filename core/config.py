@@ -141,6 +141,9 @@ class PoseConfig:
     of the frame gives 0.8-2.8, the crop being ~1.2x the object)."""
     focal_count: int = 10
     """focal lengths tried between the two (geometric steps)."""
+    yaw_hypotheses: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
+    """turns of the solved camera about the object's up axis, in degrees, scored by render-and-compare
+    before the inversion (core.fit.hypotheses); the lowest loss starts the inversion. (0.0,): no choice."""
 
 
 @dataclass

@@ -68,6 +68,9 @@ class ReconstructionResult:
     """(3, C, R, R) triplane offset fitted by the inversion, added to the planes decoded from ``latent``."""
     light: tuple[float, float] | None = None
     """fitted (ambient, key) light strengths of the model's shading."""
+    pose_candidates: list[dict] = field(default_factory=list)
+    """the first poses scored before the inversion: {'yaw_deg', 'loss', 'chosen'} per turn of the solved
+    camera about the object's up axis (empty when the model tries only one)."""
 
     def to_json(self) -> dict:
         out = {"image": self.image, "model": self.model, "steps": self.steps, "device": self.device,
@@ -83,4 +86,6 @@ class ReconstructionResult:
         out["losses"] = [round(float(v), 6) for v in self.losses]
         out["mask_source"] = self.mask_source
         out["focal_source"] = self.focal_source
+        if self.pose_candidates:
+            out["pose_candidates"] = self.pose_candidates
         return out

@@ -101,6 +101,19 @@ class InversionTarget:
     mask: Tensor
     """(B, 2S, 2S) foreground mask of that crop."""
 
+    def halved(self) -> "InversionTarget":
+        """The same crops at the inversion size S (2x2 averages), what the full-crop render is compared with."""
+        return InversionTarget(F.avg_pool2d(self.image.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1),
+                               F.avg_pool2d(self.mask[:, None], 2)[:, 0])
+
+
+def crop_loss(gen: Generator, state, camera: Camera, light: Light, target: InversionTarget, cfg: InversionConfig,
+              render_cfg: RenderConfig, g: torch.Generator | None = None) -> Tensor:
+    """The inversion's full-crop loss (B,): photometric on the shaded render plus the weighted silhouette
+    pyramid, against ``target`` at the render's size."""
+    rgb, alpha = render_shaded(gen, state, camera, light, render_cfg, g)
+    return photometric(rgb, target.image, cfg.loss) + cfg.mask_weight * silhouette(alpha, target.mask, cfg.mask_pyramid)
+
 
 @dataclass
 class InversionStart:
@@ -173,8 +186,7 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     base_lrs = [group["lr"] for group in groups]
     opt = torch.optim.Adam(groups, betas=(cfg.momentum, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
-    target_lo = F.avg_pool2d(target.image.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)
-    mask_lo = F.avg_pool2d(target.mask[:, None], 2)[:, 0]
+    small = target.halved()
     losses: list[list[float]] = []
     best = _Best(u, pose, light_params, offset)
 
@@ -184,9 +196,7 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
         state = gen.decode(gen.w_avg + gen.w_std * u, fitted)
         cam = pose.camera(cfg.size)
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
-        rgb, alpha = render_shaded(gen, state, cam, lit, render_cfg, g)
-        loss = photometric(rgb, target_lo, cfg.loss) + cfg.mask_weight * silhouette(alpha, mask_lo, cfg.mask_pyramid)
-        return state, cam, lit, loss
+        return state, cam, lit, crop_loss(gen, state, cam, lit, small, cfg, render_cfg, g)
 
     for step in range(cfg.steps):
         if cancel is not None and cancel():

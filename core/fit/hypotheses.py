@@ -1,0 +1,73 @@
+"""Pose hypotheses: the pose solver's camera and its turns about the object's up axis, scored by
+render-and-compare before the inversion starts.
+
+A canonical-coordinate map can mistake an object's back for its front, or one side for the other; the
+pose solved from it is then off by about 90 or 180 degrees about the up axis, and a few steps of
+gradient descent never leave that basin. Each hypothesis orbits the camera about the canonical +Z axis
+through the object's centre (its distance, focal length and the object's place in the photo stay), is
+rendered once at the inversion's resolution with the encoder's latent, and is scored with the
+inversion's own full-crop loss; the lowest loss wins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..config import InversionConfig, RenderConfig
+from ..field.generator import FieldState, Generator
+from ..field.shading import Light
+from .invert import InversionTarget, PoseParams, crop_loss
+
+
+@dataclass
+class PoseChoice:
+    """The scored hypotheses of a batch of images and the winner of each."""
+
+    pose: PoseParams
+    """(B) the winning crop cameras."""
+    yaws: tuple[float, ...]
+    """the K turns tried, in degrees about the canonical +Z axis (0: the pose solver's camera)."""
+    losses: Tensor
+    """(B, K) full-crop loss of every hypothesis."""
+    chosen: Tensor
+    """(B,) index of the winning turn."""
+
+
+def turned(cam2world: Tensor, yaw_deg: float) -> Tensor:
+    """Cameras (B, 4, 4) orbited by ``yaw_deg`` about the canonical +Z axis through the origin."""
+    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+    rot = torch.eye(4, dtype=cam2world.dtype, device=cam2world.device)
+    rot[0, 0], rot[0, 1], rot[1, 0], rot[1, 1] = c, -s, s, c
+    return rot @ cam2world
+
+
+@torch.no_grad()
+def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, ws: Tensor, pose: PoseParams,
+                yaws: tuple[float, ...], cfg: InversionConfig) -> PoseChoice:
+    """Score the turns ``yaws`` of every image's camera ``pose`` (B) with latents ``ws`` (B, num_ws, w_dim)
+    against ``target`` (B crops at twice ``cfg.size``); returns the winners (see :class:`PoseChoice`)."""
+    b, k = ws.shape[0], len(yaws)
+    camera = pose.camera(cfg.size)
+    focal, principal = camera.focal, pose.principal
+    candidates = [pose if yaw == 0 else PoseParams.from_cam2world(turned(camera.cam2world, yaw), focal, principal)
+                  for yaw in yaws]
+    # image-major order: the K hypotheses of image 0, then those of image 1, ...
+    stacked = PoseParams(*[torch.stack([getattr(c, name) for c in candidates], dim=1).flatten(0, 1)
+                           for name in ("quat", "shift", "log_depth", "log_focal")],
+                         None if principal is None else principal.repeat_interleave(k, dim=0))
+    state = gen.decode(ws)
+    state = FieldState(state.planes.repeat_interleave(k, dim=0), state.color_values.repeat_interleave(k, dim=0))
+    small = target.halved()
+    small = InversionTarget(small.image.repeat_interleave(k, dim=0), small.mask.repeat_interleave(k, dim=0))
+    g = torch.Generator().manual_seed(cfg.seed)
+    losses = crop_loss(gen, state, stacked.camera(cfg.size), Light.default(b * k, ws.device), small, cfg,
+                       render_cfg, g).reshape(b, k)
+    chosen = losses.argmin(dim=1)
+    rows = torch.arange(b, device=ws.device) * k + chosen
+    winner = PoseParams(stacked.quat[rows], stacked.shift[rows], stacked.log_depth[rows], stacked.log_focal[rows],
+                        principal)
+    return PoseChoice(winner, tuple(yaws), losses.cpu(), chosen.cpu())
