@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The recipe of the shipped `chairs` model: every training command that made weights/chairs.*, in order
+# (docs/TRAINING.md explains them). About 383 minutes of generator and 162 minutes of encoder training
+# on 2 CPU cores, plus the caches and the final measurements.
+#
+#     bash training/recipe.sh              # run (or resume) the whole recipe from the repository root
+#     DRY_RUN=1 bash training/recipe.sh    # print the steps and commands only
+#
+# Environment:
+#   PYTHON   the interpreter (default .venv/bin/python; `make env` creates it)
+#   RUNS     folder for checkpoints, caches and bootstrap renders (default runs, ignored by git)
+#   MODEL    the model stem every encoder step writes and the next one starts from
+#            (default $RUNS/model/chairs); to ship it, copy $MODEL.json and $MODEL.safetensors
+#            to weights/
+#
+# Re-running resumes: a finished step is skipped (marker $RUNS/recipe/<step>.done), an interrupted one
+# resumes from its last checkpoint (every 500 generator / 250 encoder steps). Two steps ran a longer
+# schedule and were stopped after a checkpoint; `stop_at` reproduces that. Floating-point results
+# depend on the machine and the torch build, so the weights match the shipped ones closely, not bit
+# for bit.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+RUNS=${RUNS:-runs}
+MODEL=${MODEL:-$RUNS/model/chairs}
+DONE=$RUNS/recipe
+DRY_RUN=${DRY_RUN:-0}
+
+train() { "$PYTHON" -m training "$@"; }
+
+# show COMMAND...: the command as it runs
+show() {
+    if [[ $1 == train ]]; then
+        shift
+        echo "+ $PYTHON -m training $*"
+    else
+        echo "+ $*"
+    fi
+}
+
+# step NAME COMMAND...: run COMMAND once; later runs of the recipe skip it.
+step() {
+    local name=$1
+    shift
+    if [[ -e $DONE/$name.done ]]; then
+        echo "== $name: done"
+        return
+    fi
+    echo "== $name"
+    show "$@"
+    [[ $DRY_RUN == 1 ]] && return
+    "$@"
+    mkdir -p "$DONE"
+    touch "$DONE/$name.done"
+}
+
+# iteration CHECKPOINT: the training iteration a generator checkpoint holds (0 when there is none).
+iteration() {
+    if [[ -e $1 ]]; then
+        "$PYTHON" -c 'import sys, torch
+print(int(torch.load(sys.argv[1], map_location="cpu", weights_only=True, mmap=True)["iteration"]))' "$1"
+    else
+        echo 0
+    fi
+}
+
+# stop_at NAME CHECKPOINT ITERATION COMMAND...: run COMMAND until it has written CHECKPOINT at
+# ITERATION, then stop it (the command's --iters is larger: its learning rate follows that schedule).
+stop_at() {
+    local name=$1 ckpt=$2 target=$3
+    shift 3
+    if [[ -e $DONE/$name.done ]]; then
+        echo "== $name: done"
+        return
+    fi
+    echo "== $name (stopped after its $target-step checkpoint)"
+    show "$@"
+    [[ $DRY_RUN == 1 ]] && return
+    if [[ $1 == train ]]; then  # the background job must be the Python process itself, not a shell function
+        shift
+        set -- "$PYTHON" -m training "$@"
+    fi
+    local reached stamp pid
+    reached=$(iteration "$ckpt")
+    if ((reached < target)); then
+        stamp=$(mktemp)
+        "$@" &
+        pid=$!
+        trap 'kill "$pid" 2>/dev/null || true' EXIT INT TERM
+        while kill -0 "$pid" 2>/dev/null; do
+            sleep 5
+            if [[ $ckpt -nt $stamp ]]; then  # a new checkpoint was written
+                touch "$stamp"
+                reached=$(iteration "$ckpt")
+                if ((reached >= target)); then
+                    kill "$pid"
+                    break
+                fi
+            fi
+        done
+        wait "$pid" || true
+        trap - EXIT INT TERM
+        rm -f "$stamp"
+        reached=$(iteration "$ckpt")
+    fi
+    if ((reached != target)); then
+        echo "error: $ckpt holds iteration $reached, not $target; restore it or start the phase again" >&2
+        exit 1
+    fi
+    mkdir -p "$DONE"
+    touch "$DONE/$name.done"
+}
+
+# new_phase FROM TO LINK...: a new run folder TO that starts from FROM's generator checkpoint and shares
+# the caches LINK (paths relative to $RUNS) instead of building them again.
+new_phase() {
+    local from=$1 to=$2
+    shift 2
+    mkdir -p "$RUNS/$to"
+    cp "$RUNS/$from/generator_ckpt.pt" "$RUNS/$to/"
+    local link
+    for link in "$@"; do
+        ln -sfn "../$link" "$RUNS/$to/"
+    done
+}
+
+# 1-2: generator (point losses; builds the 600-chair supervision cache), encoder bootstrapped from it
+step 01-generator-7000 train train-generator --out "$RUNS/gen3" \
+    --shapes 600 --iters 7000 --batch 6 --points 3072 --seed 0 --threads 2
+step 02-encoder train train-encoder --generator "$RUNS/gen3/generator.pt" --out "$RUNS/enc3" \
+    --images 1500 --iters 1500 --batch 24 --seed 0 --threads 2 --write "$MODEL"
+
+# 3-8: the generator resumed for longer, the encoder fine-tuned on each longer-trained generator
+step 03-generator-16000 train train-generator --out "$RUNS/gen3" \
+    --shapes 600 --iters 16000 --batch 6 --points 3072 --seed 0 --threads 2
+step 04-encoder train train-encoder --generator "$RUNS/gen3/generator.pt" --out "$RUNS/enc4" \
+    --images 2000 --iters 2000 --batch 24 --seed 0 --threads 2 --init "$MODEL.json" --write "$MODEL"
+step 05-generator-26000 train train-generator --out "$RUNS/gen3" \
+    --shapes 600 --iters 26000 --batch 6 --points 3072 --seed 0 --threads 2
+step 06-encoder train train-encoder --generator "$RUNS/gen3/generator.pt" --out "$RUNS/enc5" \
+    --images 2500 --iters 2000 --batch 24 --seed 0 --threads 2 --init "$MODEL.json" --write "$MODEL"
+stop_at 07a-generator-30000 "$RUNS/gen3/generator_ckpt.pt" 30000 \
+    train train-generator --out "$RUNS/gen3" \
+    --shapes 600 --iters 36000 --batch 6 --points 3072 --seed 0 --threads 2
+step 07b-generator-34000 train train-generator --out "$RUNS/gen3" \
+    --shapes 600 --iters 34000 --batch 6 --points 3072 --seed 0 --threads 2
+step 08-encoder train train-encoder --generator "$RUNS/gen3/generator.pt" --out "$RUNS/enc6" \
+    --images 3500 --iters 2500 --batch 24 --seed 0 --threads 2 --init "$MODEL.json" --write "$MODEL"
+
+# 9: the silhouette rendering loss, on a copy of the 34000-step checkpoint (builds silhouettes.pt)
+step 09a-copy-gen4r new_phase gen3 gen4r gen3/chairs_cache.pt
+step 09b-generator-35000 train train-generator --out "$RUNS/gen4r" \
+    --shapes 600 --iters 35000 --batch 6 --points 3072 --seed 0 --threads 2 --render-weight 1
+stop_at 09c-generator-37000 "$RUNS/gen4r/generator_ckpt.pt" 37000 \
+    train train-generator --out "$RUNS/gen4r" \
+    --shapes 600 --iters 40000 --batch 6 --points 3072 --seed 0 --threads 2 --render-weight 1
+
+# 10-11: a new learning-rate phase from 37000 to 40000, the encoder fine-tuned on it
+step 10a-copy-gen5r new_phase gen4r gen5r gen3/chairs_cache.pt gen4r/silhouettes.pt
+step 10b-generator-40000 train train-generator --out "$RUNS/gen5r" \
+    --shapes 600 --iters 40000 --batch 6 --points 3072 --seed 0 --threads 2 \
+    --lr 5e-4 --schedule-from 37000 --render-weight 1
+step 11-encoder train train-encoder --generator "$RUNS/gen5r/generator.pt" --out "$RUNS/enc8" \
+    --images 3000 --iters 2000 --batch 24 --seed 0 --threads 2 --init "$MODEL.json" --write "$MODEL"
+
+# 12-13: another phase from 40000 to 43000, the encoder fine-tuned on renders near the training codes
+step 12a-copy-gen6r new_phase gen5r gen6r gen3/chairs_cache.pt gen4r/silhouettes.pt
+step 12b-generator-43000 train train-generator --out "$RUNS/gen6r" \
+    --shapes 600 --iters 43000 --batch 6 --points 3072 --seed 0 --threads 2 \
+    --lr 5e-4 --schedule-from 40000 --render-weight 1
+step 13-encoder train train-encoder --generator "$RUNS/gen6r/generator.pt" --out "$RUNS/enc9" \
+    --images 3000 --iters 2000 --batch 24 --seed 0 --threads 2 --init "$MODEL.json" --code-share 0.8 --write "$MODEL"
+
+# measurements: how well the generator draws its own training chairs, and the model card's quality table
+step 14-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
+step 15-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30
+
+echo "model: $MODEL.json + $MODEL.safetensors (copy both to weights/ to ship it; docs/TRAINING.md)"
