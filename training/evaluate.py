@@ -123,7 +123,7 @@ def _render_model(model, latent: np.ndarray, light, cam2world: np.ndarray, focal
 
 
 def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, mesh_resolution: int,
-             seed0: int | None = None, loss: str = "l1+ssim", log=print, inversion: dict | None = None,
+             seed0: int | None = None, log=print, inversion: dict | None = None,
              cache: Path | None = None) -> dict:
     from core.api import reconstruct
     from core.config import replaced
@@ -132,7 +132,7 @@ def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, 
     from .data import EVAL_SEEDS
 
     model = load_model(model_name, "cpu")
-    settings = replaced(model.cfg.inversion, {"loss": loss, **(inversion or {})})
+    settings = replaced(model.cfg.inversion, inversion or {})
     seeds = list(EVAL_SEEDS)[:n_images] if seed0 is None else list(range(seed0, seed0 + n_images))
     rows: dict[int, list[dict]] = {n: [] for n in steps_list}
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,9 +150,18 @@ def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, 
                     rows[steps].append(_score(model, case, res, per_image))
             summary = summarize(rows[steps])
             log(f"N={steps}: " + ", ".join(f"{k} {v:.4g}" for k, v in summary.items()))
-    return {"images": len(seeds), "seeds": [seeds[0], seeds[-1]], "loss": loss, "inversion": inversion or {},
+    return {"images": len(seeds), "seeds": [seeds[0], seeds[-1]], "loss": settings.loss, "inversion": inversion or {},
             "mesh_resolution": mesh_resolution, "table": {n: summarize(r) for n, r in rows.items()},
             "per_image": {n: r for n, r in rows.items()}}
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """'key=value' of ``--set``: value as JSON (numbers, true/false), else as a string."""
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -216,7 +225,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[0, 10, 30])
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--mesh-resolution", type=int, default=128)
-    ap.add_argument("--loss", default="l1+ssim", choices=["l1", "l1+ssim"])
+    ap.add_argument("--loss", default=None, choices=["l1", "l1+ssim"], help="photometric loss (default: the model's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="runs/eval/cases",
                     help="folder that keeps the rendered evaluation cases between runs ('' to render every time)")
@@ -228,9 +237,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    settings = {k: float(v) if "." in v or "e" in v else int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    settings = dict(_setting(kv) for kv in args.set)
+    if args.loss is not None:
+        settings["loss"] = args.loss
     report = evaluate(args.model, args.images, args.steps, args.batch, args.mesh_resolution, seed0=args.first_seed,
-                      loss=args.loss, inversion=settings, cache=Path(args.cache) if args.cache else None)
+                      inversion=settings, cache=Path(args.cache) if args.cache else None)
     table = markdown_table(report)
     print(f"\n{report['images']} held-out procedural chairs (seeds {report['seeds'][0]}..{report['seeds'][1]}), "
           f"loss {report['loss']}, mesh {report['mesh_resolution']}^3:\n")

@@ -4,8 +4,8 @@ A *35 mm-equivalent* focal length is defined the way EXIF's FocalLengthIn35mmFil
 gives the photo's field of view along the diagonal on a 36 x 24 mm frame. So a photo whose diagonal
 spans D pixels has ``focal_px = focal_35mm * D / 43.27``, whatever its aspect ratio.
 
-Blender describes the same camera with ``SENSOR_WIDTH_MM`` on the photo's long side (sensor fit
-AUTO): ``lens = focal_px * SENSOR_WIDTH_MM / max(width, height)``.
+Blender describes the same camera with a ``SENSOR_WIDTH_MM`` sensor fitted to the photo's long side
+(sensor fit HORIZONTAL or VERTICAL): ``lens = focal_px * SENSOR_WIDTH_MM / max(width, height)``.
 
 Pure Python (no torch): the Blender side imports it at register time.
 """

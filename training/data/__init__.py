@@ -1,7 +1,7 @@
 """Procedural chairs: the training and evaluation data of the chair model.
 
 No dataset is downloaded: :mod:`.chairs` builds parametric chairs (signed distance + albedo) from
-a seed, :mod:`.render` renders them with simple studio shading. Seed ranges are fixed here so that
+a seed, :mod:`.raytrace` renders them with simple studio shading. Seed ranges are fixed here so that
 training, evaluation and the shipped examples never overlap.
 """
 
