@@ -22,14 +22,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .config import LOSSES, InversionConfig, ReconstructOptions, replaced
-from .errors import Cancelled, EmptySurface, ReconstructionError
+from .config import InversionConfig, ReconstructOptions, replaced
+from .errors import Cancelled, EmptySurface, ReconstructionError, display_path
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .geometry.camera import crop_to_original, original_to_crop
 from .geometry.lens import photo_focal
 from .model import ReconstructionModel, available_models, load_model  # noqa: F401  (re-exported)
 from .result import CameraInfo, ReconstructionResult
+from .validate import check_inversion, check_options, check_out_dir, output_stems, resolve_device
 
 FREE_FOCAL_SOURCES = ("default", "estimated")
 """focal-length sources the inversion may change: a stated one (EXIF, given) is the photo's own."""
@@ -38,33 +39,9 @@ ProgressCallback = Callable[[str, int, int, "float | None"], None]
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """'auto' -> CUDA, then MPS, then CPU; an explicit device that is not available is an error."""
-    device = (device or "auto").lower()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if mps else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ReconstructionError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
-    if device == "mps" and not mps:
-        raise ReconstructionError("device 'mps' was requested but Apple MPS is not available; use --device cpu or auto")
-    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise ReconstructionError(f"unknown device '{device}'; use auto, cpu, cuda or mps")
-    return torch.device(device)
-
-
-def _check_out_dir(out_dir) -> Path:
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write_test_{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ReconstructionError(f"output folder is not writable ({err.strerror or err}); choose another --out",
-                                  str(out)) from None
-    return out
+    """'auto' -> CUDA, then MPS, then CPU; an explicit device that is not available is an error
+    (:func:`core.validate.resolve_device`)."""
+    return resolve_device(device)
 
 
 @dataclass
@@ -141,7 +118,9 @@ class Pipeline:
                         weights=(prob[keep] * inp[keep]).astype(np.float64) + 1e-3, path=path)
         return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
 
-    def mesh(self, ws: torch.Tensor, resolution: int, path: str, plane_offset: torch.Tensor | None = None):
+    def mesh(self, ws: torch.Tensor, resolution: int, path: str, plane_offset: torch.Tensor | None = None,
+             cancel: Callable[[], bool] | None = None):
+        """The colored mesh of one latent; ``cancel()`` is polled before every chunk of points queried."""
         from .mesh import extract_mesh
 
         gen = self.model.generator
@@ -150,9 +129,13 @@ class Pipeline:
         level = self.cfg.mesh.level_betas * float(gen.beta)
 
         def query_sdf(p):
+            if cancel is not None and cancel():
+                raise Cancelled(path)
             return gen.query(state, p[None].to(self.device), with_color=False).sdf[0] - level
 
         def query_color(p):
+            if cancel is not None and cancel():
+                raise Cancelled(path)
             return gen.query(state, p[None].to(self.device)).rgb[0]
 
         grid = dataclasses.replace(self.cfg.mesh, resolution=resolution)
@@ -177,9 +160,9 @@ class _Call:
 
     def fail(self, image: str, err: Exception) -> ReconstructionResult:
         if isinstance(err, ReconstructionError):
-            msg = str(err) if err.path else f"{image}: {err}"
+            msg = str(err) if err.path else f"{display_path(image)}: {err}"
         else:
-            msg = f"{image}: internal error ({type(err).__name__}: {err}); please report it"
+            msg = f"{display_path(image)}: internal error ({type(err).__name__}: {err}); please report it"
         return ReconstructionResult(image=image, ok=False, error=msg.splitlines()[0], model=self.options.model,
                                     steps=self.inversion.steps, device=str(self.pipe.device))
 
@@ -190,6 +173,8 @@ class _Item:
 
     path: str
     mask: str | None
+    stem: str = ""
+    """the output files' name without suffix, unique within the call (core.validate.output_stems)."""
     prepared: object | None = None
     """core.io.images.PreparedImage once loaded."""
     intrinsics: CropIntrinsics | None = None
@@ -217,7 +202,7 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
         masks = [None if masks is None else str(masks)] * len(images)
     if len(masks) != len(images):
         raise ReconstructionError(f"got {len(masks)} masks for {len(images)} images; give one mask per image or none")
-    out = _check_out_dir(options.out_dir) if options.out_dir is not None else None
+    out = check_out_dir(options.out_dir) if options.out_dir is not None else None
     dev = pick_device(options.device)
     t0 = time.perf_counter()
     net = load_model(options.model, dev, options.model_dirs)
@@ -229,7 +214,8 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     options = dataclasses.replace(options, steps=steps, mesh_resolution=resolution)
     inversion = dataclasses.replace(inversion, steps=steps, seed=int(options.seed))
     call = _Call(Pipeline(net, dev), options, inversion, progress or (lambda *a: None), cancel, out)
-    items = [_Item(path, mask) for path, mask in zip(images, masks)]
+    stems = output_stems(images, (f".{options.fmt}", ".json"))
+    items = [_Item(path, mask, stem) for path, mask, stem in zip(images, masks, stems)]
     for start in range(0, len(items), options.batch_size):
         batch = items[start:start + options.batch_size]
         _run_batch(call, batch, load_model_s if start == 0 else 0.0)
@@ -247,14 +233,8 @@ def _options(options: ReconstructOptions | None, changes: dict) -> tuple[Reconst
         raise ReconstructionError(f"unknown option '{unknown[0]}'; known: {', '.join(sorted(names))}")
     inversion_changes = changes.pop("inversion") if isinstance(changes.get("inversion"), dict) else {}
     replaced(InversionConfig(), inversion_changes)  # names and types checked before any work
-    if "model_dirs" in changes:
-        changes["model_dirs"] = tuple(str(d) for d in changes["model_dirs"])
-    if changes.get("out_dir") is not None:
-        changes["out_dir"] = str(changes["out_dir"])
-    options = dataclasses.replace(options or ReconstructOptions(), **changes)
-    options.check()
-    if inversion_changes.get("loss", "l1+ssim") not in LOSSES:
-        raise ReconstructionError(f"unknown inversion loss '{inversion_changes['loss']}'; use one of {', '.join(LOSSES)}")
+    options = check_options(dataclasses.replace(options or ReconstructOptions(), **changes))
+    check_inversion(replaced(InversionConfig(), inversion_changes))
     return options, inversion_changes
 
 
@@ -299,6 +279,8 @@ def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
     # the input's mask at the encoder's resolution, for the pose solver
     enc_size = enc.coords.shape[1]
     mask_enc = torch.nn.functional.interpolate(mask_hi[:, None], size=enc_size, mode="area")[:, 0]
+    if _stopped(call, live):
+        return
     poses, ok = [], []
     for k, item in enumerate(live):
         t = time.perf_counter()
@@ -325,12 +307,14 @@ def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
     yaws = tuple(pipe.cfg.pose.yaw_hypotheses)
     if len(yaws) > 1:
         t = time.perf_counter()
-        choice = choose_pose(pipe.model.generator, pipe.render_cfg, target, ws, pose, yaws, call.inversion)
+        choice = choose_pose(pipe.model.generator, pipe.render_cfg, target, ws, pose, pipe.cfg.pose, call.inversion)
         pose = choice.pose
         for k, item in enumerate(live):
             item.timings["pose"] += (time.perf_counter() - t) / len(live)
             item.pose_candidates = [{"yaw_deg": yaw, "loss": round(float(choice.losses[k, j]), 6),
                                      "chosen": j == int(choice.chosen[k])} for j, yaw in enumerate(yaws)]
+    if _stopped(call, live):
+        return
     start = InversionStart(ws, pose, torch.tensor([item.intrinsics.source in FREE_FOCAL_SOURCES for item in live]))
     t = time.perf_counter()
     try:
@@ -352,6 +336,15 @@ def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
             item.result = call.fail(item.path, err)
 
 
+def _stopped(call: _Call, live: list[_Item]) -> bool:
+    """True (and every image of ``live`` failed as cancelled) when the caller asked to stop."""
+    if not call.cancelled():
+        return False
+    for item in live:
+        item.result = call.fail(item.path, Cancelled(item.path))
+    return True
+
+
 def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> ReconstructionResult:
     """Mesh, camera in the original photo, result and files of image ``k`` of the inversion ``inv``."""
     pipe, prep, s = call.pipe, item.prepared, call.pipe.size
@@ -360,12 +353,12 @@ def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> Recon
     latent = inv.ws[k]
     offset = None if inv.plane_offset is None else inv.plane_offset[k:k + 1]
     try:
-        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path, offset)
+        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path, offset, call.cancel)
     except EmptySurface:
         if call.inversion.steps == 0:
             raise
         latent, offset = guess, None  # the inversion pushed the field off the shape: the encoder's guess
-        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path)
+        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path, None, call.cancel)
     item.timings["mesh"] = time.perf_counter() - t
     # crop camera at 2S -> original photo
     cams = inv.pose.camera(s)
@@ -386,5 +379,7 @@ def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> Recon
     if call.out is not None:
         from .io.export import write_result
 
-        write_result(res, call.out, call.options.fmt)
+        if call.cancelled():  # nothing is written for a call the user stopped
+            raise Cancelled(item.path)
+        write_result(res, call.out, call.options.fmt, item.stem)
     return res

@@ -8,7 +8,6 @@ and the inversion, pose and mesh settings tuned for it, so a model ships with it
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -144,6 +143,9 @@ class PoseConfig:
     yaw_hypotheses: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
     """turns of the solved camera about the object's up axis, in degrees, scored by render-and-compare
     before the inversion (core.fit.hypotheses); the lowest loss starts the inversion. (0.0,): no choice."""
+    yaw_margin: float = 0.2
+    """another turn replaces the solved camera only when its loss is lower by more than this fraction (the
+    encoder's latent agrees with the encoder's pose, so small differences favour it and mean little)."""
 
 
 @dataclass
@@ -233,42 +235,20 @@ class ReconstructOptions:
     """extra folders searched for model names before the shipped weights."""
 
     def check(self) -> None:
-        """Raise :class:`ReconstructionError` for an option out of range."""
-        steps, res, focal = self.steps, self.mesh_resolution, self.focal_mm
-        if steps is not None and (isinstance(steps, bool) or not _is_int(steps) or steps < 0):
-            raise ReconstructionError(f"steps must be a whole number >= 0 (0 = encoder only, 10 = fast), got {steps!r}")
-        if steps is not None and steps > 1000:
-            raise ReconstructionError(f"steps={steps} is far beyond what helps (10 fast, 30 slow); use at most 1000")
-        if res is not None and (not _is_int(res) or not 16 <= res <= 512):
-            raise ReconstructionError(f"mesh resolution must be between 16 and 512, got {res!r}")
-        if self.fmt not in FORMATS:
-            raise ReconstructionError(f"unknown mesh format '{self.fmt}'; use one of {', '.join(FORMATS)}")
-        if focal is not None and (isinstance(focal, bool) or not isinstance(focal, numbers.Real)
-                                  or not (focal == 0 or 4 <= focal <= 2000)):
-            raise ReconstructionError(f"focal length must be a 35 mm-equivalent value in mm between 4 and 2000 "
-                                      f"(or 0 to estimate it, or nothing for EXIF or the default), got {focal!r}")
-        if self.inversion is not None and not isinstance(self.inversion, InversionConfig):
-            raise ReconstructionError("inversion settings must be a core.config.InversionConfig, got "
-                                      f"{type(self.inversion).__name__}")
-        if self.inversion is not None and self.inversion.loss not in LOSSES:
-            raise ReconstructionError(f"unknown inversion loss '{self.inversion.loss}'; use one of {', '.join(LOSSES)}")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
-            raise ReconstructionError(f"batch size must be a whole number >= 1, got {self.batch_size!r}")
+        """Raise :class:`ReconstructionError` for an option out of range (the rules: :mod:`core.validate`)."""
+        from .validate import check_options
+
+        check_options(self)
 
 
 LOSSES = ("l1+ssim", "l1")
 """photometric losses the inversion knows."""
 
 
-def _is_int(value) -> bool:
-    """A whole number: Python's int or a NumPy integer, not a bool."""
-    return not isinstance(value, bool) and hasattr(value, "__index__")
-
-
 def from_dict(kind, data, where: str = "", prefix: str = ""):
     """The dataclass ``kind`` from a JSON object, field types checked (tuples from lists, nested dataclasses)."""
     if not isinstance(data, dict):
-        raise ReconstructionError(f"setting '{prefix or kind.__name__}' must be an object, got {data!r}", where)
+        raise ReconstructionError(f"setting '{prefix.rstrip('.') or kind.__name__}' must be an object, got {data!r}", where)
     hints = typing.get_type_hints(kind)
     names = {f.name for f in dataclasses.fields(kind)}
     unknown = sorted(set(data) - names)

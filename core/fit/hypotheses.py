@@ -6,7 +6,9 @@ pose solved from it is then off by about 90 or 180 degrees about the up axis, an
 gradient descent never leave that basin. Each hypothesis orbits the camera about the canonical +Z axis
 through the object's centre (its distance, focal length and the object's place in the photo stay), is
 rendered once at the inversion's resolution with the encoder's latent, and is scored with the
-inversion's own full-crop loss; the lowest loss wins.
+inversion's own full-crop loss. The encoder's latent was predicted together with the encoder's pose,
+so it favours that pose: another turn wins only when its loss is lower by a clear margin
+(``PoseConfig.yaw_margin``), which catches a solver that flipped a view the latent describes well.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import InversionConfig, RenderConfig
+from ..config import InversionConfig, PoseConfig, RenderConfig
 from ..field.generator import FieldState, Generator
 from ..field.shading import Light
 from .invert import InversionTarget, PoseParams, crop_loss
@@ -47,9 +49,12 @@ def turned(cam2world: Tensor, yaw_deg: float) -> Tensor:
 
 @torch.no_grad()
 def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, ws: Tensor, pose: PoseParams,
-                yaws: tuple[float, ...], cfg: InversionConfig) -> PoseChoice:
-    """Score the turns ``yaws`` of every image's camera ``pose`` (B) with latents ``ws`` (B, num_ws, w_dim)
-    against ``target`` (B crops at twice ``cfg.size``); returns the winners (see :class:`PoseChoice`)."""
+                pose_cfg: PoseConfig, cfg: InversionConfig) -> PoseChoice:
+    """Score the turns ``pose_cfg.yaw_hypotheses`` of every image's camera ``pose`` (B) with latents ``ws``
+    (B, num_ws, w_dim) against ``target`` (B crops at twice ``cfg.size``); the best turn wins when its loss
+    is below ``1 - pose_cfg.yaw_margin`` times the solved camera's (the first turn, 0), else the solved
+    camera stays. Returns the scores and winners (see :class:`PoseChoice`)."""
+    yaws = tuple(pose_cfg.yaw_hypotheses)
     b, k = ws.shape[0], len(yaws)
     camera = pose.camera(cfg.size)
     focal, principal = camera.focal, pose.principal
@@ -67,6 +72,11 @@ def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarge
     losses = crop_loss(gen, state, stacked.camera(cfg.size), Light.default(b * k, ws.device), small, cfg,
                        render_cfg, g).reshape(b, k)
     chosen = losses.argmin(dim=1)
+    own = torch.tensor([float(y) == 0.0 for y in yaws], device=losses.device)
+    if bool(own.any()):  # the solved camera keeps its place unless another turn is clearly better
+        first = int(own.nonzero()[0])
+        keep = losses.gather(1, chosen[:, None])[:, 0] >= (1 - pose_cfg.yaw_margin) * losses[:, first]
+        chosen = torch.where(keep, torch.full_like(chosen, first), chosen)
     rows = torch.arange(b, device=ws.device) * k + chosen
     winner = PoseParams(stacked.quat[rows], stacked.shift[rows], stacked.log_depth[rows], stacked.log_focal[rows],
                         principal)
