@@ -13,6 +13,8 @@ COMMANDS = {
     "evaluate": ("evaluate", "quality on held-out procedural chairs"),
     "bench": ("bench", "seconds per stage of the public pipeline"),
     "ceiling": ("ceiling", "silhouette IoU of a generator checkpoint on its own training chairs"),
+    "real-build": ("real.build", "render the real validation set (Sweet Home 3D catalogue chairs)"),
+    "real-evaluate": ("real.evaluate", "quality on the real validation set"),
 }
 
 

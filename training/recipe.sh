@@ -43,16 +43,24 @@ show() {
 step() {
     local name=$1
     shift
-    if [[ -e $DONE/$name.done ]]; then
-        echo "== $name: done"
-        return
-    fi
+    finished "$name" && return
     echo "== $name"
     show "$@"
     [[ $DRY_RUN == 1 ]] && return
     "$@"
+    mark_done "$name"
+}
+
+# finished NAME: true (and says so) when an earlier run of the recipe completed step NAME.
+finished() {
+    [[ -e $DONE/$1.done ]] || return 1
+    echo "== $1: done"
+}
+
+# mark_done NAME: later runs of the recipe skip step NAME.
+mark_done() {
     mkdir -p "$DONE"
-    touch "$DONE/$name.done"
+    touch "$DONE/$1.done"
 }
 
 # iteration CHECKPOINT: the training iteration a generator checkpoint holds (0 when there is none).
@@ -70,10 +78,7 @@ print(int(torch.load(sys.argv[1], map_location="cpu", weights_only=True, mmap=Tr
 stop_at() {
     local name=$1 ckpt=$2 target=$3
     shift 3
-    if [[ -e $DONE/$name.done ]]; then
-        echo "== $name: done"
-        return
-    fi
+    finished "$name" && return
     echo "== $name (stopped after its $target-step checkpoint)"
     show "$@"
     [[ $DRY_RUN == 1 ]] && return
@@ -108,8 +113,7 @@ stop_at() {
         echo "error: $ckpt holds iteration $reached, not $target; restore it or start the phase again" >&2
         exit 1
     fi
-    mkdir -p "$DONE"
-    touch "$DONE/$name.done"
+    mark_done "$name"
 }
 
 # new_phase FROM TO LINK...: a new run folder TO that starts from FROM's generator checkpoint and shares
