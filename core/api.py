@@ -30,7 +30,7 @@ from .geometry.camera import crop_to_original, original_to_crop
 from .geometry.lens import photo_focal
 from .model import ReconstructionModel, available_models, load_model  # noqa: F401  (re-exported)
 from .result import CameraInfo, ReconstructionResult
-from .validate import check_inversion, check_options, check_out_dir, output_stems, resolve_device
+from .validate import check_inputs, check_inversion, check_options, check_out_dir, output_stems, resolve_device
 
 FREE_FOCAL_SOURCES = ("default", "estimated")
 """focal-length sources the inversion may change: a stated one (EXIF, given) is the photo's own."""
@@ -197,16 +197,12 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     a 'cancelled' error).
     """
     options, inversion_changes = _options(options, changes)
-    images = [str(images)] if isinstance(images, (str, os.PathLike)) else [str(p) for p in images]
-    if masks is None or isinstance(masks, (str, os.PathLike)):
-        masks = [None if masks is None else str(masks)] * len(images)
-    if len(masks) != len(images):
-        raise ReconstructionError(f"got {len(masks)} masks for {len(images)} images; give one mask per image or none")
-    out = check_out_dir(options.out_dir) if options.out_dir is not None else None
+    images, masks = check_inputs(images, masks, progress, cancel)
     dev = pick_device(options.device)
     t0 = time.perf_counter()
     net = load_model(options.model, dev, options.model_dirs)
     load_model_s = time.perf_counter() - t0
+    out = check_out_dir(options.out_dir) if options.out_dir is not None else None  # a refused call creates nothing
     cfg = net.cfg
     inversion = replaced(options.inversion or cfg.inversion, inversion_changes, options.model)
     steps = inversion.steps if options.steps is None else int(options.steps)
@@ -214,7 +210,7 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     options = dataclasses.replace(options, steps=steps, mesh_resolution=resolution)
     inversion = dataclasses.replace(inversion, steps=steps, seed=int(options.seed))
     call = _Call(Pipeline(net, dev), options, inversion, progress or (lambda *a: None), cancel, out)
-    stems = output_stems(images, (f".{options.fmt}", ".json"))
+    stems = output_stems(images, (f".{options.fmt}", ".json"), options.out_dir, masks)
     items = [_Item(path, mask, stem) for path, mask, stem in zip(images, masks, stems)]
     for start in range(0, len(items), options.batch_size):
         batch = items[start:start + options.batch_size]

@@ -1,16 +1,20 @@
 """Command line: ``python -m core reconstruct IMAGE [IMAGE ...] --out DIR [options]``.
 
-The contract (docs/CONVENTIONS.md): for every input ``DIR/<stem>.<format>`` and ``DIR/<stem>.json``;
-a failed input gets one line on stderr naming the file and the reason, the other inputs are still
-reconstructed, and the exit status is 0 only when every input succeeded.
+The contract (docs/CONVENTIONS.md): for every input ``DIR/<stem>.<format>`` and ``DIR/<stem>.json``
+(two inputs with the same stem get ``<stem>_2`` ...); a failed input gets one line on stderr naming
+the file and the reason, the other inputs are still reconstructed, and the exit status is 0 only when
+every input succeeded, 1 when any failed or the options were refused (:mod:`core.validate`, checked
+before torch is loaded), 2 for a malformed command line, 130 when interrupted. No traceback reaches
+the user: an unexpected error is one ``error: ... internal error`` line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from .errors import ReconstructionError
+from .errors import ReconstructionError, display_path
 
 
 def add_reconstruct_arguments(ap: argparse.ArgumentParser) -> None:
@@ -18,12 +22,14 @@ def add_reconstruct_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("images", nargs="+", help="input photos (PNG, JPEG, WebP, TIFF, BMP)")
     ap.add_argument("--out", required=True, help="output folder for <stem>.<format> and <stem>.json")
     ap.add_argument("--model", default="chairs", help="model name or path to a .safetensors file")
-    ap.add_argument("--steps", type=int, default=10, help="inversion steps: 0 encoder only, 10 fast, 30 slow")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="inversion steps: 0 encoder only, 10 fast, 30 slow (default: the model's, 10 for chairs)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     ap.add_argument("--mask", default=None, help="foreground mask (only with a single image)")
     ap.add_argument("--format", default="glb", choices=["glb", "ply", "obj"])
-    ap.add_argument("--mesh-resolution", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mesh-resolution", type=int, default=None,
+                    help="marching-cubes grid samples per side, 16-512 (default: the model's, 128 for chairs)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the renderer's random samples, 0 to 2147483647")
     ap.add_argument("--focal-mm", type=float, default=None,
                     help="35 mm-equivalent focal length of the photos (as EXIF defines it: on the 43.3 mm "
                          "diagonal of a 36 x 24 mm frame); default: the EXIF value, else the model's default; "
@@ -35,14 +41,20 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if args.mask and len(args.images) > 1:
         print("error: --mask applies to one image; run each image with its own mask", file=sys.stderr)
         return 2
+    from .config import ReconstructOptions
+    from .validate import check_model, check_options
+
+    # options and model files are refused before torch is loaded: a bad one costs nothing
+    options = check_options(ReconstructOptions(
+        model=args.model, steps=args.steps, device=args.device, mesh_resolution=args.mesh_resolution,
+        seed=args.seed, out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm))
+    check_model(options.model, options.model_dirs)
     from .api import reconstruct
     from .progress import ProgressBar
 
     with ProgressBar(disable=args.quiet) as bar:
         try:
-            results = reconstruct(args.images, masks=args.mask, model=args.model, steps=args.steps,
-                                  device=args.device, mesh_resolution=args.mesh_resolution, seed=args.seed,
-                                  progress=bar, out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm)
+            results = reconstruct(args.images, options, masks=args.mask, progress=bar)
         except ReconstructionError as err:
             bar.close()
             print(f"error: {err}", file=sys.stderr)
@@ -50,8 +62,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     failed = 0
     for res in results:
         if res.ok:
-            print(f"{res.image}: {res.mesh_path} ({len(res.mesh.vertices)} vertices, {res.timings['total']:.1f} s), "
-                  f"{res.json_path}")
+            print(f"{display_path(res.image)}: {display_path(res.mesh_path)} ({len(res.mesh.vertices)} vertices, "
+                  f"{res.timings['total']:.1f} s), {display_path(res.json_path)}", flush=True)
         else:
             failed += 1
             print(f"error: {res.error}", file=sys.stderr)
@@ -71,12 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    return run_command(build_parser(), argv)
+    """``python -m core``: no traceback reaches the user (``SHAPE_FROM_IMAGE_DEBUG=1`` shows it)."""
+    return run_command(build_parser(), argv, one_line=not os.environ.get("SHAPE_FROM_IMAGE_DEBUG"))
 
 
-def run_command(parser: argparse.ArgumentParser, argv=None) -> int:
+def run_command(parser: argparse.ArgumentParser, argv=None, one_line: bool = False) -> int:
     """Parse ``argv`` (default: the process's) with ``parser`` and run the chosen subcommand's ``run``;
-    a ReconstructionError becomes one line on stderr and exit status 1."""
+    a ReconstructionError becomes one line on stderr and exit status 1, an interrupt status 130. With
+    ``one_line``, an unexpected exception is also one ``error: ... internal error`` line (status 1)."""
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         return int(args.run(args) or 0)
@@ -86,3 +100,12 @@ def run_command(parser: argparse.ArgumentParser, argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`... | head`)
+        return 1
+    except Exception as err:
+        if not one_line:
+            raise
+        text = (str(err).splitlines() or [""])[0]
+        print(f"error: internal error ({type(err).__name__}: {text}); please report it (set "
+              "SHAPE_FROM_IMAGE_DEBUG=1 to see where it happened)", file=sys.stderr)
+        return 1

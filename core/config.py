@@ -143,6 +143,8 @@ class PoseConfig:
     yaw_hypotheses: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0)
     """turns of the solved camera about the object's up axis, in degrees, scored by render-and-compare
     before the inversion (core.fit.hypotheses); the lowest loss starts the inversion. (0.0,): no choice."""
+    hypothesis_size: int = 32
+    """side in pixels of the renders that score the turns (a gross flip shows at low resolution)."""
     yaw_margin: float = 0.2
     """another turn replaces the solved camera only when its loss is lower by more than this fraction (the
     encoder's latent agrees with the encoder's pose, so small differences favour it and mean little)."""

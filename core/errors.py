@@ -8,13 +8,23 @@ prints it as one line, Blender shows it with ``report({'ERROR'}, ...)``.
 from __future__ import annotations
 
 
+def display_path(path) -> str:
+    """A path as one line of text: characters that are not printable (a newline or a tab in a file
+    name, bytes that are not UTF-8) are shown as backslash escapes."""
+    text = str(path)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
+
+
 class ReconstructionError(Exception):
     """A user-actionable failure; ``str(err)`` is a complete one-line message."""
 
     def __init__(self, message: str, path: str | None = None):
         self.path = None if path is None else str(path)
         self.reason = message
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        super().__init__(f"{display_path(self.path)}: {message}" if self.path else message)
 
 
 class Cancelled(ReconstructionError):

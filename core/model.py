@@ -21,6 +21,7 @@ from .encoder import Encoder
 from .errors import ReconstructionError
 from .field.generator import Generator
 from .registry import available_models, resolve_model  # noqa: F401  (available_models re-exported)
+from .validate import check_input_file, check_model_description
 
 
 class ReconstructionModel(nn.Module):
@@ -69,7 +70,9 @@ def load_model(name_or_path: str = "chairs", device: str | torch.device = "cpu",
 
 @lru_cache(maxsize=4)
 def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
-    from safetensors import SafetensorError
+    """Checks, in order: the JSON (readable, an object, a configuration in range, a checksum), the
+    weights file (a regular file with that checksum, tensors of exactly the shapes the configuration
+    needs, compared before anything is allocated, all finite); then the model is built."""
     from safetensors.torch import load_file
 
     json_path = Path(json_path)
@@ -77,22 +80,20 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
     if stamp is None:
         raise ReconstructionError("weights file is missing; reinstall the extension or retrain the model",
                                   str(weights))
-    try:
-        meta = json.loads(json_path.read_text())
-        cfg = ModelConfig.from_dict(meta["config"], str(json_path))
-    except ReconstructionError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ReconstructionError(f"model description is unreadable ({err}); reinstall the model",
-                                  str(json_path)) from None
-    expected = meta.get("sha256")
-    if expected and sha256_file(weights) != expected:
+    meta, cfg = check_model_description(json_path)
+    check_input_file(weights, "weights")
+    if sha256_file(weights) != meta["sha256"]:
         raise ReconstructionError("weights file is damaged or does not belong to its JSON (checksum mismatch); "
                                   "reinstall the extension or copy the model again", str(weights))
+    _check_shapes(cfg, weights)
     try:
         tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own and OS errors
         raise ReconstructionError(f"weights file cannot be read ({err}); reinstall the model", str(weights)) from None
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ReconstructionError(f"the weights file contains NaN or infinite values (in '{key}'); the model is "
+                                      "broken: retrain it or reinstall the extension", str(weights))
     model = ReconstructionModel(cfg)
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
@@ -103,3 +104,29 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
     model.card = meta.get("card", {})
     model.name = json_path.stem
     return model.eval().requires_grad_(False).to(device)
+
+
+def _check_shapes(cfg: ModelConfig, weights: Path) -> None:
+    """The tensors the configuration needs against those in the file, from the file's header and a model
+    built on the meta device (nothing allocated, whatever sizes the configuration states)."""
+    from safetensors import safe_open
+
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in ReconstructionModel(cfg).state_dict().items()}
+    except (ValueError, RuntimeError, TypeError) as err:
+        raise ReconstructionError(f"model configuration cannot be built ({str(err).splitlines()[0]}); "
+                                  "use the JSON that came with the weights", str(weights.with_suffix(".json"))) from None
+    try:
+        with safe_open(str(weights), "pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own and OS errors
+        raise ReconstructionError(f"weights file cannot be read ({err}); reinstall the model", str(weights)) from None
+    missing = sorted(set(expected) - set(stored))
+    extra = sorted(set(stored) - set(expected))
+    differ = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+    if missing or extra or differ:
+        detail = (f"'{differ[0]}' is {list(stored[differ[0]])} in the file, {list(expected[differ[0]])} by the "
+                  "configuration" if differ else f"missing '{missing[0]}'" if missing else f"unexpected '{extra[0]}'")
+        raise ReconstructionError(f"weights do not match the model configuration ({detail}); "
+                                  "use the JSON that came with these weights", str(weights))

@@ -6,6 +6,10 @@ the panel's Cancel button sets the cancel event. The scene is built on the main 
 ``modal`` before it returns {'FINISHED'}, so the operator's UNDO push makes the whole result one
 undo step. In background mode and when called with EXEC_DEFAULT (scripts) ``execute`` runs the
 same job inline and returns when done. On cancel or error nothing is added to the scene.
+
+The operator's settings go through the same checks as the command line and the API
+(``core.validate``): a value out of range (steps -1, mesh resolution 100000, a NaN focal length) is
+refused with the same message, never clamped; the properties only have soft limits for the UI.
 """
 
 from __future__ import annotations
@@ -74,15 +78,16 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
                                         description="Optional foreground mask")
     model: bpy.props.StringProperty(name="Model", options=_SKIP,
                                     description="Model name or .safetensors path (empty: the preferences' default)")
-    steps: bpy.props.IntProperty(name="Steps", default=10, min=0, max=1000, options=_SKIP,
+    # soft limits only: a script's out-of-range value reaches core.validate and is refused, not clamped
+    steps: bpy.props.IntProperty(name="Steps", default=10, soft_min=0, soft_max=1000, options=_SKIP,
                                  description="Inversion steps (0 = encoder only)")
-    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=16, max=512,
-                                           options=_SKIP)
-    focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0, options=_SKIP,
+    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, soft_min=16, soft_max=512,
+                                           options=_SKIP, description="Marching-cubes grid samples per side (16-512)")
+    focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, soft_min=0.0, soft_max=2000.0, options=_SKIP,
                                       description="35 mm-equivalent focal length of the photo in mm (as EXIF "
                                                   "states it); 0: the photo's EXIF value, else the model's default")
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", options=_SKIP)
-    seed: bpy.props.IntProperty(name="Seed", default=0, min=0, options=_SKIP)
+    seed: bpy.props.IntProperty(name="Seed", default=0, soft_min=0, options=_SKIP)
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True, options=_SKIP)
     set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True, options=_SKIP)
     set_render_resolution: bpy.props.BoolProperty(name="Photo Resolution", default=True, options=_SKIP)
@@ -102,7 +107,10 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
 
     # --- shared steps ----------------------------------------------------------------------------
     def _prepare(self, context) -> runner.Request:
-        """Validate the inputs; raises ReconstructionError with a message the user can act on."""
+        """Validate the inputs (``core.validate``, the rules of every interface); raises ReconstructionError
+        with a message the user can act on."""
+        from ..core import validate
+
         if self.image_name:
             image = bpy.data.images.get(self.image_name)
             if image is None:
@@ -116,14 +124,14 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
             if not self.filepath.strip():
                 raise _input_error("No photo chosen: set Photo in 3D View > Sidebar > Reconstruct "
                                    "(or pass filepath=...)")
-            path = os.path.abspath(bpy.path.abspath(self.filepath))
-            if not os.path.isfile(path):
-                raise _input_error("file not found; choose an existing photo", path)
+            path = validate.check_input_file(os.path.abspath(bpy.path.abspath(self.filepath)), "image")
         mask = None
         if self.mask_path.strip():
-            mask = os.path.abspath(bpy.path.abspath(self.mask_path))
-            if not os.path.isfile(mask):
-                raise _input_error("mask file not found; choose another or clear the Mask field", mask)
+            mask = validate.check_input_file(os.path.abspath(bpy.path.abspath(self.mask_path)), "mask")
+        steps, resolution = validate.check_steps(self.steps), validate.check_mesh_resolution(self.mesh_resolution)
+        seed, device = validate.check_seed(self.seed), validate.check_device(self.device)
+        focal_mm = None if self.focal_mm == 0 else validate.check_focal_mm(self.focal_mm)  # 0: EXIF or default
+        fmt = validate.check_format(self.out_format)
         gone = deps.missing() and deps.missing(refresh=True)  # installed meanwhile?
         if gone:
             raise _input_error(f"{runner.MISSING_TORCH_MESSAGE} (missing: {', '.join(gone)})")
@@ -131,11 +139,9 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         model = self.model or (prefs.default_model if prefs is not None else "")
         extra = prefs.models_dir if prefs is not None else ""
         out_dir = os.path.abspath(bpy.path.abspath(self.out_dir)) if self.out_dir.strip() else None
-        return runner.Request(image=path, mask=mask, model=inputs.resolve_model(model, extra),
-                              steps=self.steps, device=self.device.lower(),
-                              mesh_resolution=self.mesh_resolution, seed=self.seed, out_dir=out_dir,
-                              focal_mm=self.focal_mm if self.focal_mm > 0 else None,
-                              fmt=self.out_format)
+        return runner.Request(image=path, mask=mask, model=inputs.resolve_model(model, extra), steps=steps,
+                              device=device, mesh_resolution=resolution, seed=seed, out_dir=out_dir,
+                              focal_mm=focal_mm, fmt=fmt)
 
     def _prepare_or_report(self, context) -> runner.Request | None:
         """The request, or None after reporting why the inputs cannot be used (status line + report)."""

@@ -178,10 +178,12 @@ class Job:
         if not results:
             return Outcome("error", f"{self.request.image}: the core returned no result", seconds=seconds)
         result = results[0]
+        if self.cancel_event.is_set():  # cancelled, even if the core finished meanwhile: the scene stays as it is
+            return Outcome("cancelled", f"{self.request.image}: cancelled by the user", None, seconds)
         if getattr(result, "ok", False):
             return Outcome("ok", f"{self.request.image}: done", result, seconds)
         error = getattr(result, "error", None) or f"{self.request.image}: reconstruction failed"
-        if self.cancel_event.is_set() or "cancelled" in error.lower():
+        if "cancelled" in error.lower():
             return Outcome("cancelled", error, result, seconds)
         return Outcome("error", error, result, seconds)
 

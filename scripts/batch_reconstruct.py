@@ -7,10 +7,16 @@ Options: --model NAME  --steps N  --device auto|cpu|cuda|mps  --mesh-resolution 
 --seed S  --focal-mm F  --render (also write <stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
 
 For every input: a fresh empty scene, the extension's operator (synchronous in background mode),
-then ``<out>/<stem>.blend`` (mesh, camera, photo packed as the camera background), ``<stem>.<format>``
-(written by the core; Blender's glTF exporter if the core did not), ``<stem>.json`` (the core's
-per-image JSON). ``<out>/summary.json`` lists every input with ok/error, paths and timings. One
-line per image is printed; bad inputs are reported and skipped; the exit status is 1 if any failed.
+then ``<out>/<stem>.<format>`` and ``<stem>.json`` (the core's mesh and per-image JSON, as
+``python -m core`` writes them) and ``<out>/<stem>.blend`` (mesh, camera, photo packed as the camera
+background). Two inputs with the same stem get ``<stem>_2`` ... (``core.validate.output_stems``);
+``<out>/summary.json`` lists every input with ok/error and the files actually written. One line per
+image is printed; bad inputs are reported and skipped, and a failed input leaves no files behind.
+
+The options and the output folder are checked first, with the rules and messages of the command line
+(``core.validate``): a refused option prints one ``error: ...`` line and exits with status 1 before
+any image is read. Otherwise the exit status is 1 if any image failed, else 0. Folders are scanned
+for the formats the core reads (PNG, JPEG, WebP, TIFF, BMP).
 
 The extension is imported from this file's parent folder (the repository root or an installed
 extension) under the package name ``shape_from_image`` and registered for the run, unless Blender
@@ -30,7 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "shape_from_image"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr"}
+RENDER_SUFFIXES = ("_overlay.png", "_render.png", "_side.png", ".blend")
+"""the longest names written per input beside the core's <stem>.<format> and <stem>.json."""
 
 
 def script_args(argv: list[str] | None = None) -> list[str]:
@@ -45,10 +52,10 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default="chairs", help="model name or .safetensors path")
     parser.add_argument("--steps", type=int, default=10, help="inversion steps (0 = encoder only)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    parser.add_argument("--mesh-resolution", type=int, default=128)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--mesh-resolution", type=int, default=128, help="marching-cubes grid samples per side, 16-512")
     parser.add_argument("--format", default="glb", choices=("glb", "ply", "obj"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the renderer's random samples, 0 to 2147483647")
     parser.add_argument("--focal-mm", type=float, default=0.0,
                         help="35 mm-equivalent focal length of the photos (as EXIF states it); 0 (default): each "
                              "photo's EXIF value, else the model's default")
@@ -57,17 +64,40 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     return parser.parse_args(args)
 
 
-def find_images(inputs: list[str]) -> list[str]:
-    """Files as given; folders expanded to their image files (sorted, masks '*_mask.*' left out)."""
+def find_images(inputs: list[str], suffixes: tuple[str, ...]) -> list[str]:
+    """Files as given; folders expanded to their entries ending in ``suffixes`` (sorted, masks '*_mask.*'
+    left out). Nothing is opened here: the operator checks every entry (a named pipe is refused there)."""
     found: list[str] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            found += [str(p.resolve()) for p in sorted(path.iterdir())
-                      if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_mask")]
+        if os.path.isdir(item):  # False for any name that cannot be looked up (Path.is_dir raises for some)
+            try:
+                entries = sorted(path.iterdir())
+            except OSError as err:
+                raise SystemExit(f"error: {item}: cannot list the folder ({err.strerror or err})") from None
+            found += [str(p.absolute()) for p in entries
+                      if p.suffix.lower() in suffixes and not p.stem.endswith("_mask")]
         else:
-            found.append(str(path.resolve()) if path.exists() else str(path))
+            found.append(str(path.absolute()))
     return found
+
+
+def check_options(validate, opts: argparse.Namespace) -> Path:
+    """The command line's rules (``core.validate``) for every option; returns the output folder, created.
+
+    Raises ReconstructionError with the command line's message. ``--focal-mm 0`` keeps its meaning
+    here (EXIF, else the model's default: the operator's 0)."""
+    opts.steps = validate.check_steps(opts.steps)
+    opts.mesh_resolution = validate.check_mesh_resolution(opts.mesh_resolution)
+    opts.seed = validate.check_seed(opts.seed)
+    opts.focal_mm = validate.check_focal_mm(opts.focal_mm) or 0.0
+    opts.device = validate.check_device(opts.device)
+    if opts.device.startswith("cuda:") and opts.device != "cuda:0":
+        raise validate.ReconstructionError(f"device '{opts.device}': Blender's operator runs on the first CUDA GPU "
+                                           "(cuda); choose another one with CUDA_VISIBLE_DEVICES")
+    opts.device = opts.device.partition(":")[0]
+    opts.format = validate.check_format(opts.format)
+    return validate.check_out_dir(opts.out)
 
 
 def load_extension():
@@ -89,32 +119,6 @@ def load_extension():
         spec.loader.exec_module(module)
     module.register()
     return module, True
-
-
-def _unique_stem(path: str, used: set[str]) -> str:
-    stem = Path(path).stem or "image"
-    candidate, n = stem, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}_{n}"
-    used.add(candidate)
-    return candidate
-
-
-def _export_mesh_with_blender(obj, path: Path, fmt: str) -> None:
-    import bpy
-
-    for other in bpy.context.view_layer.objects:
-        other.select_set(other == obj)
-    bpy.context.view_layer.objects.active = obj
-    if fmt == "glb":
-        bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", use_selection=True,
-                                  export_cameras=False, export_vertex_color="ACTIVE")
-    elif fmt == "ply":
-        bpy.ops.wm.ply_export(filepath=str(path), export_selected_objects=True, forward_axis="Y", up_axis="Z",
-                              export_colors="SRGB")
-    else:
-        bpy.ops.wm.obj_export(filepath=str(path), export_selected_objects=True, export_colors=True)
 
 
 def load_renders():
@@ -148,10 +152,12 @@ def _render_views(ext_name: str, scene, mesh_obj, photo: str, out: Path, stem: s
 
 
 def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> dict:
-    """One image: fresh scene, operator, files. Returns its summary entry (never raises)."""
+    """One image: fresh scene, operator, files. Returns its summary entry (never raises); a failed
+    image leaves none of its files behind."""
     import bpy
 
     runner = importlib.import_module(f"{ext.__name__}.operators.runner")
+    export = importlib.import_module(f"{ext.__name__}.core.io.export")
     entry: dict = {"image": image, "ok": False}
     t0 = time.perf_counter()
     # a fresh empty file; unlike read_factory_settings this keeps the user's preferences, so an
@@ -161,8 +167,7 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
     try:
         status = bpy.ops.shape_from_image.reconstruct(
             filepath=image, model=opts.model, steps=opts.steps, device=opts.device.upper(),
-            mesh_resolution=opts.mesh_resolution, seed=opts.seed, out_dir=str(out), out_format=opts.format,
-            focal_mm=opts.focal_mm)
+            mesh_resolution=opts.mesh_resolution, seed=opts.seed, focal_mm=opts.focal_mm)
     except (RuntimeError, TypeError, ValueError) as err:  # error reports arrive as RuntimeError
         entry["error"] = str(err).strip().removeprefix("Error: ").strip()
         entry["seconds"] = round(time.perf_counter() - t0, 3)
@@ -172,30 +177,14 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
         entry["error"] = outcome.message if outcome is not None else f"{image}: the operator returned {status}"
         entry["seconds"] = round(time.perf_counter() - t0, 3)
         return entry
+    files: dict = {}
     try:
         result = outcome.result
         scene = bpy.context.scene
         mesh_obj = bpy.context.view_layer.objects.active
-        files: dict = {}
-        mesh_path = Path(result.mesh_path) if getattr(result, "mesh_path", None) else None
-        wanted_mesh = out / f"{stem}.{opts.format}"
-        if mesh_path is not None and mesh_path.is_file():
-            if mesh_path != wanted_mesh:
-                os.replace(mesh_path, wanted_mesh)
-        else:
-            _export_mesh_with_blender(mesh_obj, wanted_mesh, opts.format)
-        files["mesh"] = str(wanted_mesh)
-        data = result.to_json()
-        data.setdefault("mesh", {})["path"] = wanted_mesh.name
-        json_path = out / f"{stem}.json"
-        core_json = Path(result.json_path) if getattr(result, "json_path", None) else None
-        if core_json is not None and core_json.is_file() and core_json == json_path and mesh_path == wanted_mesh:
-            data = json.loads(core_json.read_text())  # the core's own file, as `python -m core` writes it
-        else:
-            if core_json is not None and core_json != json_path:
-                core_json.unlink(missing_ok=True)
-            json_path.write_text(json.dumps(data, indent=2))
-        files["json"] = str(json_path)
+        # the core's files under this batch's unique stem: the JSON names the mesh actually written
+        export.write_result(result, out, opts.format, stem)
+        files["mesh"], files["json"] = result.mesh_path, result.json_path
         for image_block in bpy.data.images:
             if image_block.source == "FILE" and image_block.packed_file is None and image_block.filepath:
                 image_block.pack()
@@ -204,41 +193,60 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
         files["blend"] = str(blend)
         if opts.render:
             files.update(_render_views(ext.__name__, scene, mesh_obj, image, out, stem, opts.samples))
-        entry.update(ok=True, files=files, timings_s=data.get("timings_s", {}),
+        entry.update(ok=True, files=files, timings_s=dict(result.to_json().get("timings_s", {})),
                      vertices=len(mesh_obj.data.vertices), faces=len(mesh_obj.data.polygons))
     except Exception as err:  # noqa: BLE001 - one bad image must not stop the batch
-        entry["error"] = f"{image}: writing the outputs failed ({type(err).__name__}: {err})"
+        reason = str(err) if hasattr(err, "reason") else f"{image}: writing the outputs failed ({type(err).__name__}: {err})"
+        entry["error"] = reason.splitlines()[0] if reason else type(err).__name__
+        for path in files.values():  # no half result: what this image wrote goes
+            Path(path).unlink(missing_ok=True)
     entry["seconds"] = round(time.perf_counter() - t0, 3)
     return entry
 
 
+def _write_summary(path: Path, summary: dict) -> None:
+    """summary.json, replaced atomically (a reader never sees half of it)."""
+    tmp = path.with_name(f".summary.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(script_args(argv))
-    out = Path(opts.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    images = find_images(opts.input)
-    if not images:
-        print(f"no images found in {' '.join(opts.input)}", file=sys.stderr)
-        return 2
     ext, registered_here = load_extension()
-    entries, used = [], set()
     try:
-        for image in images:
-            stem = _unique_stem(image, used)
-            entry = process(ext, image, stem, out, opts)
-            entries.append(entry)
-            if entry["ok"]:
-                print(f"ok    {image} -> {entry['files']['blend']} ({entry['seconds']:.1f} s)", flush=True)
-            else:
-                print(f"FAIL  {entry['error']}", flush=True)
+        return _run(ext, opts)
     finally:
         if registered_here:
             ext.unregister()
+
+
+def _run(ext, opts: argparse.Namespace) -> int:
+    validate = importlib.import_module(f"{ext.__name__}.core.validate")
+    try:
+        out = check_options(validate, opts).resolve()
+    except validate.ReconstructionError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
+    images = find_images(opts.input, validate.IMAGE_SUFFIXES)
+    if not images:
+        print(f"error: no images found in {' '.join(opts.input)} (looked for "
+              f"{', '.join(validate.IMAGE_SUFFIXES)})", file=sys.stderr, flush=True)
+        return 1
+    stems = validate.output_stems(images, (f".{opts.format}", ".json", *RENDER_SUFFIXES), str(out))
+    entries = []
+    for image, stem in zip(images, stems):
+        entry = process(ext, image, stem, out, opts)
+        entries.append(entry)
+        if entry["ok"]:
+            print(f"ok    {image} -> {entry['files']['blend']} ({entry['seconds']:.1f} s)", flush=True)
+        else:
+            print(f"FAIL  {entry['error']}", flush=True)
     failed = sum(not e["ok"] for e in entries)
     summary = {"out": str(out), "images": entries, "ok": len(entries) - failed, "failed": failed,
                "options": {k: getattr(opts, k) for k in ("model", "steps", "device", "mesh_resolution",
                                                          "format", "seed", "focal_mm", "render")}}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_summary(out / "summary.json", summary)
     print(f"{len(entries) - failed} ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
     return 1 if failed else 0
 

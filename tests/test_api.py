@@ -191,12 +191,12 @@ def test_an_inversion_that_erases_the_shape_falls_back_to_the_encoder_guess(tiny
     good, _ = inputs
     real_mesh, latents = api.Pipeline.mesh, []
 
-    def mesh(self, ws, resolution, path, plane_offset=None):
+    def mesh(self, ws, resolution, path, plane_offset=None, cancel=None):
         latents.append(ws.detach().clone())
         if len(latents) == 1:  # the inverted latent: as if the field had left the box
             raise EmptySurface("no surface to extract: the whole scene box is outside the shape", path)
         assert plane_offset is None  # the encoder's guess has no fitted planes
-        return real_mesh(self, ws, resolution, path)
+        return real_mesh(self, ws, resolution, path, None, cancel)
 
     monkeypatch.setattr(api.Pipeline, "mesh", mesh)
     (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=2, mesh_resolution=32)
@@ -223,3 +223,81 @@ def test_inversion_size_other_than_the_encoders(tmp_path, inputs):
     (res,) = reconstruct([good], model="wide", model_dirs=[tmp_path], steps=1, mesh_resolution=24)
     assert res.ok, res.error
     assert (res.camera.width, res.camera.height) == (120, 90) and len(res.losses) == 1
+
+
+def test_mesh_extraction_polls_cancel_between_chunks(tiny_model_dir):
+    """Cancel is honoured inside the mesh stage: the field is queried chunk by chunk and every chunk asks
+    first (at resolution 512 this stage alone takes tens of seconds)."""
+    from core.api import Pipeline, pick_device
+    from core.errors import Cancelled
+    from core.model import load_model
+
+    model = load_model("tiny", "cpu", [tiny_model_dir])
+    pipe = Pipeline(model, pick_device("cpu"))
+    ws = torch.zeros(model.cfg.generator.num_ws, model.cfg.generator.w_dim)
+    polls = []
+
+    def cancel():
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(Cancelled, match="chair.png: cancelled by the user"):
+        pipe.mesh(ws, 128, "chair.png", None, cancel)
+    assert len(polls) == 3  # the third chunk was never queried
+    assert len(pipe.mesh(ws, 32, "chair.png", None, lambda: False).vertices) > 0
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_mesh_and_json_get_the_same_mode(tiny_model_dir, inputs, tmp_path, umask):
+    import os
+
+    good, _ = inputs
+    old = os.umask(umask)
+    try:
+        (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=16,
+                             out_dir=tmp_path / "out", fmt="obj")
+    finally:
+        os.umask(old)
+    assert res.ok, res.error
+    modes = {Path(p).stat().st_mode & 0o777 for p in (res.mesh_path, res.json_path)}
+    assert modes == {0o666 & ~umask}
+
+
+def test_a_result_that_cannot_be_written_leaves_no_file(tiny_model_dir, inputs, tmp_path, monkeypatch):
+    """The JSON is encoded before anything is written: a mesh never stays behind without its JSON."""
+    from core.io import export
+    from core.result import ReconstructionResult
+
+    good, _ = inputs
+
+    def broken(self):
+        raise TypeError("Object of type complex is not JSON serializable")
+
+    monkeypatch.setattr(ReconstructionResult, "to_json", broken)
+    (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=16,
+                         out_dir=tmp_path / "out")
+    assert not res.ok and "good.png" in res.error and res.mesh_path is None
+    assert list((tmp_path / "out").iterdir()) == []
+    monkeypatch.undo()
+    real_write, calls = export._write_files, []
+
+    def fail_second_rename(files, folder):  # the mesh is in place, then the JSON cannot be
+        calls.append(1)
+        real_replace = export.os.replace
+
+        def replace(src, dst):
+            if str(dst).endswith(".json"):
+                raise OSError(28, "No space left on device")
+            return real_replace(src, dst)
+
+        monkeypatch.setattr(export.os, "replace", replace)
+        try:
+            return real_write(files, folder)
+        finally:
+            monkeypatch.setattr(export.os, "replace", real_replace)
+
+    monkeypatch.setattr(export, "_write_files", fail_second_rename)
+    (res,) = reconstruct([good], model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=16,
+                         out_dir=tmp_path / "out")
+    assert calls and not res.ok and "No space left on device" in res.error
+    assert list((tmp_path / "out").iterdir()) == []

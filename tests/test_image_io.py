@@ -586,3 +586,94 @@ def test_bad_masks(tmp_path):
     Image.new("L", (40, 24), 0).save(tmp_path / "black.png")
     assert "empty" in _expect_error(
         lambda: prepare_image(tmp_path / "img.png", 32, mask_path=tmp_path / "black.png"), "black.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile files: only regular files are opened, each refusal says what is wrong
+
+
+def test_named_pipe_and_devices_are_refused_without_opening(tmp_path):
+    import os
+    import signal
+
+    os.mkfifo(tmp_path / "pipe.png")
+    os.symlink("/dev/zero", tmp_path / "zero.png")
+    signal.alarm(20)  # opening the pipe would block forever: fail loudly instead
+    try:
+        assert "named pipe (FIFO)" in _expect_error(lambda: load_image(tmp_path / "pipe.png"), "pipe.png")
+        assert "character device" in _expect_error(lambda: load_image(tmp_path / "zero.png"), "zero.png")
+        Image.fromarray(to8(halves())).save(tmp_path / "img.png")
+        message = _expect_error(lambda: prepare_image(tmp_path / "img.png", 32, mask_path=tmp_path / "pipe.png"),
+                                "pipe.png")
+        assert "not a regular mask file" in message
+    finally:
+        signal.alarm(0)
+
+
+def test_directory_empty_file_and_link_messages(tmp_path):
+    (tmp_path / "photos.png").mkdir()
+    message = _expect_error(lambda: load_image(tmp_path / "photos.png"), "photos.png")
+    assert "folder (directory)" in message and "not found" not in message
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    assert "empty (0 bytes)" in _expect_error(lambda: load_image(tmp_path / "zero.jpg"), "zero.jpg")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "elsewhere.png")
+    assert "link to a file that does not exist" in _expect_error(lambda: load_image(tmp_path / "gone.png"), "gone.png")
+
+
+def _chunk(tag, data):
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_ztxt_decompression_bomb_is_named(tmp_path, where):
+    Image.fromarray(to8(halves())).save(tmp_path / "ok.png")
+    data = (tmp_path / "ok.png").read_bytes()
+    bomb = _chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"\0" * (32 << 20), 9))
+    at = 33 if where == "before" else len(data) - 12  # after IHDR, or before IEND
+    (tmp_path / "bomb.png").write_bytes(data[:at] + bomb + data[at:])
+    message = _expect_error(lambda: load_image(tmp_path / "bomb.png"), "bomb.png")
+    assert "decompression bomb" in message and "internal error" not in message
+
+
+def test_float_colour_tiff_is_named(tmp_path):
+    cv2.imwrite(str(tmp_path / "hdr.tif"), np.random.default_rng(0).random((20, 30, 3)))  # float64, 3 channels
+    message = _expect_error(lambda: load_image(tmp_path / "hdr.tif"), "hdr.tif")
+    assert "64-bit floating-point colour TIFF" in message and "8- or 16-bit" in message
+    cv2.imwrite(str(tmp_path / "logluv.tif"), np.random.default_rng(0).random((20, 30, 3)).astype(np.float32))
+    assert "LogLuv" in _expect_error(lambda: load_image(tmp_path / "logluv.tif"), "logluv.tif")
+
+
+def test_alpha_below_half_everywhere_is_not_called_transparent(tmp_path):
+    save_png_with_alpha(tmp_path / "veil.png", halves(), np.full((24, 40), 127 / 255))
+    message = _expect_error(lambda: prepare_image(tmp_path / "veil.png", 32), "veil.png")
+    assert "fully transparent" not in message and "half opaque" in message and "49.8%" in message
+
+
+@pytest.mark.parametrize("side", [1, 5, 15])
+def test_too_small_object_says_how_big_it_must_be(tmp_path, side):
+    alpha = np.zeros((60, 80))
+    alpha[20:20 + side, 30:30 + side] = 1
+    save_png_with_alpha(tmp_path / "speck.png", halves(60, 80), alpha)
+    message = _expect_error(lambda: prepare_image(tmp_path / "speck.png", 32), "speck.png")
+    assert f"only {side}x{side} pixels" in message and "at least 16 pixels across" in message
+    alpha[20:36, 30:31] = 1  # 16 pixels tall, 1 wide: big enough
+    save_png_with_alpha(tmp_path / "stick.png", halves(60, 80), alpha)
+    assert prepare_image(tmp_path / "stick.png", 32).mask_source == "alpha"
+
+
+def test_too_small_object_in_a_downscaled_photo_is_measured_in_the_photos_pixels(tmp_path):
+    alpha = np.zeros((1200, 1600))
+    alpha[500:540, 700:740] = 1  # 40 photo pixels: 10 at the loaded quarter scale
+    save_png_with_alpha(tmp_path / "far.png", np.ones((1200, 1600, 3)) * 0.5, alpha)
+    message = _expect_error(lambda: prepare_image(tmp_path / "far.png", 32, max_side=400), "far.png")
+    assert "only 40x40 pixels" in message and "at least 64 pixels across" in message
+
+
+def test_mask_too_small_names_the_mask(tmp_path):
+    Image.fromarray(to8(halves())).save(tmp_path / "img.png")
+    mask = np.zeros((24, 40), np.uint8)
+    mask[5, 5] = 255
+    Image.fromarray(mask).save(tmp_path / "dot_mask.png")
+    message = _expect_error(lambda: prepare_image(tmp_path / "img.png", 32, mask_path=tmp_path / "dot_mask.png"),
+                            "dot_mask.png")
+    assert "the mask's white part is only 1x1 pixels" in message

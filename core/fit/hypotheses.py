@@ -5,7 +5,7 @@ A canonical-coordinate map can mistake an object's back for its front, or one si
 pose solved from it is then off by about 90 or 180 degrees about the up axis, and a few steps of
 gradient descent never leave that basin. Each hypothesis orbits the camera about the canonical +Z axis
 through the object's centre (its distance, focal length and the object's place in the photo stay), is
-rendered once at the inversion's resolution with the encoder's latent, and is scored with the
+rendered once at low resolution (``PoseConfig.hypothesis_size``) with the encoder's latent, and is scored with the
 inversion's own full-crop loss. The encoder's latent was predicted together with the encoder's pose,
 so it favours that pose: another turn wins only when its loss is lower by a clear margin
 (``PoseConfig.yaw_margin``), which catches a solver that flipped a view the latent describes well.
@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import InversionConfig, PoseConfig, RenderConfig
@@ -66,10 +67,15 @@ def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarge
                          None if principal is None else principal.repeat_interleave(k, dim=0))
     state = gen.decode(ws)
     state = FieldState(state.planes.repeat_interleave(k, dim=0), state.color_values.repeat_interleave(k, dim=0))
-    small = target.halved()
+    # rendered at pose_cfg.hypothesis_size: the crop's pixels (focal length, principal point) scale with it
+    size = pose_cfg.hypothesis_size
+    scale = size / cfg.size
+    scored = PoseParams(stacked.quat, stacked.shift, stacked.log_depth, stacked.log_focal + math.log(scale),
+                        None if stacked.principal is None else stacked.principal * scale)
+    small = InversionTarget(_area(target.image.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1), _area(target.mask[:, None], size)[:, 0])
     small = InversionTarget(small.image.repeat_interleave(k, dim=0), small.mask.repeat_interleave(k, dim=0))
     g = torch.Generator().manual_seed(cfg.seed)
-    losses = crop_loss(gen, state, stacked.camera(cfg.size), Light.default(b * k, ws.device), small, cfg,
+    losses = crop_loss(gen, state, scored.camera(size), Light.default(b * k, ws.device), small, cfg,
                        render_cfg, g).reshape(b, k)
     chosen = losses.argmin(dim=1)
     own = torch.tensor([float(y) == 0.0 for y in yaws], device=losses.device)
@@ -81,3 +87,8 @@ def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarge
     winner = PoseParams(stacked.quat[rows], stacked.shift[rows], stacked.log_depth[rows], stacked.log_focal[rows],
                         principal)
     return PoseChoice(winner, tuple(yaws), losses.cpu(), chosen.cpu())
+
+
+def _area(images: Tensor, size: int) -> Tensor:
+    """(B, C, H, W) -> (B, C, size, size) by area averaging."""
+    return F.interpolate(images, size=(size, size), mode="area")

@@ -11,7 +11,7 @@ glTF's ``COLOR_0`` is linear by the specification, so the GLB stores the lineari
 float32 (8-bit linear colors would band visibly in dark tones).
 
 The bytes come from ``trimesh`` (its PLY, OBJ and GLB exporters), written atomically with the
-process's normal file mode.
+process's normal file mode (meshes and JSON alike).
 """
 
 from __future__ import annotations
@@ -34,15 +34,27 @@ from ..errors import ReconstructionError
 from ..mesh import Mesh
 
 
-def write_result(res, out: Path, fmt: str) -> None:
+def write_result(res, out: Path, fmt: str, stem: str | None = None) -> None:
     """Write ``res.mesh`` as ``out/<stem>.<fmt>`` and ``res.to_json()`` as ``out/<stem>.json``; sets
-    ``res.mesh_path`` and ``res.json_path``."""
-    stem = Path(res.image).stem
-    res.mesh_path = str(export_mesh(res.mesh, out / f"{stem}.{fmt}", fmt))
-    res.json_path = str(out / f"{stem}.json")
-    tmp = out / f".{stem}.json.tmp"
-    tmp.write_text(json.dumps(res.to_json(), indent=2))
-    os.replace(tmp, res.json_path)
+    ``res.mesh_path`` and ``res.json_path`` (None again when writing failed).
+
+    ``stem`` defaults to the input file's stem (a call with several inputs passes the unique stems of
+    :func:`core.validate.output_stems`). Both files are encoded before anything is written, written
+    under temporary names and then moved into place, so a failure leaves neither file behind (a
+    result never has a mesh without its JSON) and a reader never sees a half-written one.
+    """
+    out = Path(out)
+    stem = stem or Path(res.image).stem or "image"
+    fmt = _check_format(fmt, out / f"{stem}.{fmt}")
+    mesh_path, json_path = out / f"{stem}.{fmt}", out / f"{stem}.json"
+    res.mesh_path, res.json_path = str(mesh_path), str(json_path)
+    try:
+        text = json.dumps(res.to_json(), indent=2, default=_plain)
+        files = [(mesh_path, _mesh_bytes(res.mesh, fmt, stem, mesh_path)), (json_path, text.encode("utf-8"))]
+        _write_files(files, out)
+    except BaseException:
+        res.mesh_path = res.json_path = None
+        raise
 
 
 def export_mesh(mesh: Mesh, path, fmt: str | None = None) -> str:
@@ -54,32 +66,75 @@ def export_mesh(mesh: Mesh, path, fmt: str | None = None) -> str:
     cannot be written.
     """
     path = os.fspath(path)
-    fmt = (fmt or os.path.splitext(path)[1].lstrip(".")).lower()
-    if fmt not in FORMATS:
-        raise ReconstructionError(f"unknown mesh format '{fmt}'; use one of {', '.join(FORMATS)}", path)
-    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
-        raise ReconstructionError("the mesh is empty, nothing to write", path)
-    writer = {"glb": _glb_bytes, "ply": _ply_bytes, "obj": _obj_bytes}[fmt]
-    data = writer(mesh, os.path.splitext(os.path.basename(path))[0] or "mesh")
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
-        # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp: 0o600).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        reason = "it is a file, not a folder" if os.path.isfile(folder) else (err.strerror or str(err))
-        raise ReconstructionError(f"cannot write the mesh into folder '{folder}' ({reason}); "
-                                  f"choose a writable output folder", path) from err
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+    fmt = _check_format(fmt or os.path.splitext(path)[1].lstrip("."), path)
+    data = _mesh_bytes(mesh, fmt, os.path.splitext(os.path.basename(path))[0] or "mesh", path)
+    _write_files([(Path(path), data)], Path(os.path.dirname(os.path.abspath(path))))
     return path
+
+
+def _check_format(fmt: str, path) -> str:
+    fmt = str(fmt).lower()
+    if fmt not in FORMATS:
+        raise ReconstructionError(f"unknown mesh format '{fmt}'; use one of {', '.join(FORMATS)}", str(path))
+    return fmt
+
+
+def _mesh_bytes(mesh: Mesh, fmt: str, name: str, path) -> bytes:
+    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+        raise ReconstructionError("the mesh is empty, nothing to write", str(path))
+    writer = {"glb": _glb_bytes, "ply": _ply_bytes, "obj": _obj_bytes}[fmt]
+    return writer(mesh, name)
+
+
+def _plain(value):
+    """JSON for NumPy scalars and arrays that reach a result (``json.dumps``'s ``default``)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _write_files(files: list[tuple[Path, bytes]], folder: Path) -> None:
+    """Write every ``(path, data)`` under a short temporary name in ``folder`` (a long file name plus a
+    suffix would pass the 255-byte limit), then move them into place; on failure nothing is left.
+
+    Every file gets the mode of any new file (0o666 less the umask), as ``open`` would give it
+    (``mkstemp`` would give 0o600).
+    """
+    temps: list[str] = []
+    placed: list[Path] = []
+    try:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            for _path, data in files:
+                tmp = os.path.join(folder, f".sfi-{uuid.uuid4().hex[:16]}.tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+                temps.append(tmp)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            for (path, _data), tmp in zip(files, temps):
+                os.replace(tmp, path)
+                placed.append(path)
+        except OSError as err:
+            first = files[0][0]
+            not_folder = os.path.exists(folder) and not os.path.isdir(folder)
+            reason = "it is a file, not a folder" if not_folder else (err.strerror or str(err))
+            raise ReconstructionError(f"cannot write the {'mesh' if len(files) == 1 else 'results'} into folder "
+                                      f"'{folder}' ({reason}); choose a writable output folder", str(first)) from err
+    except BaseException:
+        for path in placed:  # a mesh without its JSON is a half result: take it back
+            _remove(path)
+        for tmp in temps:
+            _remove(tmp)
+        raise
+
+
+def _remove(path) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def world_to_y_up(vertices: np.ndarray) -> np.ndarray:

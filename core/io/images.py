@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,9 +45,12 @@ from PIL import Image, JpegImagePlugin
 
 from ..errors import ReconstructionError
 from ..geometry.camera import Crop
+from ..validate import IMAGE_FORMATS, check_input_file
 
 MIN_SIDE = 16
 """Images with a side shorter than this (after EXIF orientation) are refused as too small."""
+MIN_OBJECT_SIDE = 16
+"""An object (the foreground's bounding box) must span at least this many loaded pixels on its longer side."""
 MAX_PIXELS = 178_956_970
 """Largest accepted image in pixels (Pillow's default decompression-bomb error level)."""
 MAX_SIDE_LIMIT = 16384
@@ -54,7 +58,7 @@ MAX_SIDE_LIMIT = 16384
 SEGMENT_SIDE = 256
 """Automatic segmentation runs on a copy whose longest side is at most this."""
 
-_FORMATS = "PNG, JPEG, WebP, TIFF or BMP"
+_FORMATS = IMAGE_FORMATS
 _ORIENTATION_TAG = 0x0112
 _EXIF_IFD, _FOCAL_35MM_TAG = 0x8769, 0xA405  # Exif sub-IFD, FocalLengthIn35mmFilm
 _BAND_BYTES = 32 << 20  # intermediate buffer budget of the resampler
@@ -116,15 +120,16 @@ def _fail(path, message: str):
 
 
 def _open(path: str, what: str) -> Image.Image:
-    """Open lazily (header only) and check the size; every failure is a ReconstructionError."""
+    """Open lazily (header only) and check the size; every failure is a ReconstructionError.
+
+    Only a regular file is opened (:func:`core.validate.check_input_file`): a folder, a named pipe or a
+    device is refused from its ``stat``, so nothing here can block.
+    """
     noun = "an image" if what == "image" else "a mask"
-    if not os.path.exists(path):
-        _fail(path, f"{what} file not found; check the path")
-    if os.path.isdir(path):
-        _fail(path, f"is a directory, not {noun} file; give the path of a {_FORMATS} file")
+    check_input_file(path, what)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the pixels decide
             im = Image.open(path)
     except Image.DecompressionBombError as err:
         numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(err))]  # size, then Pillow's limit
@@ -133,11 +138,22 @@ def _open(path: str, what: str) -> Image.Image:
         _fail(path, f"{what} is too large ({size}; at most {limit / 1e6:.0f} megapixels are accepted); "
                     "downscale it and try again")
     except Image.UnidentifiedImageError:
+        float_tiff = _float_tiff(path)
+        if float_tiff:
+            _fail(path, f"{float_tiff} colour TIFF files cannot be read; save the {what} as an 8- or 16-bit TIFF "
+                        "or PNG")
         _fail(path, f"not {noun} file that can be read; use a {_FORMATS} file")
+    except ValueError as err:
+        if _BOMB in str(err):
+            _fail(path, _BOMB_MESSAGE)
+        _fail(path, f"cannot open the {what} file ({err}); check that it is a {_FORMATS} file")
     except PermissionError:
         _fail(path, f"cannot read the {what} file (permission denied); check its permissions")
-    except OSError as err:
-        _fail(path, f"cannot open the {what} file ({err}); check that it is a {_FORMATS} file")
+    except OSError as err:  # a header Pillow recognizes, but broken or cut short
+        _fail(path, f"cannot open the {what} file, it is truncated or corrupt ({err}); re-export it as a "
+                    f"{_FORMATS} file")
+    except Exception as err:  # noqa: BLE001 - Pillow's format plugins raise many types for broken headers
+        _fail(path, f"cannot open the {what} file ({type(err).__name__}: {err}); check that it is a {_FORMATS} file")
     width, height = im.size
     if width * height > MAX_PIXELS:
         im.close()
@@ -150,11 +166,49 @@ def _open(path: str, what: str) -> Image.Image:
     return im
 
 
+_BOMB = "Decompressed data too large"
+_BOMB_MESSAGE = ("a metadata chunk of the file decompresses to far more data than an image holds (a decompression "
+                 "bomb); re-export the image without its text metadata")
+
+
+def _float_tiff(path: str) -> str | None:
+    """'32-bit floating-point' (16-, 64-bit) when ``path`` is a TIFF whose first image stores floating-point
+    samples (Pillow reads only one-channel ones), 'high-dynamic-range (LogLuv)' for SGI LogLuv encoded
+    ones, else None. Reads the first directory of the file's header."""
+    tags = {}
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            order = {b"II*\0": "<", b"MM\0*": ">"}.get(head[:4])
+            if order is None:
+                return None
+            f.seek(struct.unpack(order + "I", head[4:8])[0])
+            count = min(struct.unpack(order + "H", f.read(2))[0], 1024)
+            entries = f.read(12 * count)
+            for k in range(len(entries) // 12):
+                tag, kind, count, value = struct.unpack(order + "HHI4s", entries[12 * k:12 * k + 12])
+                if kind != 3 or tag not in (258, 259, 339):  # SHORT BitsPerSample, Compression, SampleFormat
+                    continue
+                if count > 2:  # the values do not fit the entry: it holds their offset
+                    f.seek(struct.unpack(order + "I", value)[0])
+                    value = f.read(2)
+                tags[tag] = struct.unpack(order + "H", value[:2])[0]
+    except (OSError, ValueError, struct.error):
+        return None
+    if tags.get(259) in (34676, 34677):  # SGILog, SGILog24
+        return "high-dynamic-range (LogLuv)"
+    if tags.get(339) != 3:  # SampleFormat 3: IEEE floating point
+        return None
+    return f"{tags.get(258, 32)}-bit floating-point"
+
+
 def _orientation(im: Image.Image) -> int:
     """The EXIF orientation tag (1 when absent or unreadable), as PIL.ImageOps.exif_transpose reads it."""
     try:
-        value = int(im.getexif().get(_ORIENTATION_TAG, 1))
-    except (ValueError, TypeError, OSError, SyntaxError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - broken EXIF raises many types; the orientation is then unknown
         return 1
     return value if 1 <= value <= 8 else 1
 
@@ -162,8 +216,10 @@ def _orientation(im: Image.Image) -> int:
 def _focal_35mm(im: Image.Image) -> float | None:
     """The EXIF FocalLengthIn35mmFilm in mm; None when absent, unreadable or implausible."""
     try:
-        value = float(im.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM_TAG, 0))
-    except (ValueError, TypeError, OSError, SyntaxError, KeyError, AttributeError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = float(im.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_35MM_TAG, 0))
+    except Exception:  # noqa: BLE001 - broken EXIF raises many types; the focal length is then unknown
         return None
     return value if 8.0 <= value <= 1200.0 else None
 
@@ -278,7 +334,7 @@ def _decode(path: str, im: Image.Image, what: str, max_side: int | None = None, 
     draft = 1
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # DecompressionBombWarning, odd metadata: the pixels decide
             if factor >= 2 and isinstance(im, JpegImagePlugin.JpegImageFile):
                 result = im.draft(im.mode, (max(1, stored_w // factor), max(1, stored_h // factor)))
                 if result is not None:
@@ -306,6 +362,10 @@ def _decode(path: str, im: Image.Image, what: str, max_side: int | None = None, 
         raise
     except MemoryError:
         _fail(path, f"not enough memory to decode the {what}; downscale it and try again")
+    except ValueError as err:
+        if _BOMB in str(err):
+            _fail(path, _BOMB_MESSAGE)
+        _fail(path, f"cannot decode the {what} file, it is truncated or corrupt (ValueError: {err}); re-export it")
     except Exception as err:  # noqa: BLE001 - Pillow's decoders raise many types for broken files
         _fail(path, f"cannot decode the {what} file, it is truncated or corrupt ({type(err).__name__}: "
                     f"{err}); re-export it")
@@ -671,6 +731,28 @@ def crop_and_resize(rgb: np.ndarray, alpha: np.ndarray | None, crop: Crop, scale
     return np.clip(image, 0.0, 1.0), mask
 
 
+def _brightest(mask: np.ndarray, word: str = "opaque") -> str:
+    """', the most opaque is 49.8%' for a mask with some but no half-on pixels, else ''."""
+    top = float(mask.max())
+    return f", the most {word} is {100 * top:.1f}%" if top > 0 else ""
+
+
+def _check_object_size(bbox, loaded: LoadedImage, source: str, blame: str) -> None:
+    """Refuse an object whose bounding box (loaded pixels) spans fewer than MIN_OBJECT_SIDE pixels on
+    its longer side: a speck cropped and enlarged to the model's input says nothing about a shape.
+    ``blame``: the file the message names (the mask file for a mask)."""
+    x0, y0, x1, y1 = bbox
+    if max(x1 - x0, y1 - y0) >= MIN_OBJECT_SIDE:
+        return
+    width, height = (max(1, round((b - a) / loaded.scale)) for a, b in ((x0, x1), (y0, y1)))
+    need = math.ceil(MIN_OBJECT_SIDE / loaded.scale)
+    where = {"alpha": "the opaque part of the alpha channel", "mask": "the mask's white part",
+             "auto": "the segmented object"}.get(source, "the object")
+    _fail(blame, f"the object is too small: {where} is only {width}x{height} pixels; it must be at least {need} "
+                 "pixels across (its longer side) in this photo: use a photo where the object is larger, or a mask "
+                 "that covers the whole object")
+
+
 def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0), margin: float = 1.2,
                   max_side: int = 4096) -> PreparedImage:
     """Load ``path``, find the object and return the square model input around it.
@@ -683,16 +765,20 @@ def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0
     if mask_path is not None:
         full_mask, source = load_mask(mask_path, loaded), "mask"
         if not (full_mask >= 0.5).any():
-            _fail(str(mask_path), "the mask is empty (no pixel is above 50%); white (or opaque) marks the "
-                                  "object: check the mask")
+            _fail(str(mask_path), f"the mask is empty (no pixel reaches 50%{_brightest(full_mask, 'white')}); white (or opaque) "
+                                  "marks the object: check the mask")
     elif loaded.alpha is not None:
         full_mask, source = loaded.alpha, "alpha"
-        if not (full_mask >= 0.5).any():
+        if not full_mask.any():
             _fail(path, "no object: the alpha channel is empty (the image is fully transparent); export "
                         "it with the object visible")
+        if not (full_mask >= 0.5).any():
+            _fail(path, f"no object: no pixel of the alpha channel is at least half opaque{_brightest(full_mask)}; "
+                        "the object's pixels need alpha >= 50% (128 of 255): export it with the object opaque")
     else:
         full_mask, source = segment_foreground(loaded.rgb, path), "auto"
     bbox = mask_bbox(full_mask)
+    _check_object_size(bbox, loaded, source, str(mask_path) if source == "mask" else path)
     crop = square_crop(bbox, out_size, margin, loaded.orig_width, loaded.orig_height, loaded.scale)
     image, mask = crop_and_resize(loaded.rgb, full_mask, crop, loaded.scale, background)
     return PreparedImage(path, image, mask, crop, source, full_mask, loaded)

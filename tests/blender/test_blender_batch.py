@@ -1,12 +1,16 @@
-"""scripts/batch_reconstruct.py: per-image outputs, summary, failures, both ways of calling it."""
+"""scripts/batch_reconstruct.py: per-image outputs, summary, failures, both ways of calling it, and the
+command line's contract (core.validate): the same options refused with the same text, a subset of the
+fuzz corpus (tests/test_fuzz.py) failing alone while the good inputs of the run are written."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import bpy
 import pytest
@@ -84,7 +88,118 @@ def test_command_line_reports_bad_input_and_exits_nonzero(tmp_path):
     proc = subprocess.run([sys.executable, str(SCRIPT), "--input", str(tmp_path / "nope.jpg"), "--out", str(out)],
                           check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "FAIL" in proc.stdout and "nope.jpg: file not found" in proc.stdout
+    assert "FAIL" in proc.stdout and "nope.jpg: image file not found" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == 1 and summary["images"][0]["ok"] is False
 
+
+
+def _fuzz():
+    """tests/test_fuzz.py (its corpus generator and checks) as a module."""
+    name = "sfi_fuzz_corpus"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, sfi_helpers.REPO / "tests" / "test_fuzz.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file runs
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def fast_model(tmp_path_factory):
+    """A tiny random model (one pose hypothesis, 16^3 mesh) saved by the extension's own core."""
+    import torch
+
+    sfi_helpers.import_extension()
+    from shape_from_image.core.config import tiny_config
+    from shape_from_image.core.model import ReconstructionModel, save_model
+
+    cfg = tiny_config()
+    cfg.pose.yaw_hypotheses = (0.0,)
+    cfg.mesh.resolution = 16
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ReconstructionModel(cfg)
+    return save_model(model, tmp_path_factory.mktemp("models") / "fast", half=False)
+
+
+REFUSED = [["--focal-mm", "nan"], ["--focal-mm", "inf"], ["--focal-mm=-3"], ["--steps", "-1"], ["--steps", "5000"],
+           ["--mesh-resolution", "100000"], ["--seed", str(2 ** 64)], ["--seed", "-1"], ["--device", "cuda:abc"],
+           ["--device", "tpu"], ["--out", ""]]
+
+
+@pytest.mark.parametrize("args", REFUSED, ids=" ".join)
+def test_batch_refuses_what_the_command_line_refuses_with_its_text(batch, ext, fake_core, tmp_path, capsys, args):
+    photo = sfi_helpers.write_photo(tmp_path / "photo.png")
+    out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+    assert batch.main(["x", "--input", str(photo), *args, *out]) == 1
+    batch_err = capsys.readouterr().err
+    cli = subprocess.run([sys.executable, "-m", "core", "reconstruct", str(photo), *args, *out, "--quiet"],
+                         cwd=sfi_helpers.REPO, capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1 and batch_err == cli.stderr and batch_err.count("\n") == 1, (batch_err, cli.stderr)
+    assert fake_core.calls == [] and not (tmp_path / "out").exists()
+
+
+def test_batch_refuses_an_output_folder_that_is_a_file(batch, ext, fake_core, tmp_path, capsys):
+    photo = sfi_helpers.write_photo(tmp_path / "photo.png")
+    (tmp_path / "file").write_text("x")
+    for out, words in ((tmp_path / "file", "it is a file, not a folder"), (tmp_path / "file" / "sub", "not writable")):
+        assert batch.main(["x", "--input", str(photo), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {out}: output folder is not writable") and words in err and err.count("\n") == 1
+    assert fake_core.calls == []
+
+
+def test_batch_fuzz_subset_fails_alone_and_writes_the_good_ones(batch, ext, runner, fast_model, tmp_path, capsys):
+    """Bad inputs of the fuzz corpus with the real core: one FAIL line each naming the file and the reason the
+    command line gives; the good inputs (two sharing the stem 'chair') are written under unique names; the
+    output folder holds exactly what summary.json lists."""
+    fuzz = _fuzz()
+    corpus = fuzz.make_corpus(tmp_path / "corpus")
+    bad = [c for c in corpus if c.expect == "bad" and "random_" not in c.path and "magic_" not in c.path
+           and not os.path.isdir(c.path)]  # a folder given to the batch script is scanned, not an input
+    bad += [c for c in corpus if "random_0" in c.path or "magic_png_1" in c.path]
+    good = [c for c in corpus if c.expect == "good" and os.path.basename(c.path) in ("good.png", "chair.png")]
+    cases = bad[:len(bad) // 2] + good + bad[len(bad) // 2:]
+    out = tmp_path / "out"
+    code = batch.main(["x", "--input", *(c.path for c in cases), "--out", str(out), "--model", str(fast_model),
+                       "--steps", "0", "--format", "ply"])
+    assert code == 1
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(("ok ", "FAIL"))]
+    assert len(lines) == len(cases)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["ok"], summary["failed"]) == (len(good), len(bad))
+    listed = {"summary.json"}
+    stems = []
+    for case, entry, line in zip(cases, summary["images"], lines):
+        assert entry["image"] == case.path
+        if case.expect == "bad":
+            assert not entry["ok"] and line == f"FAIL  {entry['error']}"
+            fuzz.check_error_line(case, f"error: {entry['error']}")
+            continue
+        assert entry["ok"], entry
+        stem = Path(entry["files"]["mesh"]).stem
+        stems.append(stem)
+        data = json.loads(Path(entry["files"]["json"]).read_text())
+        assert data["mesh"]["path"] == f"{stem}.ply" and data["image"] == case.path
+        listed |= {os.path.basename(p) for p in entry["files"].values()}
+    assert sorted(stems) == ["chair", "chair_2", "good"]
+    assert sorted(os.listdir(out)) == sorted(listed)  # no .tmp, nothing of a failed input
+
+
+def test_folder_scan_takes_what_the_core_reads(batch, ext, fake_core, tmp_path, capsys):
+    """.exr (the core refuses it) is not scanned; a named pipe or a folder named like a photo is reported."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sfi_helpers.write_photo(photos / "chair.png")
+    (photos / "light.exr").write_bytes(b"v/1\x01")
+    os.mkfifo(photos / "pipe.png")
+    (photos / "sub.jpg").mkdir()
+    code = batch.main(["x", "--input", str(photos), "--out", str(tmp_path / "out")])
+    assert code == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    names = [os.path.basename(e["image"]) for e in summary["images"]]
+    assert names == ["chair.png", "pipe.png", "sub.jpg"]
+    errors = {os.path.basename(e["image"]): e.get("error", "") for e in summary["images"]}
+    assert "is a named pipe (FIFO)" in errors["pipe.png"] and "is a folder (directory)" in errors["sub.jpg"]
+    assert [os.path.basename(r.image) for r in fake_core.calls] == ["chair.png"]

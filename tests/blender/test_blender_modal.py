@@ -131,3 +131,48 @@ def test_blender_cancelling_the_modal_stops_the_worker(modal_op, runner, monkeyp
     outcome = op._job.wait(timeout=5)
     assert outcome.kind == "cancelled" and core.steps_run < 500
     assert ctx.window_manager.timers == [] and runner.active_job() is None and len(bpy.data.objects) == 0
+
+
+def test_modal_escape_during_mesh_extraction_adds_nothing(modal_op, runner, monkeypatch, photo, tmp_path):
+    """The real core: Esc while marching cubes runs stops it at its next chunk of points; nothing is added
+    and nothing written. The worker waits at the start of the mesh stage until the main thread has seen it
+    and pressed Esc, so the test does not depend on timing."""
+    import torch
+
+    sfi_helpers.import_extension()
+    from shape_from_image.core.config import tiny_config
+    from shape_from_image.core.model import ReconstructionModel, save_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = save_model(ReconstructionModel(tiny_config()), tmp_path / "models" / "tiny", half=False)
+    real_call = runner._call_core
+
+    def call_core(request, progress, cancel):
+        def report(stage, step, total, loss=None):
+            progress(stage, step, total, loss)
+            deadline = time.monotonic() + 10
+            while stage == "mesh" and not cancel() and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        return real_call(request, report, cancel)
+
+    monkeypatch.setattr(runner, "_call_core", call_core)
+    op, ctx = modal_op
+    op.filepath, op.model, op.steps, op.mesh_resolution = str(photo), str(model), 0, 128
+    op.out_dir, op.device = str(tmp_path / "out"), "CPU"
+    before = snapshot()
+    assert op._start_modal(ctx) == {"RUNNING_MODAL"}
+    timer = types.SimpleNamespace(type="TIMER", value="NOTHING")
+    deadline = time.monotonic() + 60
+    state = {"PASS_THROUGH"}
+    while state == {"PASS_THROUGH"} and time.monotonic() < deadline:
+        state = op.modal(ctx, timer)
+        latest = op._job.latest
+        if latest is not None and latest.stage == "mesh" and not op._job.cancelling:
+            assert op.modal(ctx, types.SimpleNamespace(type="ESC", value="PRESS")) == {"RUNNING_MODAL"}
+        time.sleep(0.02)
+    assert state == {"CANCELLED"} and op._job.latest.stage == "mesh"
+    assert runner.last_outcome().kind == "cancelled" and op.reports[-1][0] == "WARNING"
+    assert snapshot() == before and not (tmp_path / "out" / "sphere_chair.glb").exists()
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

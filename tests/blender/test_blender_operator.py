@@ -182,3 +182,130 @@ def test_undo_removes_the_whole_result(fake_core, photo):
     assert snapshot() == before  # one undo step removes mesh, camera, collections, material, image
     assert bpy.ops.ed.redo() == {"FINISHED"}
     assert snapshot() == after
+
+
+# --- the command line's contract (core.validate) and the fuzz corpus ------------------------------------------
+
+
+def _fuzz():
+    """tests/test_fuzz.py (its corpus generator and checks) as a module."""
+    import importlib.util
+    import sys
+
+    name = "sfi_fuzz_corpus"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, sfi_helpers.REPO / "tests" / "test_fuzz.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file runs
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def fast_model(tmp_path_factory):
+    """A tiny random model (one pose hypothesis, 16^3 mesh) saved by the extension's own core."""
+    import torch
+
+    sfi_helpers.import_extension()
+    from shape_from_image.core.config import tiny_config
+    from shape_from_image.core.model import ReconstructionModel, save_model
+
+    cfg = tiny_config()
+    cfg.pose.yaw_hypotheses = (0.0,)
+    cfg.mesh.resolution = 16
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ReconstructionModel(cfg)
+    return save_model(model, tmp_path_factory.mktemp("models") / "fast", half=False)
+
+
+@pytest.mark.parametrize("name, value, check", [
+    ("steps", -1, "check_steps"), ("steps", 5000, "check_steps"),
+    ("mesh_resolution", 100000, "check_mesh_resolution"), ("mesh_resolution", 8, "check_mesh_resolution"),
+    ("focal_mm", float("nan"), "check_focal_mm"), ("focal_mm", -5.0, "check_focal_mm"),
+    ("focal_mm", 2.0, "check_focal_mm"), ("focal_mm", 1e6, "check_focal_mm"), ("seed", -1, "check_seed"),
+])
+def test_operator_refuses_out_of_range_values_with_the_command_lines_text(fake_core, photo, name, value, check):
+    """Never clamped: a script's value out of range is refused with the text of core.validate."""
+    from shape_from_image.core import validate
+
+    with pytest.raises(validate.ReconstructionError) as expected:
+        getattr(validate, check)(value)
+    before = snapshot()
+    with pytest.raises(RuntimeError) as info:
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo), **{name: value})
+    assert str(expected.value) in str(info.value)
+    assert snapshot() == before and fake_core.calls == []
+
+
+def test_operator_refuses_an_infinite_focal_length(fake_core, photo):
+    """Blender stores the property as a 32-bit float (inf becomes 3.4e38): refused all the same."""
+    with pytest.raises(RuntimeError, match="focal length must be a 35 mm-equivalent value in mm between 4 and 2000"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo), focal_mm=float("inf"))
+    assert fake_core.calls == []
+
+
+def test_operator_refuses_a_folder_or_a_pipe_without_opening_it(fake_core, photo, tmp_path):
+    import os
+
+    (tmp_path / "folder.png").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="folder.png: is a folder \\(directory\\), not an image file"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(tmp_path / "folder.png"))
+    with pytest.raises(RuntimeError, match="pipe.png: is a named pipe \\(FIFO\\)"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(tmp_path / "pipe.png"))
+    with pytest.raises(RuntimeError, match="nope.png: mask file not found"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo), mask_path=str(tmp_path / "nope.png"))
+    with pytest.raises(RuntimeError, match="pipe.png: is a named pipe \\(FIFO\\), not a regular mask file"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo), mask_path=str(tmp_path / "pipe.png"))
+    assert snapshot() == before and fake_core.calls == []
+
+
+def test_operator_fuzz_subset_with_the_real_core_leaves_the_scene_unchanged(ext, runner, fast_model, tmp_path):
+    """Every bad input of the fuzz corpus that is not random noise, through the operator and the real core:
+    an error naming the file with the reason the command line gives, and no change to the scene; then a
+    good input of the corpus builds the scene."""
+    fuzz = _fuzz()
+    corpus = fuzz.make_corpus(tmp_path / "corpus")
+    cases = [c for c in corpus if c.expect == "bad" and "random_" not in c.path and "magic_" not in c.path]
+    assert len(cases) >= 60
+    before = snapshot()
+    for case in cases:
+        with pytest.raises(RuntimeError) as info:
+            bpy.ops.shape_from_image.reconstruct(filepath=case.path, model=str(fast_model), steps=0,
+                                                 mesh_resolution=16, device="CPU")
+        message = str(info.value).strip().removeprefix("Error: ").strip()
+        fuzz.check_error_line(case, f"error: {message}")
+        assert snapshot() == before, case
+    good = next(c for c in corpus if c.expect == "good")
+    assert bpy.ops.shape_from_image.reconstruct(filepath=good.path, model=str(fast_model), steps=0,
+                                                mesh_resolution=16, device="CPU") == {"FINISHED"}
+    assert snapshot()["objects"] == ["good", "good Camera"]
+
+
+def test_cancel_during_mesh_extraction_adds_nothing_and_writes_nothing(ext, runner, monkeypatch, fast_model,
+                                                                       photo, tmp_path):
+    """The user cancels while marching cubes runs: the core stops at its next chunk of points, the operator
+    adds nothing and no file is written."""
+    real_call, stages = runner._call_core, []
+
+    def call_core(request, progress, cancel):
+        def report(stage, step, total, loss=None):
+            stages.append(stage)
+            progress(stage, step, total, loss)
+            if stage == "mesh":
+                runner.cancel_active()  # as the Cancel button does, while the mesh is extracted
+
+        return real_call(request, report, cancel)
+
+    monkeypatch.setattr(runner, "_call_core", call_core)
+    before = snapshot()
+    status = bpy.ops.shape_from_image.reconstruct(filepath=str(photo), model=str(fast_model), steps=0,
+                                                  mesh_resolution=64, device="CPU", out_dir=str(tmp_path / "out"))
+    assert status == {"CANCELLED"} and stages[-1] == "mesh"
+    outcome = runner.last_outcome()
+    assert outcome.kind == "cancelled" and "cancelled by the user" in outcome.message
+    assert outcome.result is None or outcome.result.mesh is None  # stopped inside the mesh stage
+    assert snapshot() == before
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
