@@ -61,3 +61,21 @@ def fake_core(runner, monkeypatch):
 def photo(tmp_path):
     """A synthetic RGBA 'photo' of the default scenario's sphere."""
     return sfi_helpers.write_photo(tmp_path / "sphere_chair.png")
+
+
+@pytest.fixture(scope="module")
+def fast_model(tmp_path_factory):
+    """A tiny random model (one pose hypothesis, 16^3 mesh) saved by the extension's own core."""
+    import torch
+
+    sfi_helpers.import_extension()
+    from shape_from_image.core.config import tiny_config
+    from shape_from_image.core.model import ReconstructionModel, save_model
+
+    cfg = tiny_config()
+    cfg.pose.yaw_hypotheses = (0.0,)
+    cfg.mesh.resolution = 16
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = ReconstructionModel(cfg)
+    return save_model(model, tmp_path_factory.mktemp("models") / "fast", half=False)

@@ -219,3 +219,14 @@ def snapshot() -> dict:
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
+
+
+def fuzz_module():
+    """tests/test_fuzz.py (its corpus generator and checks) as a module."""
+    name = "sfi_fuzz_corpus"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "test_fuzz.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file runs
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -94,33 +94,6 @@ def test_command_line_reports_bad_input_and_exits_nonzero(tmp_path):
 
 
 
-def _fuzz():
-    """tests/test_fuzz.py (its corpus generator and checks) as a module."""
-    name = "sfi_fuzz_corpus"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, sfi_helpers.REPO / "tests" / "test_fuzz.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the file runs
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="module")
-def fast_model(tmp_path_factory):
-    """A tiny random model (one pose hypothesis, 16^3 mesh) saved by the extension's own core."""
-    import torch
-
-    sfi_helpers.import_extension()
-    from shape_from_image.core.config import tiny_config
-    from shape_from_image.core.model import ReconstructionModel, save_model
-
-    cfg = tiny_config()
-    cfg.pose.yaw_hypotheses = (0.0,)
-    cfg.mesh.resolution = 16
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = ReconstructionModel(cfg)
-    return save_model(model, tmp_path_factory.mktemp("models") / "fast", half=False)
 
 
 REFUSED = [["--focal-mm", "nan"], ["--focal-mm", "inf"], ["--focal-mm=-3"], ["--steps", "-1"], ["--steps", "5000"],
@@ -154,7 +127,7 @@ def test_batch_fuzz_subset_fails_alone_and_writes_the_good_ones(batch, ext, runn
     """Bad inputs of the fuzz corpus with the real core: one FAIL line each naming the file and the reason the
     command line gives; the good inputs (two sharing the stem 'chair') are written under unique names; the
     output folder holds exactly what summary.json lists."""
-    fuzz = _fuzz()
+    fuzz = sfi_helpers.fuzz_module()
     corpus = fuzz.make_corpus(tmp_path / "corpus")
     bad = [c for c in corpus if c.expect == "bad" and "random_" not in c.path and "magic_" not in c.path
            and not os.path.isdir(c.path)]  # a folder given to the batch script is scanned, not an input

@@ -187,38 +187,6 @@ def test_undo_removes_the_whole_result(fake_core, photo):
 # --- the command line's contract (core.validate) and the fuzz corpus ------------------------------------------
 
 
-def _fuzz():
-    """tests/test_fuzz.py (its corpus generator and checks) as a module."""
-    import importlib.util
-    import sys
-
-    name = "sfi_fuzz_corpus"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, sfi_helpers.REPO / "tests" / "test_fuzz.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the file runs
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(scope="module")
-def fast_model(tmp_path_factory):
-    """A tiny random model (one pose hypothesis, 16^3 mesh) saved by the extension's own core."""
-    import torch
-
-    sfi_helpers.import_extension()
-    from shape_from_image.core.config import tiny_config
-    from shape_from_image.core.model import ReconstructionModel, save_model
-
-    cfg = tiny_config()
-    cfg.pose.yaw_hypotheses = (0.0,)
-    cfg.mesh.resolution = 16
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = ReconstructionModel(cfg)
-    return save_model(model, tmp_path_factory.mktemp("models") / "fast", half=False)
-
-
 @pytest.mark.parametrize("name, value, check", [
     ("steps", -1, "check_steps"), ("steps", 5000, "check_steps"),
     ("mesh_resolution", 100000, "check_mesh_resolution"), ("mesh_resolution", 8, "check_mesh_resolution"),
@@ -266,7 +234,7 @@ def test_operator_fuzz_subset_with_the_real_core_leaves_the_scene_unchanged(ext,
     """Every bad input of the fuzz corpus that is not random noise, through the operator and the real core:
     an error naming the file with the reason the command line gives, and no change to the scene; then a
     good input of the corpus builds the scene."""
-    fuzz = _fuzz()
+    fuzz = sfi_helpers.fuzz_module()
     corpus = fuzz.make_corpus(tmp_path / "corpus")
     cases = [c for c in corpus if c.expect == "bad" and "random_" not in c.path and "magic_" not in c.path]
     assert len(cases) >= 60
