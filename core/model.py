@@ -85,7 +85,10 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
     if sha256_file(weights) != meta["sha256"]:
         raise ReconstructionError("weights file is damaged or does not belong to its JSON (checksum mismatch); "
                                   "reinstall the extension or copy the model again", str(weights))
-    _check_shapes(cfg, weights)
+    # a configuration of ordinary size is built right away (cheap); a huge one first on the meta device, so
+    # that a file whose configuration was edited to absurd sizes allocates nothing before it is refused
+    model = None if _huge(cfg) else ReconstructionModel(cfg)
+    _check_shapes(cfg, weights, model)
     try:
         tensors = load_file(str(weights))
     except Exception as err:  # noqa: BLE001 - safetensors raises its own and OS errors
@@ -94,7 +97,7 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ReconstructionError(f"the weights file contains NaN or infinite values (in '{key}'); the model is "
                                       "broken: retrain it or reinstall the extension", str(weights))
-    model = ReconstructionModel(cfg)
+    model = model or ReconstructionModel(cfg)
     try:
         model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     except RuntimeError as err:
@@ -106,14 +109,24 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
     return model.eval().requires_grad_(False).to(device)
 
 
-def _check_shapes(cfg: ModelConfig, weights: Path) -> None:
-    """The tensors the configuration needs against those in the file, from the file's header and a model
-    built on the meta device (nothing allocated, whatever sizes the configuration states)."""
+def _huge(cfg: ModelConfig) -> bool:
+    """Sizes far beyond any model this code trains (more than 1024 channels or a 512^2 plane)."""
+    g, e = cfg.generator, cfg.encoder
+    widths = (*g.synthesis_channels, g.plane_channels, g.plane_basis, g.decoder_hidden, g.color_hidden, g.w_dim,
+              g.z_dim, *e.channels)
+    return max(widths) > 1024 or g.plane_res > 512 or e.image_size > 512
+
+
+def _check_shapes(cfg: ModelConfig, weights: Path, model: ReconstructionModel | None) -> None:
+    """The tensors the configuration needs against those in the file's header, before any tensor is read;
+    without a built ``model`` one is built on the meta device (nothing allocated)."""
     from safetensors import safe_open
 
     try:
-        with torch.device("meta"):
-            expected = {k: tuple(v.shape) for k, v in ReconstructionModel(cfg).state_dict().items()}
+        if model is None:
+            with torch.device("meta"):
+                model = ReconstructionModel(cfg)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     except (ValueError, RuntimeError, TypeError) as err:
         raise ReconstructionError(f"model configuration cannot be built ({str(err).splitlines()[0]}); "
                                   "use the JSON that came with the weights", str(weights.with_suffix(".json"))) from None
