@@ -52,6 +52,17 @@ def image_datablock_path(image) -> str:
     return write_rgba(os.path.join(temp_dir(), stem + ".png"), pixels.reshape(height, width, 4)[::-1])
 
 
+def upright_photo(path: str) -> str:
+    """A PNG copy of the photo as the core sees it, EXIF orientation applied (Blender's image loader
+    ignores the tag), for the camera backdrop; the file lies in :func:`temp_dir`."""
+    from ..core.io.images import load_image
+
+    loaded = load_image(path)
+    alpha = np.ones(loaded.rgb.shape[:2], np.float32) if loaded.alpha is None else loaded.alpha
+    stem = bpy.path.clean_name(os.path.splitext(os.path.basename(path))[0]) or "photo"
+    return write_rgba(os.path.join(temp_dir(), stem + "_upright.png"), np.dstack([loaded.rgb, alpha]))
+
+
 def read_rgba(path: str) -> np.ndarray:
     """(H, W, 4) float32 pixels of an image file, top row first."""
     image = bpy.data.images.load(path, check_existing=False)

@@ -281,6 +281,23 @@ def set_render_resolution(scene, width: int, height: int) -> None:
     scene.render.pixel_aspect_y = 1.0
 
 
+def _photo_image(path: str, width: int, height: int):
+    """The photo as an image datablock the way the camera sees it: Blender's loader ignores the EXIF
+    orientation and cannot read every format the core reads, so a photo whose size comes out transposed
+    or empty is shown from an upright PNG copy."""
+    try:
+        image = bpy.data.images.load(path, check_existing=True)
+    except RuntimeError:  # a format only the core reads (ICO, AVIF, ...)
+        image = None
+    if image is not None and tuple(image.size) == (width, height):
+        return image
+    if image is not None and image.users == 0:
+        bpy.data.images.remove(image)
+    from .inputs import upright_photo
+
+    return bpy.data.images.load(upright_photo(path), check_existing=False)
+
+
 def add_background_image(cam_data, image) -> None:
     """Show ``image`` behind the camera view (viewport only; renders composite it separately)."""
     bg = cam_data.background_images.new()
@@ -417,7 +434,7 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
             if options.camera_background:
                 image = options.background_image
                 if image is None and os.path.isfile(image_path):
-                    image = bpy.data.images.load(image_path, check_existing=True)
+                    image = _photo_image(image_path, checked.camera.width, checked.camera.height)
                 if image is not None:
                     add_background_image(cam_data, image)
 

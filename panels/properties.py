@@ -51,7 +51,7 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
     steps_preset: bpy.props.EnumProperty(name="Quality", items=STEP_PRESETS, default="10")
     steps_custom: bpy.props.IntProperty(name="Steps", default=50, min=0, soft_max=200, max=1000,
                                         description="Inversion steps")
-    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=32, soft_max=256,
+    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=16, soft_max=256,
                                            max=512, description="Marching-cubes grid size (detail vs. time)")
     focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0, soft_max=300.0,
                                       unit="CAMERA", precision=1,

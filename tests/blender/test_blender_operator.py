@@ -6,6 +6,7 @@ import threading
 import time
 
 import bpy
+import numpy as np
 import pytest
 import sfi_helpers
 from sfi_helpers import FakeCore, snapshot
@@ -52,6 +53,32 @@ def test_image_datablock_source(fake_core, photo):
     assert bpy.ops.shape_from_image.reconstruct(image_name=generated.name) == {"FINISHED"}
     assert fake_core.calls[1].image.endswith("painted.png") and generated.source == "GENERATED"
     assert "painted" in bpy.data.objects
+
+
+def test_exif_rotated_photo_gets_an_upright_backdrop(fake_core, photo, tmp_path):
+    """Blender's loader ignores the EXIF orientation; the backdrop must show the photo as the camera sees it."""
+    from PIL import Image
+
+    upright = Image.open(photo).convert("RGB")  # 160 x 120, as the (fake) core's camera
+    rotated = tmp_path / "turned_chair.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter; viewers (and the core) turn it back clockwise
+    upright.transpose(Image.Transpose.ROTATE_90).save(rotated, quality=95, exif=exif)
+    assert Image.open(rotated).size == (120, 160)
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(rotated)) == {"FINISHED"}
+    backdrop = bpy.data.objects["turned_chair Camera"].data.background_images[0].image
+    assert tuple(backdrop.size) == (160, 120)
+    pixels = np.empty(160 * 120 * 4, np.float32)
+    backdrop.pixels.foreach_get(pixels)
+    shown = pixels.reshape(120, 160, 4)[::-1, :, :3]
+    expected = np.asarray(upright, np.float32) / 255.0
+    assert np.abs(shown - expected).mean() < 0.03
+    # a format Blender cannot read itself still gets its backdrop
+    icon = tmp_path / "icon_chair.ico"
+    upright.resize((64, 48)).save(icon, sizes=[(64, 48)])
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(icon)) == {"FINISHED"}
+    backdrop = bpy.data.objects["icon_chair Camera"].data.background_images[0].image
+    assert backdrop.size[0] > 0 and backdrop.has_data
 
 
 def test_missing_file_is_reported_and_nothing_changes(fake_core, tmp_path):
