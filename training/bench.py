@@ -5,12 +5,21 @@ on the CPU (and on CUDA / MPS when present) and prints seconds per stage: model 
 only), image load + crop, encoder, PnP pose, inversion (and per step), mesh (marching cubes at the
 chosen resolution with vertex colors), total. Each setting is run ``--repeat`` times after one
 warm-up; the median is reported.
+
+``--user-view`` measures instead what a user waits for, in wall seconds on the CPU: a cold
+``python -m core reconstruct`` process per photo, the first and a warm call of ``core.reconstruct``
+in one fresh process, and one call over a batch of 16 photos (photos per minute against 16 cold
+processes), at N = 0 and 10, on the image resized to 256, its own size and 1024 pixels a side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +60,62 @@ def bench(model: str, image: str, steps_list: list[int], repeat: int, mesh_resol
     return rows
 
 
+ROOT = Path(__file__).resolve().parent.parent
+_IN_PROCESS = """
+import json, sys, time
+t0 = time.perf_counter()
+from core.api import reconstruct
+imported = time.perf_counter() - t0
+image, steps, batch = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+times = []
+for _ in range(2):
+    t = time.perf_counter()
+    (res,) = reconstruct([image], steps=steps, device="cpu")
+    times.append(time.perf_counter() - t)
+t = time.perf_counter()
+results = reconstruct(batch, steps=steps, device="cpu")
+times.append(time.perf_counter() - t)
+assert res.ok and all(r.ok for r in results), [r.error for r in results if not r.ok]
+print(json.dumps({"import": imported, "first": times[0], "warm": times[1], "batch": times[2]}))
+"""
+
+
+def user_view(image: str, steps_list: list[int], sides: list[int], batch: int = 16) -> list[dict]:
+    """Wall seconds a user waits for (see the module docstring); one row per image size and N."""
+    from PIL import Image
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in sides:
+            photo = Image.open(image)
+            photo = photo.resize((side, side), Image.Resampling.LANCZOS) if side else photo
+            paths = []
+            for k in range(batch):
+                paths.append(str(Path(tmp) / f"photo_{side}_{k}.png"))
+                photo.save(paths[-1])
+            for steps in steps_list:
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "core", "reconstruct", paths[0], "--out", str(Path(tmp) / "out"),
+                                "--steps", str(steps), "--quiet", "--device", "cpu"], cwd=ROOT, check=True,
+                               capture_output=True)
+                cold = time.perf_counter() - t
+                out = subprocess.run([sys.executable, "-c", _IN_PROCESS, paths[0], str(steps), *paths], cwd=ROOT,
+                                     check=True, capture_output=True, text=True)
+                calls = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append({"side": photo.size[0], "steps": steps, "cold_cli": cold, **calls,
+                             "per_minute": 60 * batch / calls["batch"], "cold_per_minute": 60 / cold})
+    return rows
+
+
+def user_table(rows: list[dict]) -> str:
+    lines = ["| photo | N | cold CLI | import | first call | warm call | batch of 16 | photos / min (batch) | "
+             "photos / min (cold CLI) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['side']} px | {r['steps']} | {r['cold_cli']:.2f} | {r['import']:.2f} | {r['first']:.2f} | "
+                     f"{r['warm']:.2f} | {r['batch']:.1f} | {r['per_minute']:.1f} | {r['cold_per_minute']:.1f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| device | N | image load | encoder | pose | inversion | per step | mesh | total |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -69,9 +134,18 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--mesh-resolution", type=int, default=128)
     ap.add_argument("--device", nargs="+", default=None, help="default: cpu plus every GPU backend present")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--user-view", action="store_true",
+                    help="wall seconds of a cold CLI process, a first and a warm call, a batch of 16 photos")
+    ap.add_argument("--sides", type=int, nargs="+", default=[256, 0, 1024],
+                    help="with --user-view: image sizes in pixels a side (0: the image's own)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.user_view:
+        steps = [s for s in args.steps if s in (0, 10)] or args.steps
+        print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, wall seconds on the CPU\n")
+        print(user_table(user_view(args.image, steps, args.sides)))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
