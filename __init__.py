@@ -6,7 +6,7 @@ are imported lazily by the operators when a reconstruction starts.
 
 import bpy
 
-from .operators import deps, reconstruct, runner
+from .operators import deps, parts, reconstruct, runner
 from .panels import main, preferences, properties
 
 CLASSES = (
@@ -14,6 +14,7 @@ CLASSES = (
     *preferences.CLASSES,
     *deps.CLASSES,
     *reconstruct.CLASSES,
+    *parts.CLASSES,
     *main.CLASSES,
 )
 

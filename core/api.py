@@ -138,8 +138,14 @@ class Pipeline:
                 raise Cancelled(path)
             return gen.query(state, p[None].to(self.device)).rgb[0]
 
+        def query_slots(p):  # the color-slot weights that mix state.color_values into query_color's colors
+            if cancel is not None and cancel():
+                raise Cancelled(path)
+            return gen.query(state, p[None].to(self.device), with_color=False, with_weights=True).weights[0]
+
         grid = dataclasses.replace(self.cfg.mesh, resolution=resolution)
-        return extract_mesh(query_sdf, query_color, grid, bound=gen.cfg.bound, device=self.device, path=path)
+        return extract_mesh(query_sdf, query_color, grid, bound=gen.cfg.bound, device=self.device, path=path,
+                            slots=(query_slots, state.color_values[0].float().cpu().numpy()))
 
 
 @dataclass

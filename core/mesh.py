@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .config import MeshConfig
 from .errors import EmptySurface, ReconstructionError
+from .parts import ColorParts, merge_slots
 
 
 @dataclass
@@ -31,11 +32,15 @@ class Mesh:
     """(F, 3) int32 vertex indices, counter-clockwise seen from outside (outward normals)."""
     colors: np.ndarray
     """(V, 3) float32 sRGB display colors in [0, 1]."""
+    parts: ColorParts | None = None
+    """recolorable parts: per-vertex part weights, part palette and residual with
+    ``parts.colors() == colors`` (core.parts); None when the colors did not come from color slots."""
 
 
 def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[Tensor], Tensor] | None,
                  cfg: MeshConfig | None = None, bound: float = 1.0, device="cpu", path: str = "",
-                 chunk: int = 65536) -> Mesh:
+                 chunk: int = 65536,
+                 slots: tuple[Callable[[Tensor], Tensor], np.ndarray] | None = None) -> Mesh:
     """Colored surface of ``query_sdf``'s zero level set inside ``[-bound, bound]^3``.
 
     ``query_sdf`` maps points (N, 3) float32 to signed distances (N,), negative inside;
@@ -44,6 +49,9 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     outermost layer is treated as outside so the mesh is closed even where the shape touches the
     box. Connected pieces with fewer than ``cfg.min_component_ratio`` times the faces of the largest
     are dropped. Raises :class:`ReconstructionError` naming ``path`` if there is no surface.
+    ``slots = (query_slots, slot_values)``: ``query_slots`` maps points (N, 3) to color-slot weights
+    (N, K) that mix ``slot_values`` (K, 3) (pre-sigmoid) into ``query_color``'s colors; given, the
+    mesh gets recolorable ``parts`` (:func:`core.parts.merge_slots`).
     With ``cfg.coarse`` smaller than half the resolution, the field is first sampled on a coarse
     grid and only the fine points near the surface are queried (see :func:`sample_grid_adaptive`).
     """
@@ -83,7 +91,13 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     else:
         colors = _query_points(query_color, verts, chunk, device).reshape(len(verts), 3)
         colors = np.clip(np.nan_to_num(colors, nan=0.5), 0.0, 1.0)
-    return Mesh(verts, faces.astype(np.int32), colors.astype(np.float32))
+    parts = None
+    if query_color is not None and slots is not None:
+        query_slots, slot_values = slots
+        weights = _query_points(query_slots, verts, chunk, device).reshape(len(verts), -1)
+        if np.isfinite(weights).all():
+            parts = merge_slots(weights, np.asarray(slot_values, np.float32))
+    return Mesh(verts, faces.astype(np.int32), colors.astype(np.float32), parts)
 
 
 def sample_grid(query: Callable[[Tensor], Tensor], resolution: int, bound: float, chunk: int,

@@ -43,7 +43,8 @@ class ReconstructionResult:
     camera: CameraInfo | None = None
     """recovered camera in the original image."""
     mesh: object | None = None
-    """core.mesh.Mesh: vertices (V, 3) world Z-up, faces (F, 3), colors (V, 3) sRGB in [0, 1]."""
+    """core.mesh.Mesh: vertices (V, 3) world Z-up, faces (F, 3), colors (V, 3) sRGB in [0, 1], and
+    optionally ``parts`` (core.parts.ColorParts: per-vertex part weights and the palette they mix)."""
     model: str = ""
     """model name or path used."""
     steps: int = 0
@@ -88,4 +89,7 @@ class ReconstructionResult:
         out["focal_source"] = self.focal_source
         if self.pose_candidates:
             out["pose_candidates"] = self.pose_candidates
+        parts = getattr(self.mesh, "parts", None)
+        if parts is not None:
+            out["palette"] = parts.to_json()
         return out

@@ -32,6 +32,15 @@ PARENT_TAG = "shape_from_image_parent"
 """custom property marking the parent collection."""
 PARENT_COLLECTION = "Shape from Image"
 COLOR_ATTRIBUTE = "Col"
+PART_ATTRIBUTE = "part_{}"
+"""float POINT attributes: each vertex's weight on color part 0, 1, ... (core.parts)."""
+RESIDUAL_ATTRIBUTE = "part_residual"
+"""FLOAT_VECTOR POINT attribute: the pre-sigmoid remainder of each vertex's color mix."""
+SWATCH_NODE = "sfi_part_{}"
+"""name of the RGB node holding part N's swatch color (scene linear) in the material."""
+MAX_PARTS = 8
+PART_EPS = 0.001
+"""the generator's widened-sigmoid stretch (core.parts.EPS)."""
 
 
 def _error(message: str, path: str | None):
@@ -77,6 +86,12 @@ class CheckedResult:
     """the recovered camera in the original photo (cam2world a float64 rotation + translation)."""
     dropped_faces: int = 0
     """degenerate faces (repeated vertex) removed by the check."""
+    part_weights: np.ndarray | None = None
+    """(V, P) float32 weights of the recolorable color parts (core.parts), or None."""
+    part_colors: np.ndarray | None = None
+    """(P, 3) float32 sRGB swatch color of each part, or None."""
+    part_residual: np.ndarray | None = None
+    """(V, 3) float32 pre-sigmoid remainder of each vertex's color mix, or None."""
 
 
 @dataclass
@@ -193,17 +208,42 @@ def check_result(result, image_path: str) -> CheckedResult:
         raise _error(f"invalid camera intrinsics (focal {focal} px, {width}x{height})", image_path)
     if not (math.isfinite(cx) and math.isfinite(cy)):
         raise _error("invalid principal point", image_path)
+    weights, swatches, residual = _checked_parts(getattr(mesh, "parts", None), len(vertices), colors)
     return CheckedResult(image=image_path, vertices=np.ascontiguousarray(vertices), faces=faces,
                          colors=None if colors is None else np.ascontiguousarray(colors),
-                         camera=CameraInfo(cam2world, focal, width, height, cx, cy), dropped_faces=dropped)
+                         camera=CameraInfo(cam2world, focal, width, height, cx, cy), dropped_faces=dropped,
+                         part_weights=weights, part_colors=swatches, part_residual=residual)
+
+
+def _checked_parts(parts, n_vertices: int, colors) -> tuple:
+    """(weights, swatch colors, residual) of a mesh's color parts, or three Nones when there are none
+    or they do not fit the mesh (the mesh is then built with its colors only)."""
+    if parts is None or colors is None:
+        return None, None, None
+    try:
+        weights = np.ascontiguousarray(parts.weights, dtype=np.float32)
+        swatches = np.ascontiguousarray(parts.part_colors(), dtype=np.float32)
+        residual = np.ascontiguousarray(parts.residual, dtype=np.float32)
+    except (AttributeError, TypeError, ValueError):
+        return None, None, None
+    count = len(swatches)
+    if (weights.shape != (n_vertices, count) or residual.shape != (n_vertices, 3) or swatches.shape != (count, 3)
+            or not 1 <= count <= MAX_PARTS
+            or not (np.isfinite(weights).all() and np.isfinite(residual).all() and np.isfinite(swatches).all())):
+        return None, None, None
+    return weights, swatches, residual
 
 
 # --------------------------------------------------------------------------------------------
 # Datablock builders
 # --------------------------------------------------------------------------------------------
 
-def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None):
+def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None,
+                part_weights: np.ndarray | None = None, part_residual: np.ndarray | None = None):
     """A smooth-shaded triangle mesh; ``colors`` (V, 3) sRGB become the POINT attribute "Col".
+
+    ``part_weights`` (V, P) and ``part_residual`` (V, 3) (core.parts) become the float POINT
+    attributes ``part_0`` ... and the vector attribute ``part_residual`` that the part material mixes.
 
     The attribute is BYTE_COLOR written through ``color_srgb``: Blender stores byte colors as
     sRGB and converts them to linear for shading, so the photo's colors come back unchanged.
@@ -226,6 +266,12 @@ def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.n
             attr.data.foreach_set("color_srgb", rgba.ravel())
             mesh.color_attributes.active_color = attr
             mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
+        if part_weights is not None and part_residual is not None and len(mesh.vertices) == n_v:
+            for p in range(part_weights.shape[1]):
+                attr = mesh.attributes.new(PART_ATTRIBUTE.format(p), "FLOAT", "POINT")
+                attr.data.foreach_set("value", np.ascontiguousarray(part_weights[:, p], dtype=np.float32))
+            attr = mesh.attributes.new(RESIDUAL_ATTRIBUTE, "FLOAT_VECTOR", "POINT")
+            attr.data.foreach_set("vector", np.ascontiguousarray(part_residual, dtype=np.float32).ravel())
         mesh.shade_smooth()
     except Exception:
         bpy.data.meshes.remove(mesh)
@@ -233,8 +279,12 @@ def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.n
     return mesh
 
 
-def create_material(name: str, mean_srgb: np.ndarray | None):
-    """Color Attribute "Col" -> Principled BSDF base color; Solid view shows ``diffuse_color``."""
+def create_material(name: str, mean_srgb: np.ndarray | None, part_colors: np.ndarray | None = None):
+    """Color Attribute "Col" -> Principled BSDF base color; Solid view shows ``diffuse_color``.
+
+    With ``part_colors`` (P, 3) sRGB the base color is instead the parts' mix (:func:`add_part_mix`):
+    one RGB node per part holds its swatch, so editing a swatch recolors that part live.
+    """
     mat = bpy.data.materials.new(name)
     try:
         if mat.node_tree is None:  # Blender < 5.0 creates materials without nodes
@@ -252,6 +302,11 @@ def create_material(name: str, mean_srgb: np.ndarray | None):
         attr.layer_name = COLOR_ATTRIBUTE
         attr.location = (bsdf.location.x - 300.0, bsdf.location.y)
         links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+        if part_colors is not None:
+            attr.name = "sfi_col"
+            attr.location.y -= 300.0
+            mix = add_part_mix(mat.node_tree, part_colors, (bsdf.location.x - 300.0, bsdf.location.y))
+            links.new(mix, bsdf.inputs["Base Color"])
         bsdf.inputs["Roughness"].default_value = 0.8
         if mean_srgb is not None:
             lin = srgb_to_linear(mean_srgb)
@@ -398,11 +453,12 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
         coll[TAG] = image_path
         parent.children.link(coll)
 
-        mesh = create_mesh(name, checked.vertices, checked.faces, checked.colors)
+        mesh = create_mesh(name, checked.vertices, checked.faces, checked.colors, checked.part_weights,
+                           checked.part_residual)
         created.append(mesh)
         mesh[TAG] = image_path
         mean = None if checked.colors is None else checked.colors.mean(axis=0)
-        mat = create_material(name, mean)
+        mat = create_material(name, mean, checked.part_colors)
         created.append(mat)
         mat[TAG] = image_path
         mesh.materials.append(mat)
@@ -481,3 +537,180 @@ def _select_only(scene, obj, view_layer=None) -> None:
             other.select_set(False, view_layer=layer)
     obj.select_set(True, view_layer=layer)
     layer.objects.active = obj
+
+
+# --------------------------------------------------------------------------------------------
+# Recolorable parts: the palette mix in shader nodes (the formula of core.parts)
+# --------------------------------------------------------------------------------------------
+
+SWATCH_GROUP = "SFI Swatch to Part Value"
+"""node group: swatch color (scene linear) -> pre-sigmoid part value (inverse widened sigmoid of sRGB)."""
+SIGMOID_GROUP = "SFI Part Mix to Color"
+"""node group: pre-sigmoid mix -> scene-linear color (widened sigmoid, clamp, sRGB decoding)."""
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """Scene-linear values -> sRGB display values in [0, 1] (IEC 61966-2-1)."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+class _Math:
+    """Builds chains of scalar Math nodes in a node tree: each call returns the new node's output."""
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    def op(self, operation: str, a, b=None, clamp: bool = False):
+        node = self.tree.nodes.new("ShaderNodeMath")
+        node.operation = operation
+        node.use_clamp = clamp
+        for socket, value in ((node.inputs[0], a), (node.inputs[1], b)):
+            if value is None:
+                continue
+            if isinstance(value, (int, float)):
+                socket.default_value = float(value)
+            else:
+                self.tree.links.new(value, socket)
+        return node.outputs[0]
+
+    def select(self, condition, if_true, if_false):
+        """``if_false + condition * (if_true - if_false)`` for a 0/1 ``condition``."""
+        return self.op("ADD", if_false, self.op("MULTIPLY", condition, self.op("SUBTRACT", if_true, if_false)))
+
+
+def _per_channel_group(name: str, in_type: str, out_type: str, channel) -> object:
+    """A node group that applies ``channel(m, socket) -> socket`` to each of x/y/z (r/g/b)."""
+    group = bpy.data.node_groups.get(name)
+    if group is not None and group.bl_idname == "ShaderNodeTree":
+        return group
+    group = bpy.data.node_groups.new(name, "ShaderNodeTree")
+    group.interface.new_socket("In", in_out="INPUT", socket_type=in_type)
+    group.interface.new_socket("Out", in_out="OUTPUT", socket_type=out_type)
+    nodes, links = group.nodes, group.links
+    inp, out = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    split = nodes.new("ShaderNodeSeparateXYZ")
+    join = nodes.new("ShaderNodeCombineXYZ")
+    links.new(inp.outputs[0], split.inputs[0])
+    m = _Math(group)
+    for i in range(3):
+        links.new(channel(m, split.outputs[i]), join.inputs[i])
+    links.new(join.outputs[0], out.inputs[0])
+    return group
+
+
+def _swatch_channel(m: _Math, x):
+    """linear -> sRGB -> pre-sigmoid value ``log(q) - log(1 - q)``, ``q = (s + eps) / (1 + 2 eps)``."""
+    x = m.op("MAXIMUM", x, 0.0)
+    low = m.op("MULTIPLY", x, 12.92)
+    high = m.op("SUBTRACT", m.op("MULTIPLY", m.op("POWER", x, 1 / 2.4), 1.055), 0.055)
+    s = m.op("MINIMUM", m.select(m.op("GREATER_THAN", x, 0.0031308), high, low), 1.0)
+    q = m.op("DIVIDE", m.op("ADD", s, PART_EPS), 1 + 2 * PART_EPS)
+    return m.op("SUBTRACT", m.op("LOGARITHM", q, math.e), m.op("LOGARITHM", m.op("SUBTRACT", 1.0, q), math.e))
+
+
+def _sigmoid_channel(m: _Math, z):
+    """pre-sigmoid -> sRGB ``clamp(sigmoid(z) (1 + 2 eps) - eps)`` -> scene linear."""
+    e = m.op("EXPONENT", m.op("MULTIPLY", z, -1.0))
+    s = m.op("SUBTRACT", m.op("DIVIDE", 1 + 2 * PART_EPS, m.op("ADD", e, 1.0)), PART_EPS, clamp=True)
+    low = m.op("DIVIDE", s, 12.92)
+    high = m.op("POWER", m.op("DIVIDE", m.op("ADD", s, 0.055), 1.055), 2.4)
+    return m.select(m.op("GREATER_THAN", s, 0.04045), high, low)
+
+
+def add_part_mix(tree, part_colors: np.ndarray, location=(0.0, 0.0)):
+    """Nodes computing the parts' mix in ``tree``; returns the scene-linear color output socket.
+
+    ``color = srgb_decode(clamp(widened_sigmoid(sum_p part_p * value(swatch_p) + part_residual)))``
+    (core.parts): with the swatches as built it reproduces the "Col" attribute (up to its 8 bits).
+    """
+    nodes, links = tree.nodes, tree.links
+    swatch_group = _per_channel_group(SWATCH_GROUP, "NodeSocketColor", "NodeSocketVector", _swatch_channel)
+    sigmoid_group = _per_channel_group(SIGMOID_GROUP, "NodeSocketVector", "NodeSocketColor", _sigmoid_channel)
+    x0, y0 = location
+    residual = nodes.new("ShaderNodeAttribute")
+    residual.attribute_type = "GEOMETRY"
+    residual.attribute_name = RESIDUAL_ATTRIBUTE
+    residual.location = (x0 - 900.0, y0 + 200.0)
+    total = residual.outputs["Vector"]
+    for p, srgb in enumerate(np.asarray(part_colors, dtype=np.float64)):
+        y = y0 - 200.0 * p
+        rgb = nodes.new("ShaderNodeRGB")
+        rgb.name = SWATCH_NODE.format(p)
+        rgb.label = f"Part {p + 1}"
+        rgb.location = (x0 - 1200.0, y)
+        lin = srgb_to_linear(srgb)
+        rgb.outputs[0].default_value = (float(lin[0]), float(lin[1]), float(lin[2]), 1.0)
+        value = nodes.new("ShaderNodeGroup")
+        value.node_tree = swatch_group
+        value.location = (x0 - 1000.0, y)
+        links.new(rgb.outputs[0], value.inputs[0])
+        weight = nodes.new("ShaderNodeAttribute")
+        weight.attribute_type = "GEOMETRY"
+        weight.attribute_name = PART_ATTRIBUTE.format(p)
+        weight.location = (x0 - 1000.0, y - 100.0)
+        scaled = nodes.new("ShaderNodeVectorMath")
+        scaled.operation = "SCALE"
+        scaled.location = (x0 - 800.0, y)
+        links.new(value.outputs[0], scaled.inputs[0])
+        links.new(weight.outputs["Fac"], scaled.inputs["Scale"])
+        add = nodes.new("ShaderNodeVectorMath")
+        add.operation = "ADD"
+        add.location = (x0 - 600.0, y)
+        links.new(total, add.inputs[0])
+        links.new(scaled.outputs[0], add.inputs[1])
+        total = add.outputs[0]
+    color = nodes.new("ShaderNodeGroup")
+    color.node_tree = sigmoid_group
+    color.location = (x0 - 400.0, y0)
+    links.new(total, color.inputs[0])
+    return color.outputs[0]
+
+
+def part_swatches(mat) -> list:
+    """The swatch RGB nodes of a part material, part 0 first (empty for other materials)."""
+    if mat is None or mat.node_tree is None:
+        return []
+    out = []
+    while (node := mat.node_tree.nodes.get(SWATCH_NODE.format(len(out)))) is not None:
+        out.append(node)
+    return out
+
+
+def part_mix_colors(mesh, mat) -> np.ndarray | None:
+    """(V, 3) sRGB colors of the part material's current mix on ``mesh`` (what the shader computes), or
+    None when the mesh or material has no parts."""
+    swatches = part_swatches(mat)
+    if not swatches or RESIDUAL_ATTRIBUTE not in mesh.attributes:
+        return None
+    n = len(mesh.vertices)
+    residual = np.empty(3 * n, dtype=np.float32)
+    mesh.attributes[RESIDUAL_ATTRIBUTE].data.foreach_get("vector", residual)
+    z = residual.reshape(n, 3).astype(np.float64)
+    weight = np.empty(n, dtype=np.float32)
+    for p, node in enumerate(swatches):
+        attr = mesh.attributes.get(PART_ATTRIBUTE.format(p))
+        if attr is None:
+            return None
+        attr.data.foreach_get("value", weight)
+        s = (linear_to_srgb(np.asarray(node.outputs[0].default_value[:3])) + PART_EPS) / (1 + 2 * PART_EPS)
+        z += weight[:, None].astype(np.float64) * (np.log(s) - np.log1p(-s))
+    return np.clip(1.0 / (1.0 + np.exp(-z)) * (1 + 2 * PART_EPS) - PART_EPS, 0.0, 1.0).astype(np.float32)
+
+
+def bake_parts_to_col(obj) -> bool:
+    """Write the current part mix of ``obj``'s material into its "Col" attribute (for export); False
+    when the object has no parts."""
+    mesh = obj.data
+    mat = mesh.materials[0] if len(mesh.materials) else None
+    colors = part_mix_colors(mesh, mat)
+    if colors is None:
+        return False
+    attr = mesh.color_attributes.get(COLOR_ATTRIBUTE)
+    if attr is None:
+        attr = mesh.color_attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT")
+    rgba = np.ones((len(colors), 4), dtype=np.float32)
+    rgba[:, :3] = colors
+    attr.data.foreach_set("color_srgb", rgba.ravel())
+    mesh.update()
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operators import deps, runner
+from ..operators import deps, runner, scene
 from .preferences import draw_dependencies
 from .properties import get_preferences
 
@@ -81,12 +81,17 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
         draw_status(layout)
 
 
-class VIEW3D_PT_shape_from_image_options(bpy.types.Panel):
+class _SubPanel:
+    """Where the Reconstruct panel's sub-panels live: the 3D View's sidebar, under the main panel."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Reconstruct"
-    bl_label = "Options"
     bl_parent_id = "VIEW3D_PT_shape_from_image"
+
+
+class VIEW3D_PT_shape_from_image_options(_SubPanel, bpy.types.Panel):
+    bl_label = "Options"
     bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender reads a set)
 
     def draw(self, context):
@@ -101,4 +106,23 @@ class VIEW3D_PT_shape_from_image_options(bpy.types.Panel):
         col.prop(settings, "replace_previous")
 
 
-CLASSES = (VIEW3D_PT_shape_from_image, VIEW3D_PT_shape_from_image_options)
+class VIEW3D_PT_shape_from_image_parts(_SubPanel, bpy.types.Panel):
+    """The active reconstruction's color parts as swatches: editing one recolors that part live."""
+
+    bl_label = "Parts"
+
+    @classmethod
+    def poll(cls, context):
+        obj = getattr(context, "active_object", None)
+        return (obj is not None and obj.type == "MESH" and len(obj.data.materials) > 0
+                and bool(scene.part_swatches(obj.data.materials[0])))
+
+    def draw(self, context):
+        obj = context.active_object
+        col = self.layout.column(align=True)
+        for node in scene.part_swatches(obj.data.materials[0]):
+            col.prop(node.outputs[0], "default_value", text=node.label)
+        self.layout.operator("shape_from_image.bake_parts", icon="BRUSH_DATA")
+
+
+CLASSES = (VIEW3D_PT_shape_from_image, VIEW3D_PT_shape_from_image_options, VIEW3D_PT_shape_from_image_parts)

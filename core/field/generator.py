@@ -37,6 +37,8 @@ class FieldSample:
     """(B, N) signed distance, negative inside."""
     rgb: Tensor
     """(B, N, 3) albedo in [0, 1]."""
+    weights: Tensor | None = None
+    """(B, N, K) attention weights over the K color slots (softmax, rows sum to 1); only when asked."""
 
 
 class MappingNetwork(nn.Module):
@@ -182,18 +184,24 @@ class Generator(nn.Module):
         return FieldState(planes, values)
 
     # -- the one query path ----------------------------------------------------------------------
-    def query(self, state: FieldState, points: Tensor, with_color: bool = True) -> FieldSample:
-        """SDF and albedo at points (B, N, 3); used by rendering, training and marching cubes."""
+    def query(self, state: FieldState, points: Tensor, with_color: bool = True,
+              with_weights: bool = False) -> FieldSample:
+        """SDF and albedo at points (B, N, 3); used by rendering, training and marching cubes.
+
+        ``with_weights`` also returns the color-slot weights (B, N, K): the albedo is exactly
+        ``widened_sigmoid(weights @ state.color_values)`` (core.parts builds recolorable parts on it).
+        """
         x = sample_triplanes(state.planes, points, self.cfg.bound)
         x = F.softplus(self.decoder[0](x))
         x = F.softplus(self.decoder[1](x))
         x = self.decoder[2](x)
         sdf = x[..., 0] + points.norm(dim=-1) - self.cfg.sphere_radius
-        rgb = None
-        if with_color:
+        rgb = attention = None
+        if with_color or with_weights:
             attention = torch.softmax(x[..., 1:], dim=-1)  # (B, N, K)
+        if with_color:
             rgb = widened_sigmoid(torch.einsum("bnk,bkc->bnc", attention, state.color_values))
-        return FieldSample(sdf, rgb)
+        return FieldSample(sdf, rgb, attention if with_weights else None)
 
     @property
     def beta(self) -> Tensor:

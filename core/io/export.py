@@ -10,6 +10,12 @@ Colors are sRGB display values in the :class:`Mesh`, in PLY (uchar RGBA, alpha 2
 glTF's ``COLOR_0`` is linear by the specification, so the GLB stores the linearized colors as
 float32 (8-bit linear colors would band visibly in dark tones).
 
+A mesh with recolorable color parts (:mod:`core.parts`) also carries, per vertex, its part weights
+and pre-sigmoid residual: in PLY as float properties ``part_0`` ... ``part_{P-1}`` and
+``residual_r/g/b``; in GLB as the application-specific float attributes ``_PART_WEIGHTS_0`` (parts
+0-3) and ``_PART_WEIGHTS_1`` (parts 4-7, zero-padded VEC4) and ``_COLOR_RESIDUAL`` (VEC3). The part
+values that complete the mix are in the JSON's ``palette``. OBJ has no place for them.
+
 The bytes come from ``trimesh`` (its PLY, OBJ and GLB exporters), written atomically with the
 process's normal file mode (meshes and JSON alike).
 """
@@ -156,7 +162,13 @@ def _srgb_bytes(colors: np.ndarray) -> np.ndarray:
 def _ply_bytes(mesh: Mesh, name: str) -> bytes:
     """Binary little-endian PLY, world coordinates, uchar sRGB vertex colors (RGBA, alpha 255)."""
     tm = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=_srgb_bytes(mesh.colors), process=False)
-    data = export_ply(tm, encoding="binary", vertex_normal=False, include_attributes=False)
+    parts = getattr(mesh, "parts", None)
+    if parts is not None:
+        for p in range(parts.count):
+            tm.vertex_attributes[f"part_{p}"] = np.ascontiguousarray(parts.weights[:, p], dtype=np.float32)
+        for c, channel in enumerate("rgb"):
+            tm.vertex_attributes[f"residual_{channel}"] = np.ascontiguousarray(parts.residual[:, c], dtype=np.float32)
+    data = export_ply(tm, encoding="binary", vertex_normal=False, include_attributes=parts is not None)
     # trimesh's header comment names trimesh; say which frame the file is in instead.
     return data.replace(b"comment https://github.com/mikedh/trimesh\n",
                         b"comment Blender world coordinates, Z up; vertex colors are sRGB\n", 1)
@@ -180,8 +192,16 @@ def _glb_bytes(mesh: Mesh, name: str) -> bytes:
     material = PBRMaterial(name=f"{name}_vertex_color", baseColorFactor=[1.0, 1.0, 1.0, 1.0],
                            metallicFactor=0.0, roughnessFactor=0.9)  # glTF's default metal 1.0 looks wrong
     linear = np.ascontiguousarray(srgb_to_linear(mesh.colors), dtype=np.float32)
+    attributes = {"COLOR_0": linear}
+    parts = getattr(mesh, "parts", None)
+    if parts is not None:
+        padded = np.zeros((len(mesh.vertices), 8), np.float32)
+        padded[:, :parts.count] = parts.weights[:, :8]
+        attributes["PART_WEIGHTS_0"] = np.ascontiguousarray(padded[:, :4])
+        attributes["PART_WEIGHTS_1"] = np.ascontiguousarray(padded[:, 4:])
+        attributes["COLOR_RESIDUAL"] = np.ascontiguousarray(parts.residual, dtype=np.float32)
     tm = trimesh.Trimesh(world_to_y_up(mesh.vertices), mesh.faces, visual=TextureVisuals(material=material),
-                         vertex_attributes={"COLOR_0": linear}, process=False)
+                         vertex_attributes=attributes, process=False)
     scene = trimesh.Scene()
     scene.add_geometry(tm, geom_name=name, node_name=name)
     return export_glb(scene, include_normals=False, tree_postprocessor=_color_0_is_the_vertex_color)

@@ -13,7 +13,8 @@ import sfi_helpers
 CLASS_NAMES = ("SHAPE_FROM_IMAGE_OT_reconstruct", "SHAPE_FROM_IMAGE_OT_cancel",
                "SHAPE_FROM_IMAGE_OT_install_dependencies", "SHAPE_FROM_IMAGE_OT_refresh_dependencies",
                "SHAPE_FROM_IMAGE_PG_settings", "SHAPE_FROM_IMAGE_AP_preferences",
-               "VIEW3D_PT_shape_from_image", "VIEW3D_PT_shape_from_image_options")
+               "VIEW3D_PT_shape_from_image", "VIEW3D_PT_shape_from_image_options",
+               "SHAPE_FROM_IMAGE_OT_bake_parts", "VIEW3D_PT_shape_from_image_parts")
 
 
 def _handler_counts() -> dict:
