@@ -133,18 +133,13 @@ class Pipeline:
                 raise Cancelled(path)
             return gen.query(state, p[None].to(self.device), with_color=False).sdf[0] - level
 
-        def query_color(p):
-            if cancel is not None and cancel():
-                raise Cancelled(path)
-            return gen.query(state, p[None].to(self.device)).rgb[0]
-
-        def query_slots(p):  # the color-slot weights that mix state.color_values into query_color's colors
+        def query_slots(p):  # the color-slot weights; their mix of state.color_values is the vertex color
             if cancel is not None and cancel():
                 raise Cancelled(path)
             return gen.query(state, p[None].to(self.device), with_color=False, with_weights=True).weights[0]
 
         grid = dataclasses.replace(self.cfg.mesh, resolution=resolution)
-        return extract_mesh(query_sdf, query_color, grid, bound=gen.cfg.bound, device=self.device, path=path,
+        return extract_mesh(query_sdf, None, grid, bound=gen.cfg.bound, device=self.device, path=path,
                             slots=(query_slots, state.color_values[0].float().cpu().numpy()))
 
 
@@ -234,7 +229,6 @@ def _options(options: ReconstructOptions | None, changes: dict) -> tuple[Reconst
     if unknown:
         raise ReconstructionError(f"unknown option '{unknown[0]}'; known: {', '.join(sorted(names))}")
     inversion_changes = changes.pop("inversion") if isinstance(changes.get("inversion"), dict) else {}
-    replaced(InversionConfig(), inversion_changes)  # names and types checked before any work
     options = check_options(dataclasses.replace(options or ReconstructOptions(), **changes))
     check_inversion(replaced(InversionConfig(), inversion_changes))
     return options, inversion_changes

@@ -50,8 +50,9 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     box. Connected pieces with fewer than ``cfg.min_component_ratio`` times the faces of the largest
     are dropped. Raises :class:`ReconstructionError` naming ``path`` if there is no surface.
     ``slots = (query_slots, slot_values)``: ``query_slots`` maps points (N, 3) to color-slot weights
-    (N, K) that mix ``slot_values`` (K, 3) (pre-sigmoid) into ``query_color``'s colors; given, the
-    mesh gets recolorable ``parts`` (:func:`core.parts.merge_slots`).
+    (N, K) that mix ``slot_values`` (K, 3) (pre-sigmoid) into the generator's colors; given, the colors
+    come from that mix (``query_color`` is not called) and the mesh gets recolorable ``parts``
+    (:func:`core.parts.merge_slots`).
     With ``cfg.coarse`` smaller than half the resolution, the field is first sampled on a coarse
     grid and only the fine points near the surface are queried (see :func:`sample_grid_adaptive`).
     """
@@ -86,17 +87,20 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     verts, faces, _, _ = marching_cubes(closed, level=0.0, spacing=(voxel,) * 3)
     verts = (verts - bound).astype(np.float32)
     verts, faces = _remove_small_components(verts, faces.astype(np.int64), min_component_ratio)
-    if query_color is None:
-        colors = np.full_like(verts, 0.5)
-    else:
-        colors = _query_points(query_color, verts, chunk, device).reshape(len(verts), 3)
-        colors = np.clip(np.nan_to_num(colors, nan=0.5), 0.0, 1.0)
     parts = None
-    if query_color is not None and slots is not None:
+    if slots is not None:  # one pass: the colors are the slot weights' mix of the palette
         query_slots, slot_values = slots
         weights = _query_points(query_slots, verts, chunk, device).reshape(len(verts), -1)
         if np.isfinite(weights).all():
             parts = merge_slots(weights, np.asarray(slot_values, np.float32))
+            colors = parts.colors()
+        else:
+            colors = np.full_like(verts, 0.5)
+    elif query_color is None:
+        colors = np.full_like(verts, 0.5)
+    else:
+        colors = _query_points(query_color, verts, chunk, device).reshape(len(verts), 3)
+    colors = np.clip(np.nan_to_num(colors, nan=0.5), 0.0, 1.0)
     return Mesh(verts, faces.astype(np.int32), colors.astype(np.float32), parts)
 
 
