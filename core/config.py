@@ -68,6 +68,9 @@ class RenderConfig:
     """background color the model composites on (and inputs are composited on)."""
     chunk: int = 8192
     """rays per chunk; memory stays bounded at any resolution."""
+    empty_margin: float = -1.0
+    """rays whose coarse samples all lie farther than this (plus half their spacing) from the surface
+    skip the fine pass and stay transparent; negative: every ray gets the fine pass."""
 
 
 @dataclass

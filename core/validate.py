@@ -276,7 +276,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                       "decoder_hidden": (1, 4096), "color_k": (1, 1024), "color_hidden": (1, 4096),
                       "bound": (1e-3, 1e3), "beta_init": (1e-8, 10.0), "sphere_radius": (0.0, 1e3)},
     RenderConfig: {"coarse_samples": (1, 1024), "fine_samples": (0, 1024), "coarse_beta": (1e-8, 10.0),
-                   "background": (0.0, 1.0), "chunk": (1, 1 << 24)},
+                   "background": (0.0, 1.0), "chunk": (1, 1 << 24), "empty_margin": (-1.0, 10.0)},
     EncoderConfig: {"image_size": (8, 2048), "channels": (1, 4096)},
     InversionConfig: {"size": (8, 2048), "lr": (0.0, 10.0), "lr_end": (0.0, 1.0), "momentum": (0.0, 0.9999),
                       "w_gain": (0.0, 1e4), "pose_gain": (0.0, 1e4), "mask_weight": (0.0, 1e4),

@@ -198,3 +198,23 @@ def test_fitted_triplane_offset_reaches_detail_the_latent_cannot():
         return float(photometric(rgb, target_lo, "l1+ssim") + silhouette(alpha, mask_lo, 5))  # invert's loss
 
     assert error(fitted.plane_offset) < 0.8 * error(None), (error(None), error(fitted.plane_offset))
+
+
+def test_inversion_adam_matches_torch_optim_adam_per_group():
+    """The inversion's optimizer (functional Adam, no torch._dynamo import) takes torch.optim.Adam's
+    steps exactly, with a learning rate per group that changes between steps."""
+    from core.fit.invert import _Adam
+
+    torch.manual_seed(0)
+    a = [torch.randn(4, 3, requires_grad=True), torch.randn(2, requires_grad=True)]
+    b = [t.detach().clone().requires_grad_(True) for t in a]
+    ours = _Adam([{"params": [a[0]], "lr": 0.1}, {"params": [a[1]], "lr": 0.02}], betas=(0.5, 0.95))
+    ref = torch.optim.Adam([{"params": [b[0]], "lr": 0.1}, {"params": [b[1]], "lr": 0.02}], betas=(0.5, 0.95))
+    for step in range(4):
+        for opt, params in ((ours, a), (ref, b)):
+            opt.zero_grad()
+            for group in opt.param_groups:
+                group["lr"] *= 0.7
+            ((params[0] ** 3).sum() + (params[1].sin() * step).sum()).backward()
+            opt.step()
+        assert all(torch.equal(x, y) for x, y in zip(a, b)), step

@@ -117,3 +117,38 @@ def test_generator_query_shapes_and_density():
     dens = gen.density(sdf, torch.zeros(1, 3, 3), beta=0.1)
     assert torch.allclose(dens, torch.tensor([[10 * (1 - 0.5 * math.exp(-10)), 5.0, 10 * 0.5 * math.exp(-10)]]))
     assert float(gen.density(sdf, torch.full((1, 3, 3), 2.0), beta=0.1).abs().max()) == 0.0
+
+
+def test_rays_far_from_the_surface_skip_the_fine_pass_without_changing_the_image():
+    """Culling rays that pass farther than the margin from the SDF's surface: same image and
+    gradients (to float noise), the fine pass sees fewer points, batches with different counts work."""
+    torch.manual_seed(0)
+    gen = Generator(GeneratorConfig(z_dim=8, w_dim=16, mapping_layers=1, plane_res=16, plane_channels=4,
+                                    synthesis_channels=(16, 8), decoder_hidden=16, color_k=4, color_hidden=16))
+    ws = gen.mapping_ws(torch.randn(2, 8)).detach().requires_grad_(True)
+    cam = _camera(width=32, height=24, focal=30.0, cx=16.0, cy=12.0)
+    cam = Camera(cam.cam2world.expand(2, -1, -1), cam.focal.expand(2), torch.tensor([16.0, 4.0]),
+                 cam.cy.expand(2), 32, 24)  # the second camera sees the sphere off to one side
+    points = []
+    original_query = gen.query
+
+    def counting_query(state, pts, **kw):
+        points.append(pts.shape[1])
+        return original_query(state, pts, **kw)
+
+    gen.query = counting_query
+    outs, grads = [], []
+    for margin in (-1.0, 0.1):
+        points.clear()
+        cfg = RenderConfig(coarse_samples=16, fine_samples=16, empty_margin=margin)
+        out = render_image(gen, gen.decode(ws), cam, cfg, generator=torch.Generator().manual_seed(3))
+        (grad,) = torch.autograd.grad(out.alpha.sum() + out.albedo.sum(), ws)
+        outs.append(out)
+        grads.append(grad)
+        fine = points[1]
+    print("fine-pass points with culling:", fine, "of", 24 * 32 * 32)
+    assert fine < 0.8 * 24 * 32 * 32  # some rays were culled (the batch shares the larger count)
+    assert 0.05 < float(outs[0].alpha.detach().mean()) < 0.95
+    for name in ("albedo", "alpha", "depth", "coords"):
+        assert torch.allclose(getattr(outs[0], name), getattr(outs[1], name), atol=1e-5), name
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-6)

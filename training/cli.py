@@ -11,6 +11,8 @@ COMMANDS = {
     "train-generator": ("train_generator", "train the triplane SDF generator on procedural chairs"),
     "train-encoder": ("train_encoder", "train the encoder on renders of a trained generator"),
     "evaluate": ("evaluate", "quality on held-out procedural chairs"),
+    "parts-evaluate": ("parts_eval", "recoloring the seat part on held-out procedural chairs"),
+    "figure-recolor": ("figures", "README picture: one chair, three fabrics (real Blender)"),
     "bench": ("bench", "seconds per stage of the public pipeline"),
     "ceiling": ("ceiling", "silhouette IoU of a generator checkpoint on its own training chairs"),
     "real-build": ("real.build", "render the real validation set (Sweet Home 3D catalogue chairs)"),

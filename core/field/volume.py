@@ -91,6 +91,27 @@ def composite_weights(sigma: Tensor, t: Tensor, far: Tensor) -> Tensor:
     return alpha * trans[..., :-1]
 
 
+def _near_surface(sdf_c: Tensor, t_c: Tensor, hit: Tensor, margin: float) -> Tensor:
+    """(B, R) rays that may see the surface: some coarse sample lies within half the sample spacing
+    plus ``margin`` of it (an SDF bounds the distance to the surface). The others pass at least
+    ``margin`` away, where the density is below exp(-margin / beta) of its peak."""
+    if margin < 0:
+        return hit
+    spacing = (t_c[..., -1] - t_c[..., 0]) / max(t_c.shape[-1] - 1, 1)
+    return hit & (sdf_c.amin(dim=-1) <= 0.5 * spacing + margin)
+
+
+def _gather_rays(x: Tensor, idx: Tensor) -> Tensor:
+    """x (B, R, ...) -> the rays idx (B, K) of every batch item: (B, K, ...)."""
+    return x.gather(1, idx.reshape(*idx.shape, *([1] * (x.dim() - 2))).expand(*idx.shape, *x.shape[2:]))
+
+
+def _scatter_rays(values: Tensor, idx: Tensor, r: int) -> Tensor:
+    """values (B, K, ...) at rays idx (B, K) -> (B, R, ...) with zeros elsewhere (differentiable)."""
+    full = values.new_zeros(values.shape[0], r, *values.shape[2:])
+    return full.scatter(1, idx.reshape(*idx.shape, *([1] * (values.dim() - 2))).expand_as(values), values)
+
+
 def _render_chunk(gen: Generator, state: FieldState, rays: RayBundle, cfg: RenderConfig,
                   generator: torch.Generator | None, normals: bool) -> RayRender:
     bound = gen.cfg.bound
@@ -106,6 +127,27 @@ def _render_chunk(gen: Generator, state: FieldState, rays: RayBundle, cfg: Rende
         edges = torch.cat([near[..., None], mid, far[..., None]], dim=-1)
         t_f = sample_pdf(edges, w_c, cfg.fine_samples, generator)
         t_all, _ = torch.sort(torch.cat([t_c, t_f], dim=-1), dim=-1)
+        keep = _near_surface(sdf_c, t_c, hit, cfg.empty_margin)
+        k = int(keep.sum(dim=1).max())
+    if k == 0:
+        zeros = o.new_zeros(b, r)
+        return RayRender(o.new_zeros(b, r, 3), zeros, zeros, o.new_zeros(b, r, 3),
+                         o.new_zeros(b, r, 3) if normals else None)
+    idx = None
+    if k < r:  # the fine pass only on rays that may see the surface (the others stay transparent)
+        idx = torch.argsort(keep.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]
+        o, d, t_all, far, hit = (_gather_rays(x, idx) for x in (o.expand_as(d), d, t_all, far, hit))
+    out = _fine_pass(gen, state, o, d, t_all, far, hit, normals)
+    if idx is None:
+        return out
+    return RayRender(*(None if x is None else _scatter_rays(x, idx, r)
+                       for x in (out.albedo, out.alpha, out.depth, out.coords, out.normals)))
+
+
+def _fine_pass(gen: Generator, state: FieldState, o: Tensor, d: Tensor, t_all: Tensor, far: Tensor, hit: Tensor,
+               normals: bool) -> RayRender:
+    """Composite the field at the sorted distances ``t_all`` (B, R, S) along rays o, d (B, R, 3)."""
+    b, r = t_all.shape[:2]
     pts = o[..., None, :] + d[..., None, :] * t_all[..., None]  # (B, R, S, 3)
     flat = pts.reshape(b, -1, 3)
     if normals:

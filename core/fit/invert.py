@@ -162,6 +162,9 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     b = ws.shape[0]
     device = ws.device
     light = Light.default(b, device)
+    if cfg.steps == 0:
+        return InversionResult(ws.detach(), PoseParams(*[t.detach() for t in pose.tensors()], pose.principal), light,
+                               [], [0] * b, None)
     # w is optimized in units of its natural spread (w_std) so that one learning rate fits all dims
     u = ((ws - gen.w_avg) / gen.w_std).detach().clone().requires_grad_(True)
     pose = PoseParams(*[t.detach().clone().requires_grad_(True) for t in pose.tensors()], pose.principal)
@@ -184,7 +187,7 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
         offset = torch.zeros(b, 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
         groups.append({"params": [offset], "lr": cfg.plane_lr})
     base_lrs = [group["lr"] for group in groups]
-    opt = torch.optim.Adam(groups, betas=(cfg.momentum, 0.95))
+    opt = _Adam(groups, betas=(cfg.momentum, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
     small = target.halved()
     losses: list[list[float]] = []
@@ -206,7 +209,7 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
             group["lr"] = base * (cfg.lr_end + (1 - cfg.lr_end) * decay)
         if offset is not None and step < cfg.plane_start:
             opt.param_groups[-1]["lr"] = 0.0
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         state, cam, lit, per_image = full_crop()
         best.update(step, per_image.detach(), u, pose, light_params, offset)
         if cfg.n_patches > 0:
@@ -230,6 +233,37 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     fitted = None if offset is None else _upsampled(best.offset, gen_cfg.plane_res) * plane_std
     return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose, pose.principal), lit, losses,
                            best.step.tolist(), fitted)
+
+
+class _Adam:
+    """torch.optim.Adam's update (its functional ``adam``, single-tensor path: the same numbers) without
+    the class, whose first use imports torch._dynamo: about 0.9 s of every cold process."""
+
+    def __init__(self, groups: list[dict], betas: tuple[float, float], eps: float = 1e-8):
+        self.param_groups = groups
+        self.betas, self.eps = betas, eps
+        self.state = [[(torch.zeros_like(p), torch.zeros_like(p)) for p in g["params"]] for g in groups]
+        self.count = torch.tensor(0.0)
+
+    def zero_grad(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self) -> None:
+        from torch.optim.adam import adam
+
+        with torch.no_grad():
+            for group, state in zip(self.param_groups, self.state):
+                live = [(p, s) for p, s in zip(group["params"], state) if p.grad is not None]
+                if not live:
+                    continue
+                adam([p for p, _ in live], [p.grad for p, _ in live], [s[0] for _, s in live],
+                     [s[1] for _, s in live], [], [self.count.clone() for _ in live], foreach=False,
+                     capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
+                     has_complex=False, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
+                     lr=group["lr"], weight_decay=0.0, eps=self.eps, maximize=False)
+            self.count += 1
 
 
 def _patch_loss(gen: Generator, state, cam: Camera, lit: Light, target: InversionTarget, cfg: InversionConfig,
