@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .errors import Cancelled, ReconstructionError
 
-__all__ = ["reconstruct", "available_models", "ReconstructionError", "Cancelled"]
+__all__ = ["reconstruct", "warm_up", "available_models", "ReconstructionError", "Cancelled"]
 
 
 def reconstruct(*args, **kwargs):
@@ -18,6 +18,13 @@ def reconstruct(*args, **kwargs):
     from .api import reconstruct as _reconstruct
 
     return _reconstruct(*args, **kwargs)
+
+
+def warm_up(*args, **kwargs):
+    """See :func:`core.api.warm_up`."""
+    from .api import warm_up as _warm_up
+
+    return _warm_up(*args, **kwargs)
 
 
 def available_models(extra_dirs=()):

@@ -234,8 +234,9 @@ class ReconstructOptions:
     photo's EXIF value, else the model's ``pose.default_focal_mm``; 0: estimate it from the image."""
     inversion: InversionConfig | None = None
     """expert inversion settings (None: the model's; ``steps`` and ``seed`` above still apply)."""
-    batch_size: int = 4
-    """images encoded and inverted together."""
+    batch_size: int | None = None
+    """images encoded and inverted together (None: one at a time on the CPU, where batching is slower
+    per image, 4 on a GPU)."""
     model_dirs: tuple[str, ...] = ()
     """extra folders searched for model names before the shipped weights."""
 

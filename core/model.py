@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,7 +66,11 @@ def load_model(name_or_path: str = "chairs", device: str | torch.device = "cpu",
     json_path = resolve_model(name_or_path, extra_dirs)
     weights = json_path.with_suffix(".safetensors")
     stat = weights.stat() if weights.exists() else None
-    return _load_cached(str(json_path), None if stat is None else (stat.st_size, stat.st_mtime_ns), str(device))
+    with _LOAD_LOCK:  # a warm-up thread and a reconstruction may ask at once: load once
+        return _load_cached(str(json_path), None if stat is None else (stat.st_size, stat.st_mtime_ns), str(device))
+
+
+_LOAD_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=4)

@@ -218,7 +218,7 @@ def check_options(options: ReconstructOptions) -> ReconstructOptions:
     if options.inversion is not None and not isinstance(options.inversion, InversionConfig):
         raise ReconstructionError("inversion settings must be a core.config.InversionConfig, got "
                                   f"{type(options.inversion).__name__}")
-    if not _whole(options.batch_size) or options.batch_size < 1:
+    if options.batch_size is not None and (not _whole(options.batch_size) or options.batch_size < 1):
         raise ReconstructionError(f"batch size must be a whole number >= 1, got {_show(options.batch_size)}")
     return dataclasses.replace(
         options,
@@ -231,7 +231,7 @@ def check_options(options: ReconstructOptions) -> ReconstructOptions:
         fmt=check_format(options.fmt),
         focal_mm=check_focal_mm(options.focal_mm),
         inversion=None if options.inversion is None else check_inversion(options.inversion),
-        batch_size=int(options.batch_size),
+        batch_size=None if options.batch_size is None else int(options.batch_size),
         model_dirs=tuple(os.fspath(d) for d in dirs))
 
 

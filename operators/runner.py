@@ -140,6 +140,36 @@ def _call_core(request: Request, progress, cancel) -> list:
                        cancel=cancel, out_dir=request.out_dir, fmt=request.fmt, focal_mm=request.focal_mm)
 
 
+_WARMING: dict[tuple, threading.Thread] = {}
+
+
+def warm_up_in_background(model: str, device: str) -> bool:
+    """Start ``core.api.warm_up`` in a daemon thread, once per (model, device) in this Blender session,
+    so the first Reconstruct click does not pay the model load and first-call costs. True when it
+    started now. Best effort: a problem here is left for the real call to report."""
+    key = (model, device)
+    if key in _WARMING:
+        return False
+
+    def work() -> None:
+        try:
+            from ..core.api import warm_up
+
+            warm_up(model, device)
+        except Exception:  # noqa: BLE001 (the Reconstruct call itself reports any problem)
+            pass
+
+    thread = threading.Thread(target=work, name="shape_from_image_warm_up", daemon=True)
+    _WARMING[key] = thread
+    thread.start()
+    return True
+
+
+def warming_thread(model: str, device: str) -> threading.Thread | None:
+    """The warm-up thread started for (model, device), if any (tests, unregister)."""
+    return _WARMING.get((model, device))
+
+
 class Job:
     """One reconstruction; :meth:`start` runs it in a thread, :meth:`run_inline` in the caller's."""
 

@@ -16,6 +16,18 @@ def draw_status(layout) -> None:
         layout.label(text=status.text, icon="CHECKMARK" if status.ok else "ERROR")
 
 
+def _warm_up(settings, prefs) -> None:
+    """Load and warm the chosen model in the background the first time the panel shows it."""
+    from ..operators import inputs
+
+    try:
+        model = inputs.resolve_model(settings.model or (prefs.default_model if prefs is not None else ""),
+                                     prefs.models_dir if prefs is not None else "")
+        runner.warm_up_in_background(model, (prefs.device if prefs is not None else "AUTO").lower())
+    except Exception:  # noqa: BLE001 (drawing must not fail; Reconstruct reports model problems)
+        pass
+
+
 class VIEW3D_PT_shape_from_image(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -33,6 +45,7 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
             draw_status(layout)
             return
 
+        _warm_up(settings, prefs)
         col = layout.column()
         col.row().prop(settings, "source", expand=True)
         if settings.source == "FILE":

@@ -301,3 +301,25 @@ def test_a_result_that_cannot_be_written_leaves_no_file(tiny_model_dir, inputs, 
                          out_dir=tmp_path / "out")
     assert calls and not res.ok and "No space left on device" in res.error
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_warm_up_loads_the_model_and_a_bad_model_is_a_clear_error(tiny_model_dir):
+    from core.api import warm_up
+    from core.model import _load_cached
+
+    _load_cached.cache_clear()
+    seconds = warm_up(str(tiny_model_dir / "tiny.json"), "cpu")
+    assert seconds > 0 and _load_cached.cache_info().currsize == 1
+    with pytest.raises(ReconstructionError, match="no_such_model"):
+        warm_up("no_such_model", "cpu")
+
+
+def test_a_cold_reconstruction_does_not_import_the_compiler(tiny_model_dir, inputs, tmp_path):
+    """torch._dynamo costs about 0.9 s of a cold process (torch.optim's optimizer classes import it)."""
+    code = ("import sys; from core.api import reconstruct; "
+            f"r = reconstruct([{str(inputs[0])!r}], model={str(tiny_model_dir / 'tiny.json')!r}, steps=2, "
+            "mesh_resolution=32)[0]; assert r.ok, r.error; "
+            "print(sorted(m for m in sys.modules if m.startswith('torch._dynamo')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

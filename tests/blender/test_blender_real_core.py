@@ -105,3 +105,16 @@ def test_real_model_cancel_stops_within_one_step(real_core, runner):
     outcome = job.wait(timeout=120)
     assert outcome is not None and outcome.kind == "cancelled", outcome
     assert job.latest.step <= at_cancel + 1 < 200
+
+
+def test_background_warm_up_loads_the_model_once_and_ignores_a_bad_one(tiny_model, runner):
+    from shape_from_image.core.model import _load_cached
+
+    _load_cached.cache_clear()
+    assert runner.warm_up_in_background(str(tiny_model), "cpu")
+    assert not runner.warm_up_in_background(str(tiny_model), "cpu")  # once per model and device
+    thread = runner.warming_thread(str(tiny_model), "cpu")
+    thread.join(120)
+    assert not thread.is_alive() and _load_cached.cache_info().currsize == 1
+    assert runner.warm_up_in_background("no_such_model", "cpu")  # a problem stays in the thread
+    runner.warming_thread("no_such_model", "cpu").join(60)
