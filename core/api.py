@@ -199,6 +199,21 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     """
     options, inversion_changes = _options(options, changes)
     images, masks = check_inputs(images, masks, progress, cancel)
+    call, load_model_s = _start_call(options, inversion_changes, progress, cancel)
+    options = call.options
+    dev = call.pipe.device
+    stems = output_stems(images, (f".{options.fmt}", ".json"), options.out_dir, masks)
+    items = [_Item(path, mask, stem) for path, mask, stem in zip(images, masks, stems)]
+    batch_size = options.batch_size or (1 if dev.type == "cpu" else 4)
+    for start in range(0, len(items), batch_size):
+        batch = items[start:start + batch_size]
+        _run_batch(call, batch, load_model_s if start == 0 else 0.0)
+    return [item.result for item in items]
+
+
+def _start_call(options: ReconstructOptions, inversion_changes: dict, progress: ProgressCallback | None,
+                cancel: Callable[[], bool] | None) -> tuple[_Call, float]:
+    """The call's pipeline (model loaded on its device) and resolved settings; seconds the load took."""
     dev = pick_device(options.device)
     t0 = time.perf_counter()
     net = load_model(options.model, dev, options.model_dirs)
@@ -210,14 +225,7 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     resolution = cfg.mesh.resolution if options.mesh_resolution is None else int(options.mesh_resolution)
     options = dataclasses.replace(options, steps=steps, mesh_resolution=resolution)
     inversion = dataclasses.replace(inversion, steps=steps, seed=int(options.seed))
-    call = _Call(Pipeline(net, dev), options, inversion, progress or (lambda *a: None), cancel, out)
-    stems = output_stems(images, (f".{options.fmt}", ".json"), options.out_dir, masks)
-    items = [_Item(path, mask, stem) for path, mask, stem in zip(images, masks, stems)]
-    batch_size = options.batch_size or (1 if dev.type == "cpu" else 4)
-    for start in range(0, len(items), batch_size):
-        batch = items[start:start + batch_size]
-        _run_batch(call, batch, load_model_s if start == 0 else 0.0)
-    return [item.result for item in items]
+    return _Call(Pipeline(net, dev), options, inversion, progress or (lambda *a: None), cancel, out), load_model_s
 
 
 def warm_up(model: str = "chairs", device: str = "auto", model_dirs: Sequence[str] = ()) -> float:
@@ -265,17 +273,7 @@ def _options(options: ReconstructOptions | None, changes: dict) -> tuple[Reconst
 
 
 def _run_batch(call: _Call, batch: list[_Item], load_model_s: float) -> None:
-    for n, item in enumerate(batch):
-        t = time.perf_counter()
-        call.report("load", n + 1, len(batch), None)
-        try:
-            if call.cancelled():
-                raise Cancelled(item.path)
-            item.prepared = call.pipe.prepare(item.path, item.mask)
-        except Exception as err:  # noqa: BLE001 - every failure becomes a result
-            item.result = call.fail(item.path, err)
-        item.timings = {"load": time.perf_counter() - t + load_model_s}
-    live = [item for item in batch if item.result is None]
+    live = _load_images(call, batch, load_model_s)
     if not live:
         return
     try:
@@ -294,7 +292,38 @@ def _run_batch(call: _Call, batch: list[_Item], load_model_s: float) -> None:
                     item.path))
 
 
-def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
+def _load_images(call: _Call, batch: list[_Item], load_model_s: float) -> list[_Item]:
+    """Load and crop every image (a failure becomes its result); returns those that loaded."""
+    for n, item in enumerate(batch):
+        t = time.perf_counter()
+        call.report("load", n + 1, len(batch), None)
+        try:
+            if call.cancelled():
+                raise Cancelled(item.path)
+            item.prepared = call.pipe.prepare(item.path, item.mask)
+        except Exception as err:  # noqa: BLE001 - every failure becomes a result
+            item.result = call.fail(item.path, err)
+        item.timings = {"load": time.perf_counter() - t + load_model_s}
+        load_model_s = 0.0
+    return [item for item in batch if item.result is None]
+
+
+@dataclass
+class _Placed:
+    """Encoded images with a first camera each (the pose solver's), ready for the inversion."""
+
+    live: list[_Item]
+    """the images that got a camera (the others have a failed result)."""
+    ws: torch.Tensor
+    """(B, num_ws, w_dim) the encoder's latents."""
+    target: InversionTarget
+    """the crops the inversion compares with."""
+    pose: PoseParams
+    """(B) the solved crop cameras."""
+
+
+def _place(call: _Call, live: list[_Item]) -> _Placed | None:
+    """Encoder and pose solver for loaded images; None when no image got a camera (or on cancel)."""
     pipe, dev, s = call.pipe, call.pipe.device, call.pipe.size
     image_hi = torch.stack([torch.from_numpy(item.prepared.image).float() for item in live]).to(dev)
     mask_hi = torch.stack([torch.from_numpy(item.prepared.mask).float() for item in live]).to(dev)
@@ -306,7 +335,7 @@ def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
     enc_size = enc.coords.shape[1]
     mask_enc = torch.nn.functional.interpolate(mask_hi[:, None], size=enc_size, mode="area")[:, 0]
     if _stopped(call, live):
-        return
+        return None
     poses, ok = [], []
     for k, item in enumerate(live):
         t = time.perf_counter()
@@ -319,7 +348,7 @@ def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
             item.result = call.fail(item.path, err)
         item.timings.update(encoder=t_enc, pose=time.perf_counter() - t)
     if not ok:
-        return
+        return None
     live = [live[k] for k in ok]
     cam2world = torch.stack([c2w for c2w, _ in poses]).to(dev)
     # the encoder's pixels -> the inversion's (the same crop, s pixels a side)
@@ -328,8 +357,15 @@ def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
     principal = torch.tensor([[item.intrinsics.cx, item.intrinsics.cy] for item in live], device=dev,
                              dtype=torch.float32) * to_inv
     ws = enc.w[ok][:, None].expand(-1, pipe.model.generator.cfg.num_ws, -1).contiguous()
-    target = InversionTarget(image_hi[ok], mask_hi[ok])
-    pose = PoseParams.from_cam2world(cam2world, focal, principal)
+    return _Placed(live, ws, InversionTarget(image_hi[ok], mask_hi[ok]),
+                   PoseParams.from_cam2world(cam2world, focal, principal))
+
+
+def _reconstruct_prepared(call: _Call, live: list[_Item]) -> None:
+    placed = _place(call, live)
+    if placed is None:
+        return
+    pipe, live, ws, target, pose = call.pipe, placed.live, placed.ws, placed.target, placed.pose
     yaws = tuple(pipe.cfg.pose.yaw_hypotheses)
     if len(yaws) > 1:
         t = time.perf_counter()
@@ -371,6 +407,14 @@ def _stopped(call: _Call, live: list[_Item]) -> bool:
     return True
 
 
+def _photo_camera(cams, k: int, crop, s: int) -> CameraInfo:
+    """Camera ``k`` of the crop cameras ``cams`` (rendered at ``s`` pixels) in its ORIGINAL photo."""
+    scale = crop.out_size / s
+    f, cx, cy = crop_to_original(float(cams.focal[k]) * scale, float(cams.cx[k]) * scale,
+                                 float(cams.cy[k]) * scale, crop)
+    return CameraInfo(cams.cam2world[k].detach().cpu().double().numpy(), f, crop.orig_width, crop.orig_height, cx, cy)
+
+
 def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> ReconstructionResult:
     """Mesh, camera in the original photo, result and files of image ``k`` of the inversion ``inv``."""
     pipe, prep, s = call.pipe, item.prepared, call.pipe.size
@@ -386,13 +430,7 @@ def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> Recon
         latent, offset = guess, None  # the inversion pushed the field off the shape: the encoder's guess
         mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path, None, call.cancel)
     item.timings["mesh"] = time.perf_counter() - t
-    # crop camera at 2S -> original photo
-    cams = inv.pose.camera(s)
-    scale = prep.crop.out_size / s
-    f, cx, cy = crop_to_original(float(cams.focal[k]) * scale, float(cams.cx[k]) * scale,
-                                 float(cams.cy[k]) * scale, prep.crop)
-    camera = CameraInfo(cams.cam2world[k].detach().cpu().double().numpy(), f, prep.crop.orig_width,
-                        prep.crop.orig_height, cx, cy)
+    camera = _photo_camera(inv.pose.camera(s), k, prep.crop, s)
     res = ReconstructionResult(image=item.path, ok=True, camera=camera, mesh=mesh, model=call.options.model,
                                steps=call.inversion.steps, device=str(pipe.device),
                                losses=[step[k] for step in inv.losses], mask_source=prep.mask_source,

@@ -34,6 +34,9 @@ def add_reconstruct_arguments(ap: argparse.ArgumentParser) -> None:
                     help="35 mm-equivalent focal length of the photos (as EXIF defines it: on the 43.3 mm "
                          "diagonal of a 36 x 24 mm frame); default: the EXIF value, else the model's default; "
                          "0: estimate it from the image")
+    ap.add_argument("--joint", action="store_true",
+                    help="the photos show ONE object: one mesh <first stem>.<format> and one JSON with every "
+                         "photo's camera (a photo that cannot be placed is reported and left out)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
@@ -49,6 +52,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         model=args.model, steps=args.steps, device=args.device, mesh_resolution=args.mesh_resolution,
         seed=args.seed, out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm))
     check_model(options.model, options.model_dirs)
+    if args.joint:
+        return _run_joint(args, options)
     from .api import reconstruct
     from .progress import ProgressBar
 
@@ -68,6 +73,30 @@ def run_reconstruct(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {res.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _run_joint(args: argparse.Namespace, options) -> int:
+    """``--joint``: one object from all the photos; exit 1 when a photo was left out or nothing was made."""
+    from .joint import reconstruct_object
+    from .progress import ProgressBar
+
+    with ProgressBar(disable=args.quiet) as bar:
+        try:
+            obj = reconstruct_object(args.images, options, masks=args.mask, progress=bar)
+        except ReconstructionError as err:
+            bar.close()
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    for view in obj.views:
+        if not view.ok:
+            print(f"error: {view.error}", file=sys.stderr)
+    if not obj.ok:
+        print(f"error: {obj.error}", file=sys.stderr)
+        return 1
+    print(f"{len(obj.placed)} of {len(obj.views)} photos placed: {display_path(obj.mesh_path)} "
+          f"({len(obj.mesh.vertices)} vertices, {obj.timings['total']:.1f} s), {display_path(obj.json_path)}",
+          flush=True)
+    return 0 if len(obj.placed) == len(obj.views) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

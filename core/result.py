@@ -93,3 +93,72 @@ class ReconstructionResult:
         if parts is not None:
             out["palette"] = parts.to_json()
         return out
+
+
+@dataclass
+class ObjectResult:
+    """Outcome for one object seen in several photos (:func:`core.joint.reconstruct_object`): one mesh,
+    one camera per photo, all in the object's canonical frame."""
+
+    images: list[str]
+    """the input paths as given, in order."""
+    ok: bool
+    """True when ``mesh`` is set and at least one view is placed."""
+    error: str | None = None
+    """one-line user-facing message when not ok."""
+    mesh: object | None = None
+    """core.mesh.Mesh of the object (the same object as every placed view's ``mesh``)."""
+    views: list[ReconstructionResult] = field(default_factory=list)
+    """one per input photo, in input order: ``ok`` with its ``camera`` (and the shared ``mesh``), or not
+    ``ok`` with ``error`` naming the photo (unreadable, or dropped because it could not be placed)."""
+    model: str = ""
+    """model name or path used."""
+    steps: int = 0
+    """joint inversion steps run."""
+    device: str = "cpu"
+    """torch device the work ran on."""
+    losses: list[float] = field(default_factory=list)
+    """joint inversion loss per step, summed over the placed views."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """seconds per stage for the whole object: load, encoder, pose, inversion, mesh, total."""
+    mesh_path: str | None = None
+    """mesh file written when an output folder was given."""
+    json_path: str | None = None
+    """JSON written when an output folder was given (every view's camera)."""
+    latent: np.ndarray | None = None
+    """(num_ws, w_dim) the object's refined styles."""
+    plane_offset: np.ndarray | None = None
+    """(3, C, R, R) the object's fitted triplane offset."""
+
+    @property
+    def image(self) -> str:
+        """the first photo (names the output files)."""
+        return self.images[0] if self.images else "object"
+
+    @property
+    def placed(self) -> list[ReconstructionResult]:
+        """the views that got a camera."""
+        return [v for v in self.views if v.ok]
+
+    def to_json(self) -> dict:
+        out = {"object": True, "images": list(self.images), "model": self.model, "steps": self.steps,
+               "device": self.device, "ok": self.ok}
+        if self.error:
+            out["error"] = self.error
+        if self.mesh is not None:
+            out["mesh"] = {"path": None if self.mesh_path is None else self.mesh_path.replace("\\", "/").split("/")[-1],
+                           "vertices": int(len(self.mesh.vertices)), "faces": int(len(self.mesh.faces))}
+        out["views"] = []
+        for view in self.views:
+            entry = view.to_json()
+            entry.pop("mesh", None)
+            entry.pop("palette", None)
+            entry.pop("model", None)
+            entry.pop("device", None)
+            out["views"].append(entry)
+        out["timings_s"] = {k: round(float(v), 4) for k, v in self.timings.items()}
+        out["losses"] = [round(float(v), 6) for v in self.losses]
+        parts = getattr(self.mesh, "parts", None)
+        if parts is not None:
+            out["palette"] = parts.to_json()
+        return out

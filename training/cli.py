@@ -13,6 +13,7 @@ COMMANDS = {
     "evaluate": ("evaluate", "quality on held-out procedural chairs"),
     "parts-evaluate": ("parts_eval", "recoloring the seat part on held-out procedural chairs"),
     "figure-recolor": ("figures", "README picture: one chair, three fabrics (real Blender)"),
+    "multiview-evaluate": ("multiview", "several photos of one chair: joint against single-view reconstructions"),
     "bench": ("bench", "seconds per stage of the public pipeline"),
     "ceiling": ("ceiling", "silhouette IoU of a generator checkpoint on its own training chairs"),
     "real-build": ("real.build", "render the real validation set (Sweet Home 3D catalogue chairs)"),

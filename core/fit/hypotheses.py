@@ -50,11 +50,12 @@ def turned(cam2world: Tensor, yaw_deg: float) -> Tensor:
 
 @torch.no_grad()
 def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, ws: Tensor, pose: PoseParams,
-                pose_cfg: PoseConfig, cfg: InversionConfig) -> PoseChoice:
+                pose_cfg: PoseConfig, cfg: InversionConfig, plane_offset: Tensor | None = None) -> PoseChoice:
     """Score the turns ``pose_cfg.yaw_hypotheses`` of every image's camera ``pose`` (B) with latents ``ws``
     (B, num_ws, w_dim) against ``target`` (B crops at twice ``cfg.size``); the best turn wins when its loss
     is below ``1 - pose_cfg.yaw_margin`` times the solved camera's (the first turn, 0), else the solved
-    camera stays. Returns the scores and winners (see :class:`PoseChoice`)."""
+    camera stays. ``plane_offset`` (B, 3, C, R, R): a fitted triplane offset added to the decoded planes.
+    Returns the scores and winners (see :class:`PoseChoice`)."""
     yaws = tuple(pose_cfg.yaw_hypotheses)
     b, k = ws.shape[0], len(yaws)
     camera = pose.camera(cfg.size)
@@ -65,7 +66,7 @@ def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarge
     stacked = PoseParams(*[torch.stack([getattr(c, name) for c in candidates], dim=1).flatten(0, 1)
                            for name in ("quat", "shift", "log_depth", "log_focal")],
                          None if principal is None else principal.repeat_interleave(k, dim=0))
-    state = gen.decode(ws)
+    state = gen.decode(ws, plane_offset)
     state = FieldState(state.planes.repeat_interleave(k, dim=0), state.color_values.repeat_interleave(k, dim=0))
     # rendered at pose_cfg.hypothesis_size: the crop's pixels (focal length, principal point) scale with it
     size = pose_cfg.hypothesis_size
@@ -92,3 +93,25 @@ def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarge
 def _area(images: Tensor, size: int) -> Tensor:
     """(B, C, H, W) -> (B, C, size, size) by area averaging."""
     return F.interpolate(images, size=(size, size), mode="area")
+
+
+@torch.no_grad()
+def score_latents(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, candidates: Tensor,
+                  pose: PoseParams, pose_cfg: PoseConfig, cfg: InversionConfig) -> Tensor:
+    """Full-crop loss (C, B) of every candidate latent (C, num_ws, w_dim) seen by every camera of
+    ``pose`` (B views of one object) against ``target``, at ``pose_cfg.hypothesis_size``: which latent
+    explains all the photos of an object best."""
+    c, b = candidates.shape[0], pose.quat.shape[0]
+    size = pose_cfg.hypothesis_size
+    scale = size / cfg.size
+    scored = PoseParams(pose.quat.repeat(c, 1), pose.shift.repeat(c, 1), pose.log_depth.repeat(c),
+                        pose.log_focal.repeat(c) + math.log(scale),
+                        None if pose.principal is None else pose.principal.repeat(c, 1) * scale)
+    state = gen.decode(candidates)
+    state = FieldState(state.planes.repeat_interleave(b, dim=0), state.color_values.repeat_interleave(b, dim=0))
+    small = InversionTarget(_area(target.image.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1),
+                            _area(target.mask[:, None], size)[:, 0])
+    small = InversionTarget(small.image.repeat(c, 1, 1, 1), small.mask.repeat(c, 1, 1))
+    g = torch.Generator().manual_seed(cfg.seed)
+    return crop_loss(gen, state, scored.camera(size), Light.default(c * b, candidates.device), small, cfg,
+                     render_cfg, g).reshape(c, b)

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..config import InversionConfig, RenderConfig
 from ..errors import Cancelled
-from ..field.generator import Generator
+from ..field.generator import FieldState, Generator
 from ..field.shading import Light, screen_normals, shade
 from ..field.volume import patch_pixels, render_image, render_rays
 from ..geometry.camera import Camera, camera_rays
@@ -126,6 +126,10 @@ class InversionStart:
     focal_free: Tensor | None = None
     """(B,) bool: whose focal length may change (None: everyone's); a focal length the photo states
     (EXIF, or given) stays as it is."""
+    shared: bool = False
+    """True: the B crops are photos of ONE object: ``ws`` is (1, num_ws, w_dim), one latent and one
+    triplane offset are fitted to all crops (the loss summed over them), each crop keeps its pose and
+    light."""
 
 
 @dataclass
@@ -144,6 +148,8 @@ class InversionResult:
     """per image, the step whose parameters are returned (lowest full-crop loss)."""
     plane_offset: Tensor | None = None
     """(B, 3, C, R, R) fitted offset added to the decoded triplanes (None: planes not fitted)."""
+    final_losses: list[float] | None = None
+    """per image, the full-crop loss of the returned parameters (None when no step ran)."""
 
 
 def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, start: InversionStart,
@@ -159,12 +165,12 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     depth (moving both is a dolly zoom the photo hardly constrains). ``progress(step, steps, loss)``
     is called after every step; ``cancel()`` returning True raises :class:`Cancelled`."""
     ws, pose, focal_free = start.ws, start.pose, start.focal_free
-    b = ws.shape[0]
+    b = pose.quat.shape[0]
     device = ws.device
     light = Light.default(b, device)
     if cfg.steps == 0:
-        return InversionResult(ws.detach(), PoseParams(*[t.detach() for t in pose.tensors()], pose.principal), light,
-                               [], [0] * b, None)
+        return InversionResult(ws.detach().expand(b, -1, -1), PoseParams(*[t.detach() for t in pose.tensors()],
+                               pose.principal), light, [], [0] * b, None)
     # w is optimized in units of its natural spread (w_std) so that one learning rate fits all dims
     u = ((ws - gen.w_avg) / gen.w_std).detach().clone().requires_grad_(True)
     pose = PoseParams(*[t.detach().clone().requires_grad_(True) for t in pose.tensors()], pose.principal)
@@ -184,19 +190,21 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
         with torch.no_grad():
             plane_std = gen.decode(ws).planes.std(dim=(3, 4), keepdim=True)
         res = gen_cfg.plane_res if cfg.plane_res <= 0 else min(cfg.plane_res, gen_cfg.plane_res)
-        offset = torch.zeros(b, 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
+        offset = torch.zeros(ws.shape[0], 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
         groups.append({"params": [offset], "lr": cfg.plane_lr})
     base_lrs = [group["lr"] for group in groups]
     opt = _Adam(groups, betas=(cfg.momentum, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
     small = target.halved()
     losses: list[list[float]] = []
-    best = _Best(u, pose, light_params, offset)
+    best = _Best(u, pose, light_params, offset, start.shared)
 
     def full_crop():
         """Decode and render the current parameters: state, camera, light and full-crop loss (B,)."""
         fitted = None if offset is None else _upsampled(offset, gen_cfg.plane_res) * plane_std
         state = gen.decode(gen.w_avg + gen.w_std * u, fitted)
+        if start.shared:  # one object seen by every camera
+            state = FieldState(state.planes.expand(b, -1, -1, -1, -1), state.color_values.expand(b, -1, -1))
         cam = pose.camera(cfg.size)
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
         return state, cam, lit, crop_loss(gen, state, cam, lit, small, cfg, render_cfg, g)
@@ -231,8 +239,12 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
         best.update(cfg.steps, final, u, pose, light_params, offset)
     lit = Light(best.light[:, 0].exp(), best.light[:, 1].exp(), light.direction)
     fitted = None if offset is None else _upsampled(best.offset, gen_cfg.plane_res) * plane_std
-    return InversionResult(gen.w_avg + gen.w_std * best.u, PoseParams(*best.pose, pose.principal), lit, losses,
-                           best.step.tolist(), fitted)
+    out_ws = gen.w_avg + gen.w_std * best.u
+    if start.shared:
+        out_ws = out_ws.expand(b, -1, -1)
+        fitted = None if fitted is None else fitted.expand(b, -1, -1, -1, -1)
+    return InversionResult(out_ws, PoseParams(*best.pose, pose.principal), lit, losses, best.step.tolist(), fitted,
+                           best.loss.tolist())
 
 
 class _Adam:
@@ -301,11 +313,15 @@ def _upsampled(offset: Tensor, res: int) -> Tensor:
 
 
 class _Best:
-    """Per image, a copy of the parameters with the lowest loss so far."""
+    """Per image, a copy of the parameters with the lowest loss so far (``shared``: one object seen by
+    every image; the lowest loss summed over the images)."""
 
-    def __init__(self, u: Tensor, pose: PoseParams, light_params: Tensor, offset: Tensor | None = None):
-        self.loss = torch.full((u.shape[0],), math.inf, device=u.device)
-        self.step = torch.zeros(u.shape[0], dtype=torch.long)
+    def __init__(self, u: Tensor, pose: PoseParams, light_params: Tensor, offset: Tensor | None = None,
+                 shared: bool = False):
+        b = pose.quat.shape[0]
+        self.shared = shared
+        self.loss = torch.full((b,), math.inf, device=u.device)
+        self.step = torch.zeros(b, dtype=torch.long)
         self.u = u.detach().clone()
         self.pose = [t.detach().clone() for t in pose.tensors()]
         self.light = light_params.detach().clone()
@@ -315,13 +331,16 @@ class _Best:
     def update(self, step: int, loss: Tensor, u: Tensor, pose: PoseParams, light_params: Tensor,
                offset: Tensor | None = None) -> None:
         better = loss < self.loss  # (B,)
+        if self.shared:
+            better = (loss.sum() < self.loss.sum()).expand_as(better)
         if not bool(better.any()):
             return
         self.loss = torch.where(better, loss, self.loss)
         self.step[better.cpu()] = step
-        self.u[better] = u.detach()[better]
+        latent = better[:1] if self.shared else better
+        self.u[latent] = u.detach()[latent]
         for kept, now in zip(self.pose, pose.tensors()):
             kept[better] = now.detach()[better]
         self.light[better] = light_params.detach()[better]
         if offset is not None:
-            self.offset[better] = offset.detach()[better]
+            self.offset[latent] = offset.detach()[latent]
