@@ -2,6 +2,7 @@
 
     python -m training.data preview --seed 3 --out /tmp/x.png [--size 256] [--azimuth A --elevation E]
     python -m training.data examples --out examples
+    python -m training.data two-views --out examples/two_views    # two photos of one chair
     python -m training.data sheet --seeds 0-15 --out /tmp/sheet.png     # contact sheet of many seeds
 """
 
@@ -124,6 +125,30 @@ def cmd_examples(args) -> int:
     return 0
 
 
+# (file stem, azimuth, elevation): two photos of one chair (TWO_VIEWS_SEED), 50 mm, fill 0.8
+TWO_VIEWS_SEED = 900037
+TWO_VIEWS = [("chair_a", -35.0, 18.0), ("chair_b", 55.0, 22.0)]
+
+
+def cmd_two_views(args) -> int:
+    """Two cut-out photos of one chair 90 degrees apart, and their true cameras (cameras.json)."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    size, mm = args.size, 50.0
+    assert TWO_VIEWS_SEED in EXAMPLE_SEEDS
+    spec = sample_chair(TWO_VIEWS_SEED)
+    focal = mm / 36 * size
+    meta = []
+    for stem, az, el in TWO_VIEWS:
+        m = fit_view(view_points(spec), az, el, focal, size, size, 0.8)
+        _save(render(spec, make_camera(m, focal, size, size), Light(), 2, None), out / f"{stem}.png", alpha=True)
+        meta.append({"file": f"{stem}.png", "seed": TWO_VIEWS_SEED, "azimuth": az, "elevation": el,
+                     "cam2world": m.tolist(), "focal_px": focal, "width": size, "height": size})
+        print(stem, TWO_VIEWS_SEED, spec.family, spec.style)
+    (out / "cameras.json").write_text(json.dumps(meta, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.data", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,6 +174,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="examples")
     p.add_argument("--size", type=int, default=512)
     p.set_defaults(fn=cmd_examples)
+    p = sub.add_parser("two-views", help="write two photos of one chair (multi-photo example)")
+    p.add_argument("--out", default="examples/two_views")
+    p.add_argument("--size", type=int, default=384)
+    p.set_defaults(fn=cmd_two_views)
     args = ap.parse_args(argv)
     return args.fn(args)
 
