@@ -6,7 +6,7 @@ are imported lazily by the operators when a reconstruction starts.
 
 import bpy
 
-from .operators import deps, parts, reconstruct, runner
+from .operators import deps, parts, reconstruct, runner, views
 from .panels import main, preferences, properties
 
 CLASSES = (
@@ -14,6 +14,7 @@ CLASSES = (
     *preferences.CLASSES,
     *deps.CLASSES,
     *reconstruct.CLASSES,
+    *views.CLASSES,
     *parts.CLASSES,
     *main.CLASSES,
 )

@@ -7,6 +7,11 @@ the panel's Cancel button sets the cancel event. The scene is built on the main 
 undo step. In background mode and when called with EXEC_DEFAULT (scripts) ``execute`` runs the
 same job inline and returns when done. On cancel or error nothing is added to the scene.
 
+Several photos of one object (``files`` + ``directory`` from a file browser or a script, or
+``image_names``) with ``joint`` on run ``core.joint.reconstruct_object`` in the same worker and build one
+mesh with one camera per placed photo (``scene.build_object``); photos the core could not place are
+reported as warnings. Several photos without ``joint`` are refused.
+
 The operator's settings go through the same checks as the command line and the API
 (``core.validate``): a value out of range (steps -1, mesh resolution 100000, a NaN focal length) is
 refused with the same message, never clamped; the properties only have soft limits for the UI.
@@ -15,6 +20,7 @@ refused with the same message, never clamped; the properties only have soft limi
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import bpy
 
@@ -63,8 +69,73 @@ def _tag_redraw(context) -> None:
             area.tag_redraw()
 
 
+@dataclass
+class Photo:
+    """One input photo as the operator resolved it."""
+
+    path: str
+    """absolute path of a file holding its pixels (what the core reads)."""
+    name: str
+    """what the objects built for it are named after: the file's stem or the image datablock's."""
+    image: object | None = None
+    """the image datablock it came from (shown as the camera background), or None for a file."""
+
+
+def _datablock_photo(image_name: str) -> Photo:
+    image = bpy.data.images.get(image_name)
+    if image is None:
+        raise _input_error(f"Image '{image_name}' is not in this file: open it or pick another")
+    try:
+        path = inputs.image_datablock_path(image)
+    except (ValueError, OSError, RuntimeError) as err:
+        raise _input_error(f"cannot be read ({err}); open it again or save it as PNG",
+                           f"Image '{image.name}'") from err
+    return Photo(path, scene_build.default_name(image.name), image)
+
+
+def collect_photos(op) -> list[Photo]:
+    """The photos an operator's properties name, checked (``core.validate``): ``files`` (names relative to
+    ``directory``, or absolute), else ``image_names``, else ``image_name``, else ``filepath``."""
+    from ..core import validate
+
+    files = [f.name for f in op.files if f.name.strip()] if op.files else []
+    if files:
+        folder = bpy.path.abspath(op.directory) if op.directory else ""
+        paths = [os.path.abspath(bpy.path.abspath(os.path.join(folder, name))) for name in files]
+        return [Photo(validate.check_input_file(path, "image"), scene_build.default_name(path)) for path in paths]
+    names = [i.name for i in op.image_names if i.name] if op.image_names else []
+    if names:
+        return [_datablock_photo(name) for name in names]
+    if op.image_name:
+        return [_datablock_photo(op.image_name)]
+    if not op.filepath.strip():
+        raise _input_error("No photo chosen: set Photo in 3D View > Sidebar > Reconstruct "
+                           "(or pass filepath=...)")
+    path = validate.check_input_file(os.path.abspath(bpy.path.abspath(op.filepath)), "image")
+    return [Photo(path, scene_build.default_name(path))]
+
+
+def check_joint(photos: list[Photo], joint: bool, mask: str | None) -> None:
+    """Several photos are reconstructed only as one object, each once, without a (single) mask."""
+    if len(photos) < 2:
+        return
+    listed = ", ".join(os.path.basename(p.path) for p in photos)
+    if not joint:
+        raise _input_error(f"{len(photos)} photos chosen ({listed}): turn on One Object to reconstruct them as "
+                           "one object, or reconstruct them one at a time")
+    seen: set = set()
+    for photo in photos:
+        if photo.path in seen:
+            raise _input_error("is chosen twice; pick each photo of the object once", photo.path)
+        seen.add(photo.path)
+    if mask is not None:
+        raise _input_error("a mask belongs to one photo; for several photos of one object leave Mask empty and "
+                           "use photos with transparency (alpha) or plain backdrops", mask)
+
+
 class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
-    """Reconstruct a colored 3D mesh and the camera from one photo"""
+    """Reconstruct a colored 3D mesh and the camera from one photo, or one mesh and a camera per photo from
+    several photos of one object"""
 
     bl_idname = "shape_from_image.reconstruct"
     bl_label = "Reconstruct from Image"
@@ -74,6 +145,16 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
                                        description="Photo to reconstruct from")
     image_name: bpy.props.StringProperty(name="Image", options=_SKIP,
                                          description="Use this image datablock instead of a file")
+    files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE", "HIDDEN"},
+                                        name="Photos", description="Several photos of one object: file names in "
+                                                                   "Folder, or absolute paths (needs One Object)")
+    directory: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", options={"SKIP_SAVE", "HIDDEN"},
+                                        description="Folder of the names in Photos")
+    image_names: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement,
+                                              options={"SKIP_SAVE", "HIDDEN"}, name="Images",
+                                              description="Several open images of one object (needs One Object)")
+    joint: bpy.props.BoolProperty(name="One Object", default=False, options=_SKIP,
+                                  description="The photos show one object: one mesh, one camera per photo")
     mask_path: bpy.props.StringProperty(name="Mask", subtype="FILE_PATH", options=_SKIP,
                                         description="Optional foreground mask")
     model: bpy.props.StringProperty(name="Model", options=_SKIP,
@@ -111,23 +192,12 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         with a message the user can act on."""
         from ..core import validate
 
-        if self.image_name:
-            image = bpy.data.images.get(self.image_name)
-            if image is None:
-                raise _input_error(f"Image '{self.image_name}' is not in this file: open it or pick another")
-            try:
-                path = inputs.image_datablock_path(image)
-            except (ValueError, OSError, RuntimeError) as err:
-                raise _input_error(f"cannot be read ({err}); open it again or save it as PNG",
-                                   f"Image '{image.name}'") from err
-        else:
-            if not self.filepath.strip():
-                raise _input_error("No photo chosen: set Photo in 3D View > Sidebar > Reconstruct "
-                                   "(or pass filepath=...)")
-            path = validate.check_input_file(os.path.abspath(bpy.path.abspath(self.filepath)), "image")
+        photos = collect_photos(self)
+        self._photos = photos
         mask = None
         if self.mask_path.strip():
             mask = validate.check_input_file(os.path.abspath(bpy.path.abspath(self.mask_path)), "mask")
+        check_joint(photos, self.joint, mask)
         steps, resolution = validate.check_steps(self.steps), validate.check_mesh_resolution(self.mesh_resolution)
         seed, device = validate.check_seed(self.seed), validate.check_device(self.device)
         focal_mm = None if self.focal_mm == 0 else validate.check_focal_mm(self.focal_mm)  # 0: EXIF or default
@@ -139,9 +209,11 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         model = self.model or (prefs.default_model if prefs is not None else "")
         extra = prefs.models_dir if prefs is not None else ""
         out_dir = os.path.abspath(bpy.path.abspath(self.out_dir)) if self.out_dir.strip() else None
-        return runner.Request(image=path, mask=mask, model=inputs.resolve_model(model, extra), steps=steps,
-                              device=device, mesh_resolution=resolution, seed=seed, out_dir=out_dir,
-                              focal_mm=focal_mm, fmt=fmt)
+        joint = len(photos) > 1
+        return runner.Request(image=photos[0].path, mask=mask, model=inputs.resolve_model(model, extra),
+                              steps=steps, device=device, mesh_resolution=resolution, seed=seed, out_dir=out_dir,
+                              focal_mm=focal_mm, fmt=fmt, images=tuple(p.path for p in photos) if joint else (),
+                              joint=joint)
 
     def _prepare_or_report(self, context) -> runner.Request | None:
         """The request, or None after reporting why the inputs cannot be used (status line + report)."""
@@ -165,6 +237,8 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         """Build the scene from a finished job (main thread) and report."""
         runner.set_last_outcome(outcome)
         label = os.path.basename(job.request.image)
+        if job.request.joint:
+            label += f" (+{len(job.request.images) - 1} photos)"
         if outcome.kind == "cancelled":
             runner.set_status(False, f"{label}: cancelled")
             self.report({"WARNING"}, outcome.message)
@@ -175,20 +249,31 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
             return {"CANCELLED"}
         view_layer = context.view_layer if context.scene == scene else None
         try:
-            built = scene_build.build_result(scene, outcome.result, self._options(),
-                                             image_path=job.request.image, view_layer=view_layer)
+            if job.request.joint:
+                built = build_object(self, scene, self._photos, outcome.result, view_layer)
+            else:
+                built = scene_build.build_result(scene, outcome.result, self._options(),
+                                                 image_path=job.request.image, view_layer=view_layer)
         except Exception as err:  # noqa: BLE001 (nothing was left in the scene; tell the user why)
-            message = str(err) if hasattr(err, "reason") else f"{job.request.image}: building the scene " \
+            message = str(err) if hasattr(err, "reason") else f"{job.request.label}: building the scene " \
                                                                f"failed ({type(err).__name__}: {err})"
             runner.set_last_outcome(runner.Outcome("error", message, outcome.result, outcome.seconds))
             runner.set_status(False, f"{label}: failed - {message}")
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
         mesh = built.mesh_object.data
-        text = (f"{built.mesh_object.name}: {len(mesh.vertices)} vertices, {len(mesh.polygons)} faces "
-                f"in {outcome.seconds:.1f} s")
+        text = f"{built.mesh_object.name}: {len(mesh.vertices)} vertices, {len(mesh.polygons)} faces"
+        skipped = getattr(built, "skipped", [])
+        if job.request.joint:
+            placed = len(job.request.images) - len(skipped)
+            text += f", {placed} of {len(job.request.images)} photos placed"
+        text += f" in {outcome.seconds:.1f} s"
+        if skipped:
+            text += "; not placed: " + ", ".join(_unplaced(self._photos, outcome.result))
         runner.set_status(True, text)
         self.report({"INFO"}, text)
+        for message in skipped:
+            self.report({"WARNING"}, message)
         for hint in built.hints:
             self.report({"INFO"}, hint)
         return {"FINISHED"}
@@ -262,6 +347,25 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         """Blender ends the modal (file load, quit): stop the worker, add nothing."""
         self._job.cancel()
         self._end_modal(context)
+
+
+def build_object(op, scene, photos: list[Photo], result, view_layer=None):
+    """Build an ObjectResult with the operator's scene options; each camera is named after its photo and
+    shows it (an image datablock as itself)."""
+    names = [p.name for p in photos]
+    options = scene_build.BuildOptions(add_camera=op.add_camera, set_scene_camera=op.set_scene_camera,
+                                       set_render_resolution=op.set_render_resolution,
+                                       camera_background=op.camera_background,
+                                       replace_previous=op.replace_previous, name=scene_build.object_name(names))
+    return scene_build.build_object(scene, result, options, image_paths=[p.path for p in photos], view_names=names,
+                                    background_images=[p.image for p in photos], view_layer=view_layer)
+
+
+def _unplaced(photos: list[Photo], result) -> list[str]:
+    """The file or image names of the photos whose view is not placed."""
+    views = list(getattr(result, "views", None) or [])
+    return [photo.image.name if photo.image is not None else os.path.basename(photo.path)
+            for photo, view in zip(photos, views) if not getattr(view, "ok", False)]
 
 
 def _print_progress(report: runner.ProgressReport) -> None:

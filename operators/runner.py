@@ -46,10 +46,11 @@ def _error_message(err: Exception, image: str) -> str:
 
 @dataclass
 class Request:
-    """Everything the core needs for one image (plain data, safe to hand to a thread)."""
+    """Everything the core needs for one image, or for several photos of one object (plain data, safe to
+    hand to a thread)."""
 
     image: str
-    """absolute path of the photo."""
+    """absolute path of the photo (with ``joint``: the first photo, which names the object)."""
     mask: str | None = None
     """absolute path of an optional foreground mask."""
     model: str = "chairs"
@@ -68,6 +69,19 @@ class Request:
     """mesh file format for ``out_dir``."""
     focal_mm: float | None = None
     """35 mm-equivalent focal length of the photo; None: its EXIF value, else the core's default."""
+    images: tuple[str, ...] = ()
+    """with ``joint``: absolute paths of every photo of the object, in order (``image`` is the first)."""
+    joint: bool = False
+    """reconstruct ``images`` as one object (``core.joint.reconstruct_object``): one mesh, one camera per
+    photo; the result is a ``core.result.ObjectResult``."""
+
+    @property
+    def label(self) -> str:
+        """The input as messages name it: the photo's path, or the first photo's and how many others."""
+        others = len(self.images) - 1 if self.joint else 0
+        if others <= 0:
+            return self.image
+        return f"{self.image} (and {others} more photo{'s' if others > 1 else ''})"
 
 
 @dataclass
@@ -101,7 +115,7 @@ class Outcome:
     message: str
     """one-line user-facing text (the reason when not ok)."""
     result: Any = None
-    """core.result.ReconstructionResult when kind == 'ok'."""
+    """core.result.ReconstructionResult when kind == 'ok' (an ObjectResult for a ``joint`` request)."""
     seconds: float = 0.0
     """wall-clock time of the core call."""
 
@@ -123,21 +137,27 @@ class Status:
 
 
 def _call_core(request: Request, progress, cancel) -> list:
-    """Call ``core.api.reconstruct`` for one image. Runs in the worker thread: no bpy here.
+    """Call ``core.api.reconstruct`` for one image, or ``core.joint.reconstruct_object`` for the photos of
+    a ``joint`` request; a list of one result either way. Runs in the worker thread: no bpy here.
 
     Tests replace this function to run the Blender side against a synthetic result.
     """
     try:
-        from ..core.api import reconstruct
+        if request.joint:
+            from ..core.joint import reconstruct_object as call
+        else:
+            from ..core.api import reconstruct as call
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] in ("torch", "numpy", "cv2", "skimage", "trimesh",
                                                    "safetensors", "PIL"):
             raise MissingDependency(f"{MISSING_TORCH_MESSAGE} (missing Python module '{err.name}')") from err
         raise
-    return reconstruct([request.image], masks=None if request.mask is None else [request.mask],
-                       model=request.model, steps=request.steps, device=request.device,
-                       mesh_resolution=request.mesh_resolution, seed=request.seed, progress=progress,
-                       cancel=cancel, out_dir=request.out_dir, fmt=request.fmt, focal_mm=request.focal_mm)
+    options = {"model": request.model, "steps": request.steps, "device": request.device,
+               "mesh_resolution": request.mesh_resolution, "seed": request.seed, "progress": progress,
+               "cancel": cancel, "out_dir": request.out_dir, "fmt": request.fmt, "focal_mm": request.focal_mm}
+    if request.joint:
+        return [call(list(request.images), **options)]
+    return call([request.image], masks=None if request.mask is None else [request.mask], **options)
 
 
 _WARMING: dict[tuple, threading.Thread] = {}
@@ -198,21 +218,22 @@ class Job:
             outcome = self._outcome_from_results(results, time.monotonic() - t0)
         except Exception as err:  # noqa: BLE001 (the worker must always post an outcome)
             if self.cancel_event.is_set():
-                outcome = Outcome("cancelled", f"{self.request.image}: cancelled by the user")
+                outcome = Outcome("cancelled", f"{self.request.label}: cancelled by the user")
             else:
-                outcome = Outcome("error", _error_message(err, self.request.image))
+                outcome = Outcome("error", _error_message(err, self.request.label))
             outcome.seconds = time.monotonic() - t0
         self.messages.put(("done", outcome))
 
     def _outcome_from_results(self, results: list, seconds: float) -> Outcome:
+        label = self.request.label
         if not results:
-            return Outcome("error", f"{self.request.image}: the core returned no result", seconds=seconds)
+            return Outcome("error", f"{label}: the core returned no result", seconds=seconds)
         result = results[0]
         if self.cancel_event.is_set():  # cancelled, even if the core finished meanwhile: the scene stays as it is
-            return Outcome("cancelled", f"{self.request.image}: cancelled by the user", None, seconds)
+            return Outcome("cancelled", f"{label}: cancelled by the user", None, seconds)
         if getattr(result, "ok", False):
-            return Outcome("ok", f"{self.request.image}: done", result, seconds)
-        error = getattr(result, "error", None) or f"{self.request.image}: reconstruction failed"
+            return Outcome("ok", f"{label}: done", result, seconds)
+        error = getattr(result, "error", None) or f"{label}: reconstruction failed"
         if "cancelled" in error.lower():
             return Outcome("cancelled", error, result, seconds)
         return Outcome("error", error, result, seconds)

@@ -7,6 +7,10 @@ and its camera ("<stem> Camera"). The child collection, its objects, the mesh, c
 material datablocks carry the custom property ``TAG`` = the absolute image path, which is how
 "replace previous result" finds what an earlier run of the same image created.
 
+Several photos of one object (:func:`build_object`) make one child collection "<first stem> (N photos)"
+holding one mesh object of that name and one camera per placed photo ("<photo stem> Camera", each with
+its own lens, shift and photo backdrop); their ``TAG`` holds every photo's absolute path, one per line.
+
 Everything is built from checked data (:func:`check_result`); if building still fails midway,
 every datablock created so far is removed and the scene settings are restored, so the scene is
 exactly as before. Plain functions: the tests call them directly.
@@ -30,6 +34,10 @@ TAG = "shape_from_image_source"
 """custom property holding the absolute image path on everything built for that image."""
 PARENT_TAG = "shape_from_image_parent"
 """custom property marking the parent collection."""
+PHOTO = "shape_from_image_photo"
+"""custom property of the camera objects built here: the absolute path of their photo (as the core read it)."""
+PHOTO_SIZE = "shape_from_image_photo_size"
+"""custom property of the camera data built here: the (width, height) of its photo in pixels."""
 PARENT_COLLECTION = "Shape from Image"
 COLOR_ATTRIBUTE = "Col"
 PART_ATTRIBUTE = "part_{}"
@@ -82,8 +90,9 @@ class CheckedResult:
     """(F, 3) int32 vertex indices, counter-clockwise seen from outside."""
     colors: np.ndarray | None
     """(V, 3) float32 sRGB display values in [0, 1], or None."""
-    camera: CameraInfo
-    """the recovered camera in the original photo (cam2world a float64 rotation + translation)."""
+    camera: CameraInfo | None
+    """the recovered camera in the original photo (cam2world a float64 rotation + translation); None
+    from :func:`check_mesh` alone."""
     dropped_faces: int = 0
     """degenerate faces (repeated vertex) removed by the check."""
     part_weights: np.ndarray | None = None
@@ -120,6 +129,24 @@ class BuiltResult:
     """the mesh bpy.types.Object."""
     camera_object: object | None
     """the camera bpy.types.Object, when add_camera."""
+    removed: int = 0
+    """datablocks of earlier results removed (replace_previous)."""
+    hints: tuple[str, ...] = ()
+    """extra information for the user (e.g. how to see vertex colors in Solid view)."""
+
+
+@dataclass
+class BuiltObject:
+    """What :func:`build_object` created for several photos of one object."""
+
+    collection: object
+    """the object's bpy.types.Collection."""
+    mesh_object: object
+    """the one mesh bpy.types.Object."""
+    camera_objects: list
+    """one camera bpy.types.Object per placed photo, in the photos' order (empty without add_camera)."""
+    skipped: list
+    """one message per photo that was not placed (and got no camera), naming the photo."""
     removed: int = 0
     """datablocks of earlier results removed (replace_previous)."""
     hints: tuple[str, ...] = ()
@@ -169,6 +196,16 @@ def check_result(result, image_path: str) -> CheckedResult:
     mesh, cam = getattr(result, "mesh", None), getattr(result, "camera", None)
     if mesh is None or cam is None:
         raise _error("the result has no mesh or no camera; run the reconstruction again", image_path)
+    checked = check_mesh(mesh, image_path)
+    checked.camera = check_camera(cam, image_path)
+    return checked
+
+
+def check_mesh(mesh, image_path: str) -> CheckedResult:
+    """Validate a core.mesh.Mesh (duck-typed); the CheckedResult's ``camera`` is left None.
+
+    Raises ReconstructionError naming the image when the data cannot make a valid mesh.
+    """
     vertices = np.asarray(mesh.vertices, dtype=np.float32)
     faces = np.asarray(mesh.faces)
     colors = getattr(mesh, "colors", None)
@@ -196,6 +233,18 @@ def check_result(result, image_path: str) -> CheckedResult:
             raise _error(f"mesh colors {colors.shape} do not match the vertices {vertices.shape}",
                          image_path)
         colors = np.clip(colors, 0.0, 1.0)
+    weights, swatches, residual = _checked_parts(getattr(mesh, "parts", None), len(vertices), colors)
+    return CheckedResult(image=image_path, vertices=np.ascontiguousarray(vertices), faces=faces,
+                         colors=None if colors is None else np.ascontiguousarray(colors), camera=None,
+                         dropped_faces=dropped, part_weights=weights, part_colors=swatches,
+                         part_residual=residual)
+
+
+def check_camera(cam, image_path: str) -> CameraInfo:
+    """Validate a CameraInfo (duck-typed): a rotation + translation pose and positive intrinsics.
+
+    Raises ReconstructionError naming the image when the camera cannot be built.
+    """
     cam2world = np.asarray(cam.cam2world, dtype=np.float64)
     if cam2world.shape != (4, 4) or not np.isfinite(cam2world).all():
         raise _error("the recovered camera pose is invalid; run the reconstruction again", image_path)
@@ -208,11 +257,7 @@ def check_result(result, image_path: str) -> CheckedResult:
         raise _error(f"invalid camera intrinsics (focal {focal} px, {width}x{height})", image_path)
     if not (math.isfinite(cx) and math.isfinite(cy)):
         raise _error("invalid principal point", image_path)
-    weights, swatches, residual = _checked_parts(getattr(mesh, "parts", None), len(vertices), colors)
-    return CheckedResult(image=image_path, vertices=np.ascontiguousarray(vertices), faces=faces,
-                         colors=None if colors is None else np.ascontiguousarray(colors),
-                         camera=CameraInfo(cam2world, focal, width, height, cx, cy), dropped_faces=dropped,
-                         part_weights=weights, part_colors=swatches, part_residual=residual)
+    return CameraInfo(cam2world, focal, width, height, cx, cy)
 
 
 def _checked_parts(parts, n_vertices: int, colors) -> tuple:
@@ -429,6 +474,79 @@ def _solid_view_hint() -> tuple[str, ...]:
     return ()
 
 
+def _saved_settings(scene) -> dict:
+    """What building may change in the scene's settings (restored when it fails)."""
+    render = scene.render
+    return {"camera": scene.camera, "res": (render.resolution_x, render.resolution_y, render.resolution_percentage,
+                                            render.pixel_aspect_x, render.pixel_aspect_y)}
+
+
+def _roll_back(scene, saved: dict, created: list, images_before: set) -> None:
+    """Remove every datablock created since ``images_before`` was taken and restore the scene settings."""
+    new_images = [im for im in bpy.data.images if im not in images_before]
+    leftovers = [b for b in reversed(created + new_images) if b is not None]
+    bpy.data.batch_remove(leftovers)
+    scene.camera = saved["camera"]
+    render = scene.render
+    (render.resolution_x, render.resolution_y, render.resolution_percentage,
+     render.pixel_aspect_x, render.pixel_aspect_y) = saved["res"]
+
+
+def _add_mesh_object(name: str, checked: CheckedResult, tag: str, coll, created: list, result_json: str | None):
+    """The colored mesh, its material and the object holding them, linked to ``coll``; (object, mesh, material)."""
+    mesh = create_mesh(name, checked.vertices, checked.faces, checked.colors, checked.part_weights,
+                       checked.part_residual)
+    created.append(mesh)
+    mesh[TAG] = tag
+    mean = None if checked.colors is None else checked.colors.mean(axis=0)
+    mat = create_material(name, mean, checked.part_colors)
+    created.append(mat)
+    mat[TAG] = tag
+    mesh.materials.append(mat)
+    obj = bpy.data.objects.new(name, mesh)
+    created.append(obj)
+    obj[TAG] = tag
+    if result_json is not None:
+        obj["shape_from_image_result"] = result_json
+    coll.objects.link(obj)
+    return obj, mesh, mat
+
+
+def _add_camera(name: str, camera: CameraInfo, tag: str, coll, created: list, photo: str,
+                show_photo: bool = True, background_image=None):
+    """A camera object at ``camera``'s pose with its lens and shift, linked to ``coll``; with ``show_photo``
+    the photo (the datablock ``background_image``, else the file ``photo`` when it exists) as its background
+    image. The object remembers its photo's path (``PHOTO``), the camera data the photo's size (``PHOTO_SIZE``)."""
+    cam_data = bpy.data.cameras.new(name)
+    created.append(cam_data)
+    cam_data[TAG] = tag
+    cam_data[PHOTO_SIZE] = (int(camera.width), int(camera.height))
+    apply_camera_parameters(cam_data, camera_parameters(camera.focal_px, camera.cx, camera.cy, camera.width,
+                                                        camera.height))
+    distance = float(np.linalg.norm(camera.cam2world[:3, 3]))
+    cam_data.clip_start = 0.01
+    cam_data.clip_end = max(100.0, 10.0 * distance)
+    cam_data.display_size = 0.3
+    cam_obj = bpy.data.objects.new(name, cam_data)
+    created.append(cam_obj)
+    cam_obj[TAG] = tag
+    cam_obj[PHOTO] = photo
+    cam_obj.matrix_world = Matrix(camera.cam2world.tolist())
+    coll.objects.link(cam_obj)
+    if show_photo:
+        image = background_image
+        if image is None and os.path.isfile(photo):
+            image = _photo_image(photo, camera.width, camera.height)
+        if image is not None:
+            add_background_image(cam_data, image)
+    return cam_obj
+
+
+def _result_json(result) -> str | None:
+    to_json = getattr(result, "to_json", None)
+    return json.dumps(to_json()) if callable(to_json) else None
+
+
 def build_result(scene, result, options: BuildOptions | None = None, image_path: str | None = None,
                  view_layer=None) -> BuiltResult:
     """Create the mesh (and camera, backdrop, render settings) for one successful result.
@@ -442,9 +560,7 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
     name = options.name or default_name(image_path)
 
     created: list = []
-    saved = {"camera": scene.camera, "res": (scene.render.resolution_x, scene.render.resolution_y,
-                                             scene.render.resolution_percentage,
-                                             scene.render.pixel_aspect_x, scene.render.pixel_aspect_y)}
+    saved = _saved_settings(scene)
     images_before = set(bpy.data.images)
     try:
         parent = _ensure_parent_collection(scene, created)
@@ -452,48 +568,12 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
         created.append(coll)
         coll[TAG] = image_path
         parent.children.link(coll)
-
-        mesh = create_mesh(name, checked.vertices, checked.faces, checked.colors, checked.part_weights,
-                           checked.part_residual)
-        created.append(mesh)
-        mesh[TAG] = image_path
-        mean = None if checked.colors is None else checked.colors.mean(axis=0)
-        mat = create_material(name, mean, checked.part_colors)
-        created.append(mat)
-        mat[TAG] = image_path
-        mesh.materials.append(mat)
-        obj = bpy.data.objects.new(name, mesh)
-        created.append(obj)
-        obj[TAG] = image_path
-        to_json = getattr(result, "to_json", None)
-        if callable(to_json):
-            obj["shape_from_image_result"] = json.dumps(to_json())
-        coll.objects.link(obj)
+        obj, mesh, mat = _add_mesh_object(name, checked, image_path, coll, created, _result_json(result))
 
         cam_obj = None
         if options.add_camera:
-            cam_data = bpy.data.cameras.new(f"{name} Camera")
-            created.append(cam_data)
-            cam_data[TAG] = image_path
-            apply_camera_parameters(cam_data, camera_parameters(checked.camera.focal_px, checked.camera.cx,
-                                                                checked.camera.cy, checked.camera.width,
-                                                                checked.camera.height))
-            distance = float(np.linalg.norm(checked.camera.cam2world[:3, 3]))
-            cam_data.clip_start = 0.01
-            cam_data.clip_end = max(100.0, 10.0 * distance)
-            cam_data.display_size = 0.3
-            cam_obj = bpy.data.objects.new(f"{name} Camera", cam_data)
-            created.append(cam_obj)
-            cam_obj[TAG] = image_path
-            cam_obj.matrix_world = Matrix(checked.camera.cam2world.tolist())
-            coll.objects.link(cam_obj)
-            if options.camera_background:
-                image = options.background_image
-                if image is None and os.path.isfile(image_path):
-                    image = _photo_image(image_path, checked.camera.width, checked.camera.height)
-                if image is not None:
-                    add_background_image(cam_data, image)
-
+            cam_obj = _add_camera(f"{name} Camera", checked.camera, image_path, coll, created, image_path,
+                                  options.camera_background, options.background_image)
         if cam_obj is not None and options.set_scene_camera:
             scene.camera = cam_obj
         if options.set_render_resolution:
@@ -507,15 +587,137 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
             if cam_obj is not None:
                 _take_names(f"{name} Camera", (cam_obj, cam_obj.data))
     except Exception:
-        new_images = [im for im in bpy.data.images if im not in images_before]
-        leftovers = [b for b in reversed(created + new_images) if b is not None]
-        bpy.data.batch_remove(leftovers)
-        scene.camera = saved["camera"]
-        (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage,
-         scene.render.pixel_aspect_x, scene.render.pixel_aspect_y) = saved["res"]
+        _roll_back(scene, saved, created, images_before)
         raise
     hints = _solid_view_hint()
     return BuiltResult(collection=coll, mesh_object=obj, camera_object=cam_obj, removed=removed, hints=hints)
+
+
+# --------------------------------------------------------------------------------------------
+# Several photos of one object
+# --------------------------------------------------------------------------------------------
+
+def object_tag(image_paths) -> str:
+    """``TAG`` of what :func:`build_object` creates: the absolute paths of every photo, one per line (a
+    later run with the same photos replaces it; a one-photo result of one of them stays)."""
+    return "\n".join(os.path.abspath(p) for p in image_paths)
+
+
+def object_name(image_paths) -> str:
+    """Collection and mesh name of an object seen in several photos: the first photo's stem and the count."""
+    paths = list(image_paths)
+    first = default_name(paths[0]) if paths else "Reconstruction"
+    return f"{first} ({len(paths)} photos)" if len(paths) > 1 else first
+
+
+def build_object(scene, result, options: BuildOptions | None = None, image_paths=None, view_names=None,
+                 background_images=None, view_layer=None) -> BuiltObject:
+    """Create the mesh of an ObjectResult and one camera per placed photo.
+
+    One collection and one mesh object named :func:`object_name` (or ``options.name``), and per placed view
+    a camera "<photo stem> Camera" (``view_names`` aligned with ``result.views`` replace the stems) with its
+    own lens, shift and its photo as background image (``background_images``: datablocks aligned with the
+    views, None entries load the file). The first placed photo's camera becomes the scene camera and sets the
+    render resolution, as the options say. Views that are not placed are not built; ``BuiltObject.skipped``
+    carries their messages. ``image_paths`` (aligned with the views, default: each view's ``image``) are
+    the photos as the core read them.
+
+    All or nothing, like :func:`build_result`: on any failure everything created here is removed, the
+    scene settings are restored and the error is re-raised.
+    """
+    options = options or BuildOptions()
+    views = list(getattr(result, "views", None) or [])
+    paths = [os.path.abspath(p) for p in (image_paths or [getattr(v, "image", "") for v in views])]
+    first = paths[0] if paths else os.path.abspath(getattr(result, "image", "object"))
+    if not getattr(result, "ok", False):
+        raise _error(getattr(result, "error", None) or "reconstruction failed", first)
+    if len(paths) != len(views) or not views:
+        raise _error(f"the result has {len(views)} views for {len(paths)} photos; run the reconstruction again",
+                     first)
+    names = list(view_names) if view_names is not None else [default_name(p) for p in paths]
+    backgrounds = list(background_images) if background_images is not None else [None] * len(views)
+    placed, skipped = [], []
+    for view, path, view_name, image in zip(views, paths, names, backgrounds):
+        if getattr(view, "ok", False):
+            if getattr(view, "camera", None) is None:
+                raise _error("the view has no camera; run the reconstruction again", path)
+            placed.append((path, view_name, image, check_camera(view.camera, path)))
+        else:
+            skipped.append(getattr(view, "error", None) or f"{path}: could not be placed")
+    if not placed:
+        raise _error(f"none of the {len(views)} photos could be placed: {'; '.join(skipped)}", first)
+    if getattr(result, "mesh", None) is None:
+        raise _error("the result has no mesh; run the reconstruction again", first)
+    checked = check_mesh(result.mesh, first)
+    tag = object_tag(paths)
+    name = options.name or object_name(paths)
+
+    created: list = []
+    saved = _saved_settings(scene)
+    images_before = set(bpy.data.images)
+    try:
+        parent = _ensure_parent_collection(scene, created)
+        coll = bpy.data.collections.new(name)
+        created.append(coll)
+        coll[TAG] = tag
+        parent.children.link(coll)
+        obj, mesh, mat = _add_mesh_object(name, checked, tag, coll, created, _result_json(result))
+        cameras = []
+        if options.add_camera:
+            for path, view_name, image, camera in placed:
+                cameras.append(_add_camera(f"{view_name} Camera", camera, tag, coll, created, path,
+                                           options.camera_background, image))
+        if cameras and options.set_scene_camera:
+            scene.camera = cameras[0]
+        if options.set_render_resolution:
+            set_render_resolution(scene, placed[0][3].width, placed[0][3].height)
+        _select_only(scene, obj, view_layer)
+
+        removed = 0
+        if options.replace_previous:  # last: nothing after this can fail halfway
+            removed = remove_previous(scene, tag, keep=coll)
+            _take_names(name, (coll, obj, mesh, mat))
+            for cam_obj, (_, view_name, _, _) in zip(cameras, placed):
+                _take_names(f"{view_name} Camera", (cam_obj, cam_obj.data))
+    except Exception:
+        _roll_back(scene, saved, created, images_before)
+        raise
+    return BuiltObject(collection=coll, mesh_object=obj, camera_objects=cameras, skipped=skipped, removed=removed,
+                       hints=_solid_view_hint())
+
+
+def object_cameras(obj) -> list:
+    """The cameras built together with ``obj`` (the same ``TAG``, in its collections), in collection order."""
+    tag = obj.get(TAG) if obj is not None else None
+    if tag is None:
+        return []
+    found: dict = {}
+    for coll in obj.users_collection:
+        for other in coll.objects:
+            if other.type == "CAMERA" and other.get(TAG) == tag:
+                found.setdefault(other.name, other)
+    return list(found.values())
+
+
+def photo_size(cam_obj) -> tuple[int, int] | None:
+    """The (width, height) of the photo a camera built here was recovered from, or None."""
+    data = getattr(cam_obj, "data", None)
+    size = data.get(PHOTO_SIZE) if data is not None and getattr(cam_obj, "type", "") == "CAMERA" else None
+    if size is None or len(size) != 2:
+        return None
+    width, height = int(size[0]), int(size[1])
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def use_camera(scene, cam_obj) -> bool:
+    """Make ``cam_obj`` the scene camera and, for a camera built here, render at its photo's resolution;
+    True when the resolution was set."""
+    scene.camera = cam_obj
+    size = photo_size(cam_obj)
+    if size is None:
+        return False
+    set_render_resolution(scene, *size)
+    return True
 
 
 def _take_names(name: str, blocks) -> None:
@@ -532,8 +734,8 @@ def _select_only(scene, obj, view_layer=None) -> None:
         layer = bpy.context.view_layer
     if layer is None:
         return
-    for other in layer.objects:
-        if other.select_get(view_layer=layer):
+    for other in layer.objects:  # objects removed since the view layer last synced show up as None
+        if other is not None and other.select_get(view_layer=layer):
             other.select_set(False, view_layer=layer)
     obj.select_set(True, view_layer=layer)
     layer.objects.active = obj

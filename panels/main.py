@@ -28,6 +28,27 @@ def _warm_up(settings, prefs) -> None:
         pass
 
 
+def draw_photo_list(layout, settings) -> None:
+    """The photos of the object (One Object): files, or open images, each removable; add and clear."""
+    box = layout.box()
+    is_file = settings.source == "FILE"
+    files, images = settings.chosen_photos()
+    count = len(files) + len(images)
+    box.label(text=f"{count} photo{'s' if count != 1 else ''} of one object" if count
+              else "Add two or more photos of the object", icon="IMAGE_DATA")
+    for index, entry in enumerate(settings.photos):
+        row = box.row(align=True)
+        row.prop(entry, "filepath" if is_file else "image", text="")
+        op = row.operator("shape_from_image.edit_photos", text="", icon="X")
+        op.action, op.index = "REMOVE", index
+    row = box.row(align=True)
+    if is_file:
+        row.operator("shape_from_image.add_photos", text="Add Photos...", icon="FILEBROWSER")
+    else:
+        row.operator("shape_from_image.edit_photos", text="Add Image", icon="ADD").action = "ADD_IMAGE"
+    row.operator("shape_from_image.edit_photos", text="", icon="TRASH").action = "CLEAR"
+
+
 class VIEW3D_PT_shape_from_image(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -48,11 +69,16 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
         _warm_up(settings, prefs)
         col = layout.column()
         col.row().prop(settings, "source", expand=True)
-        if settings.source == "FILE":
+        col.prop(settings, "joint")
+        if settings.joint:
+            draw_photo_list(col, settings)
+        elif settings.source == "FILE":
             col.prop(settings, "filepath", text="")
         else:
             col.template_ID(settings, "image", open="image.open")
-        col.prop(settings, "mask_path")
+        row = col.row()
+        row.enabled = not settings.joint  # a mask belongs to one photo
+        row.prop(settings, "mask_path")
         col.separator()
         col.use_property_split = True
         col.use_property_decorate = False
@@ -67,10 +93,21 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
         if job is None:
             row = layout.row()
             row.scale_y = 1.8
-            ready = settings.filepath.strip() if settings.source == "FILE" else settings.image is not None
+            files, images = settings.chosen_photos() if settings.joint else ([], [])
+            if settings.joint:
+                ready = files or images
+            else:
+                ready = settings.filepath.strip() if settings.source == "FILE" else settings.image is not None
             row.enabled = bool(ready)
-            op = row.operator("shape_from_image.reconstruct", text="Reconstruct from Image", icon="MESH_ICOSPHERE")
-            if settings.source == "FILE":
+            text = "Reconstruct One Object" if settings.joint else "Reconstruct from Image"
+            op = row.operator("shape_from_image.reconstruct", text=text, icon="MESH_ICOSPHERE")
+            if settings.joint:
+                op.joint = True
+                for path in files:  # absolute or blend-relative paths: no folder
+                    op.files.add().name = path
+                for name in images:
+                    op.image_names.add().name = name
+            elif settings.source == "FILE":
                 op.filepath = settings.filepath
             else:
                 op.image_name = settings.image.name if settings.image is not None else ""
@@ -119,6 +156,24 @@ class VIEW3D_PT_shape_from_image_options(_SubPanel, bpy.types.Panel):
         col.prop(settings, "replace_previous")
 
 
+class VIEW3D_PT_shape_from_image_cameras(_SubPanel, bpy.types.Panel):
+    """The active object's cameras, one per photo (One Object): look through one, render at its photo's size."""
+
+    bl_label = "Cameras"
+
+    @classmethod
+    def poll(cls, context):
+        return len(scene.object_cameras(getattr(context, "active_object", None))) > 1
+
+    def draw(self, context):
+        col = self.layout.column(align=True)
+        current = context.scene.camera
+        for cam in scene.object_cameras(context.active_object):
+            row = col.row(align=True)
+            row.label(text=cam.name, icon="CHECKMARK" if cam == current else "OUTLINER_OB_CAMERA")
+            row.operator("shape_from_image.use_camera", text="", icon="VIEW_CAMERA").camera = cam.name
+
+
 class VIEW3D_PT_shape_from_image_parts(_SubPanel, bpy.types.Panel):
     """The active reconstruction's color parts as swatches: editing one recolors that part live."""
 
@@ -138,4 +193,5 @@ class VIEW3D_PT_shape_from_image_parts(_SubPanel, bpy.types.Panel):
         self.layout.operator("shape_from_image.bake_parts", icon="BRUSH_DATA")
 
 
-CLASSES = (VIEW3D_PT_shape_from_image, VIEW3D_PT_shape_from_image_options, VIEW3D_PT_shape_from_image_parts)
+CLASSES = (VIEW3D_PT_shape_from_image, VIEW3D_PT_shape_from_image_options, VIEW3D_PT_shape_from_image_cameras,
+           VIEW3D_PT_shape_from_image_parts)

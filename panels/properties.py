@@ -35,6 +35,13 @@ def model_items(self, context):
     return _model_items_cache
 
 
+class SHAPE_FROM_IMAGE_PG_photo(bpy.types.PropertyGroup):
+    """One photo of the object in the panel's list (One Object): a file, or an image open in Blender."""
+
+    filepath: bpy.props.StringProperty(name="Photo", subtype="FILE_PATH", description="Photo of the object")
+    image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image, description="Open image of the object")
+
+
 class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
     """What the Reconstruct panel sends to the operator."""
 
@@ -45,6 +52,10 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
                                        description="Photo of one chair (PNG with transparency works best)")
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image,
                                      description="Image datablock to reconstruct from")
+    joint: bpy.props.BoolProperty(name="One Object", default=False,
+                                  description="Several photos of one object: one mesh, and one camera per photo")
+    photos: bpy.props.CollectionProperty(type=SHAPE_FROM_IMAGE_PG_photo, name="Photos",
+                                         description="The photos of the object (One Object)")
     mask_path: bpy.props.StringProperty(name="Mask", subtype="FILE_PATH",
                                         description="Optional foreground mask (white = object)")
     model: bpy.props.EnumProperty(name="Model", items=model_items, description="Trained model to use")
@@ -72,5 +83,11 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
     def steps(self) -> int:
         return self.steps_custom if self.steps_preset == "CUSTOM" else int(self.steps_preset)
 
+    def chosen_photos(self) -> tuple[list[str], list[str]]:
+        """(file paths, image names) of the listed photos of the current source (One Object); one is empty."""
+        if self.source == "FILE":
+            return [p.filepath for p in self.photos if p.filepath.strip()], []
+        return [], [p.image.name for p in self.photos if p.image is not None]
 
-CLASSES = (SHAPE_FROM_IMAGE_PG_settings,)
+
+CLASSES = (SHAPE_FROM_IMAGE_PG_photo, SHAPE_FROM_IMAGE_PG_settings)

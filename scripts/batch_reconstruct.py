@@ -2,6 +2,7 @@
 
     blender -b --python scripts/batch_reconstruct.py -- --input photos/ --out out/ [--steps 10]
     python scripts/batch_reconstruct.py --input a.png b.jpg --out out/          (with the bpy module)
+    python scripts/batch_reconstruct.py --joint --input objects/ --out out/     (objects/<name>/*.png)
 
 Options: --model NAME  --steps N  --device auto|cpu|cuda|mps  --mesh-resolution R  --format glb|ply|obj
 --seed S  --focal-mm F  --render (also write <stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
@@ -17,6 +18,15 @@ The options and the output folder are checked first, with the rules and messages
 (``core.validate``): a refused option prints one ``error: ...`` line and exits with status 1 before
 any image is read. Otherwise the exit status is 1 if any image failed, else 0. Folders are scanned
 for the formats the core reads (PNG, JPEG, WebP, TIFF, BMP).
+
+``--joint``: several photos of one object. Each subfolder of an --input folder is one object (its
+photos are the views), and so are the photos directly in an --input folder and the photo files named on
+the command line. Per object, named after its folder (or its first photo): ``<name>.blend`` (one mesh,
+one camera per placed photo, each with its photo as background), ``<name>.<format>`` and ``<name>.json``
+(the object's mesh and every view's camera); ``--render``: ``<name>_<photo stem>_overlay.png`` through each
+placed photo's camera and ``<name>_side.png``. summary.json lists every object with its photos; photos
+that could not be placed are named there (``not_placed``) and printed, but only a failed object makes
+the exit status 1.
 
 The extension is imported from this file's parent folder (the repository root or an installed
 extension) under the package name ``shape_from_image`` and registered for the run, unless Blender
@@ -61,6 +71,9 @@ def parse_args(args: list[str]) -> argparse.Namespace:
                              "photo's EXIF value, else the model's default")
     parser.add_argument("--render", action="store_true", help="also render <stem>_overlay.png and <stem>_side.png")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples for --render")
+    parser.add_argument("--joint", action="store_true",
+                        help="several photos of one object: each subfolder of an --input folder is one object "
+                             "(the photos directly in a folder, and the photo files given, too)")
     return parser.parse_args(args)
 
 
@@ -80,6 +93,40 @@ def find_images(inputs: list[str], suffixes: tuple[str, ...]) -> list[str]:
         else:
             found.append(str(path.absolute()))
     return found
+
+
+def _folder_photos(folder: Path, suffixes: tuple[str, ...]) -> tuple[list[str], list[Path]]:
+    """(photos, subfolders) directly in ``folder``, sorted; masks '*_mask.*' left out."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        raise SystemExit(f"error: {folder}: cannot list the folder ({err.strerror or err})") from None
+    photos = [str(p.absolute()) for p in entries
+              if p.suffix.lower() in suffixes and not p.stem.endswith("_mask") and not os.path.isdir(p)]
+    return photos, [p for p in entries if os.path.isdir(p)]
+
+
+def find_objects(inputs: list[str], suffixes: tuple[str, ...]) -> list[tuple[str, list[str]]]:
+    """``--joint``: (name, photos) per object, in input order. A folder's photos are one object named after
+    the folder, and each of its subfolders holding photos is one object named after the subfolder; the
+    photo files given are one object named after the first of them."""
+    objects: list[tuple[str, list[str]]] = []
+    loose: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if not os.path.isdir(item):
+            loose.append(str(path.absolute()))
+            continue
+        photos, subfolders = _folder_photos(path, suffixes)
+        if photos:
+            objects.append((path.absolute().name or "object", photos))
+        for sub in subfolders:
+            sub_photos, _ = _folder_photos(sub, suffixes)
+            if sub_photos:
+                objects.append((sub.name, sub_photos))
+    if loose:
+        objects.insert(0, (Path(loose[0]).stem or "object", loose))
+    return objects
 
 
 def check_options(validate, opts: argparse.Namespace) -> Path:
@@ -104,7 +151,7 @@ def load_extension():
     """The extension module, registered: one Blender already has, or this folder's as 'shape_from_image'."""
     import bpy
 
-    for name, module in list(sys.modules.items()):
+    for name, module in sys.modules.copy().items():  # a copy: a background thread may be importing
         is_ours = name == PACKAGE or name.endswith("." + PACKAGE)
         if is_ours and callable(getattr(module, "is_registered", None)) and module.is_registered():
             return module, False
@@ -204,6 +251,98 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
     return entry
 
 
+def _render_object_views(ext_name: str, scene, mesh_obj, cameras: list, out: Path, stem: str,
+                         samples: int) -> dict:
+    """``--render`` for an object: the render through each placed photo's camera over that photo, at the
+    photo's resolution, and one side view. Keys ``overlay:<photo stem>`` and ``side``."""
+    render = load_renders()
+    pixels = importlib.import_module(f"{ext_name}.operators.inputs")
+    scene_build = importlib.import_module(f"{ext_name}.operators.scene")
+    render.use_cycles(scene, samples=samples)
+    render.white_world(scene)
+    paths = {}
+    first = scene.camera
+    for cam in cameras:
+        photo = cam.get(scene_build.PHOTO)
+        view = Path(photo).stem
+        scene_build.use_camera(scene, cam)
+        shot_path = out / f"{stem}_{view}_render.png"
+        shot = pixels.read_rgba(render.render_still(scene, cam, str(shot_path)))
+        overlay = render.composite_over(pixels.read_rgba(photo), shot, opacity=0.7)
+        paths[f"overlay:{view}"] = pixels.write_rgba(str(out / f"{stem}_{view}_overlay.png"), overlay)
+        shot_path.unlink(missing_ok=True)
+    if first is not None:
+        scene_build.use_camera(scene, first)
+        side = render.side_camera(scene, mesh_obj, first)
+        try:
+            paths["side"] = render.render_still(scene, side, str(out / f"{stem}_side.png"))
+        finally:
+            render.remove_object(side)
+    return paths
+
+
+def process_object(ext, name: str, photos: list[str], stem: str, out: Path, opts: argparse.Namespace) -> dict:
+    """``--joint``: one object seen in ``photos``: fresh scene, operator, files. Returns its summary entry
+    (never raises); a failed object leaves none of its files behind."""
+    import bpy
+
+    runner = importlib.import_module(f"{ext.__name__}.operators.runner")
+    export = importlib.import_module(f"{ext.__name__}.core.io.export")
+    scene_build = importlib.import_module(f"{ext.__name__}.operators.scene")
+    entry: dict = {"object": name, "images": list(photos), "ok": False}
+    t0 = time.perf_counter()
+    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+    runner.set_last_outcome(None)
+    try:
+        status = bpy.ops.shape_from_image.reconstruct(
+            files=[{"name": photo} for photo in photos], directory="", joint=True, model=opts.model,
+            steps=opts.steps, device=opts.device.upper(), mesh_resolution=opts.mesh_resolution, seed=opts.seed,
+            focal_mm=opts.focal_mm)
+    except (RuntimeError, TypeError, ValueError) as err:  # error reports arrive as RuntimeError
+        entry["error"] = str(err).strip().removeprefix("Error: ").strip()
+        entry["seconds"] = round(time.perf_counter() - t0, 3)
+        return entry
+    outcome = runner.last_outcome()
+    if status != {"FINISHED"} or outcome is None or not outcome.ok:
+        entry["error"] = outcome.message if outcome is not None else f"{photos[0]}: the operator returned {status}"
+        entry["seconds"] = round(time.perf_counter() - t0, 3)
+        return entry
+    files: dict = {}
+    try:
+        result = outcome.result
+        scene = bpy.context.scene
+        mesh_obj = bpy.context.view_layer.objects.active
+        views = list(getattr(result, "views", None) or [result])  # one photo: a plain result
+        cameras = {cam.get(scene_build.PHOTO): cam for cam in scene_build.object_cameras(mesh_obj)}
+        entry["views"] = [{"image": photo, "ok": bool(view.ok),
+                           **({"camera": cameras[photo].name} if photo in cameras else {}),
+                           **({} if view.ok else {"error": view.error or f"{photo}: could not be placed"})}
+                          for photo, view in zip(photos, views)]
+        export.write_result(result, out, opts.format, stem)
+        files["mesh"], files["json"] = result.mesh_path, result.json_path
+        for image_block in bpy.data.images:
+            if image_block.source == "FILE" and image_block.packed_file is None and image_block.filepath:
+                image_block.pack()
+        blend = out / f"{stem}.blend"
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, compress=True)
+        files["blend"] = str(blend)
+        if opts.render:
+            placed = [cameras[v["image"]] for v in entry["views"] if v.get("camera")]
+            files.update(_render_object_views(ext.__name__, scene, mesh_obj, placed, out, stem, opts.samples))
+        entry.update(ok=True, files=files, placed=sum(v["ok"] for v in entry["views"]),
+                     not_placed=[v["error"] for v in entry["views"] if not v["ok"]],
+                     timings_s=dict(result.to_json().get("timings_s", {})),
+                     vertices=len(mesh_obj.data.vertices), faces=len(mesh_obj.data.polygons))
+    except Exception as err:  # noqa: BLE001 - one bad object must not stop the batch
+        reason = str(err) if hasattr(err, "reason") else f"{photos[0]}: writing the outputs failed ({type(err).__name__}: {err})"
+        entry["error"] = reason.splitlines()[0] if reason else type(err).__name__
+        entry.pop("views", None)
+        for path in files.values():  # no half result: what this object wrote goes
+            Path(path).unlink(missing_ok=True)
+    entry["seconds"] = round(time.perf_counter() - t0, 3)
+    return entry
+
+
 def _write_summary(path: Path, summary: dict) -> None:
     """summary.json, replaced atomically (a reader never sees half of it)."""
     tmp = path.with_name(f".summary.{os.getpid()}.tmp")
@@ -228,6 +367,8 @@ def _run(ext, opts: argparse.Namespace) -> int:
     except validate.ReconstructionError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
+    if opts.joint:
+        return _run_joint(ext, validate, out, opts)
     images = find_images(opts.input, validate.IMAGE_SUFFIXES)
     if not images:
         print(f"error: no images found in {' '.join(opts.input)} (looked for "
@@ -244,10 +385,43 @@ def _run(ext, opts: argparse.Namespace) -> int:
             print(f"FAIL  {entry['error']}", flush=True)
     failed = sum(not e["ok"] for e in entries)
     summary = {"out": str(out), "images": entries, "ok": len(entries) - failed, "failed": failed,
-               "options": {k: getattr(opts, k) for k in ("model", "steps", "device", "mesh_resolution",
-                                                         "format", "seed", "focal_mm", "render")}}
+               "options": _summary_options(opts)}
     _write_summary(out / "summary.json", summary)
     print(f"{len(entries) - failed} ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
+    return 1 if failed else 0
+
+
+def _summary_options(opts: argparse.Namespace) -> dict:
+    return {k: getattr(opts, k) for k in ("model", "steps", "device", "mesh_resolution", "format", "seed",
+                                          "focal_mm", "render", "joint")}
+
+
+def _run_joint(ext, validate, out: Path, opts: argparse.Namespace) -> int:
+    """``--joint``: one reconstruction per object (folder of photos)."""
+    objects = find_objects(opts.input, validate.IMAGE_SUFFIXES)
+    if not objects:
+        print(f"error: no images found in {' '.join(opts.input)} (looked for "
+              f"{', '.join(validate.IMAGE_SUFFIXES)})", file=sys.stderr, flush=True)
+        return 1
+    every_photo = [photo for _, photos in objects for photo in photos]
+    stems = validate.output_stems([f"{name}.object" for name, _ in objects],
+                                  (f".{opts.format}", ".json", *RENDER_SUFFIXES), str(out), keep=every_photo)
+    entries = []
+    for (name, photos), stem in zip(objects, stems):
+        entry = process_object(ext, name, photos, stem, out, opts)
+        entries.append(entry)
+        if entry["ok"]:
+            print(f"ok    {name}: {entry['placed']} of {len(photos)} photos placed -> {entry['files']['blend']} "
+                  f"({entry['seconds']:.1f} s)", flush=True)
+            for message in entry["not_placed"]:
+                print(f"      not placed: {message}", flush=True)
+        else:
+            print(f"FAIL  {entry['error']}", flush=True)
+    failed = sum(not e["ok"] for e in entries)
+    summary = {"out": str(out), "objects": entries, "ok": len(entries) - failed, "failed": failed,
+               "options": _summary_options(opts)}
+    _write_summary(out / "summary.json", summary)
+    print(f"{len(entries) - failed} objects ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
     return 1 if failed else 0
 
 

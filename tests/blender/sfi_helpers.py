@@ -154,8 +154,48 @@ def failed_result(image: str, error: str, package: str = PACKAGE):
     return _result_module(package).ReconstructionResult(image=image, ok=False, error=error)
 
 
+VIEW_SCENARIOS = (
+    DEFAULT_SCENARIO,
+    Scenario(cam2world=look_at((2.5, 0.9, 0.7)), focal=210.0, cx=58.0, cy=84.0, width=120, height=160),
+    Scenario(cam2world=look_at((-1.9, -1.7, 1.6)), focal=120.0, cx=80.0, cy=80.0, width=160, height=160),
+)
+"""the same sphere photographed from three sides, with three lenses and three photo sizes."""
+
+
+def view_scenario(index: int) -> Scenario:
+    """Scenario of the ``index``-th photo of an object (cycles through VIEW_SCENARIOS)."""
+    return VIEW_SCENARIOS[index % len(VIEW_SCENARIOS)]
+
+
+def fake_object_result(images, dropped=(), package: str = PACKAGE, **overrides):
+    """An ObjectResult (the extension's own core.result class): one sphere mesh shared by every placed view,
+    view i seen as :func:`view_scenario` (i); the views whose index is in ``dropped`` could not be placed."""
+    result_mod = _result_module(package)
+    first = view_scenario(0)
+    verts, faces = uv_sphere(first.radius, first.center)
+    mesh = FakeMesh(verts, faces, sphere_colors(verts))
+    views = []
+    for i, image in enumerate(images):
+        if i in dropped:
+            views.append(failed_result(image, f"{image}: could not be placed: the object's silhouette does not "
+                                              "match the other photos; check that it shows the same object",
+                                       package))
+        else:
+            views.append(fake_result(image, view_scenario(i), package, mesh=mesh))
+    fields = {"images": list(images), "ok": any(v.ok for v in views),
+              "mesh": mesh, "views": views, "model": "fake", "steps": 3, "device": "cpu",
+              "timings": {"total": 0.01}}
+    fields.update(overrides)
+    return result_mod.ObjectResult(**fields)
+
+
+def failed_object_result(images, error: str, package: str = PACKAGE):
+    return _result_module(package).ObjectResult(images=list(images), ok=False, error=error)
+
+
 class FakeCore:
-    """Replaces runner._call_core: reports ``steps`` progress steps, honours cancel like the core."""
+    """Replaces runner._call_core: reports ``steps`` progress steps, honours cancel like the core; a ``joint``
+    request gets :func:`fake_object_result` (``result_fn`` replaces either result)."""
 
     def __init__(self, scenario: Scenario = DEFAULT_SCENARIO, steps: int = 3, delay: float = 0.0,
                  on_step=None, result_fn=None, package: str = PACKAGE):
@@ -166,10 +206,18 @@ class FakeCore:
 
     def __call__(self, request, progress, cancel):
         self.calls.append(request)
+        joint = getattr(request, "joint", False)
+
+        def cancelled():
+            message = f"{request.image}: cancelled by the user"
+            if joint:
+                return [failed_object_result(request.images, message, self.package)]
+            return [failed_result(request.image, message, self.package)]
+
         progress("encoder", 1, 1, None)
         for step in range(1, self.steps + 1):
             if cancel():
-                return [failed_result(request.image, f"{request.image}: cancelled by the user", self.package)]
+                return cancelled()
             if self.delay:
                 time.sleep(self.delay)
             self.steps_run = step
@@ -177,9 +225,11 @@ class FakeCore:
             if self.on_step is not None:
                 self.on_step(step)
         if cancel():
-            return [failed_result(request.image, f"{request.image}: cancelled by the user", self.package)]
+            return cancelled()
         if self.result_fn is not None:
             return [self.result_fn(request)]
+        if joint:  # reconstruct_object: view i seen as view_scenario(i)
+            return [fake_object_result(request.images, package=self.package)]
         return [fake_result(request.image, self.scenario, self.package)]
 
 
@@ -230,3 +280,95 @@ def fuzz_module():
         sys.modules[name] = module  # dataclasses look their module up while the file runs
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+# --- draw code against a recording layout ------------------------------------------------------
+
+
+class _RecordedItems(list):
+    """An operator's collection property as the draw code fills it: ``add()`` appends a plain entry."""
+
+    def add(self):
+        import types
+
+        item = types.SimpleNamespace(name="")
+        self.append(item)
+        return item
+
+
+class OpProps:
+    """The properties of ``layout.operator(idname)``: setting a name the operator lacks fails the test."""
+
+    def __init__(self, idname: str):
+        import bpy
+
+        module, name = idname.split(".")
+        rna = getattr(getattr(bpy.ops, module), name).get_rna_type()
+        object.__setattr__(self, "_names", set(rna.properties.keys()))
+        object.__setattr__(self, "_collections", {p.identifier for p in rna.properties if p.type == "COLLECTION"})
+        object.__setattr__(self, "values", {})
+
+    def __setattr__(self, name, value):
+        assert name in self._names, f"operator has no property {name!r}"
+        self.values[name] = value
+
+    def __getattr__(self, name):
+        assert name in self._collections, f"operator has no collection property {name!r}"
+        return self.values.setdefault(name, _RecordedItems())
+
+
+def _icons() -> set:
+    import bpy
+
+    return set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+
+class RecordingLayout:
+    """Duck-typed UILayout that checks property names, operator ids and icons."""
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def _child(self, *args, **kwargs):
+        return RecordingLayout(self.log)
+
+    row = column = box = split = grid_flow = column_flow = _child
+
+    def _icon(self, icon):
+        assert icon in _icons(), f"unknown icon {icon!r}"
+
+    def label(self, text="", icon="NONE", **kwargs):
+        self._icon(icon)
+        self.log.append(("label", text))
+
+    def prop(self, data, name, icon="NONE", **kwargs):
+        self._icon(icon)
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
+        self.log.append(("prop", name))
+
+    def template_ID(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties
+        self.log.append(("template_ID", name))
+
+    def operator(self, idname, text="", icon="NONE", **kwargs):
+        self._icon(icon)
+        props = OpProps(idname)
+        self.log.append(("operator", idname, props))
+        return props
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        assert 0.0 <= factor <= 1.0
+        self.log.append(("progress", text))
+
+    def separator(self, **kwargs):
+        pass
+
+
+def draw_panel(panel_cls, context, **attrs) -> list:
+    """Run ``panel_cls.draw`` against a RecordingLayout; the log of what it drew."""
+    import types
+
+    log: list = []
+    self = types.SimpleNamespace(layout=RecordingLayout(log), **attrs)
+    panel_cls.draw(self, context)
+    return log

@@ -14,7 +14,9 @@ CLASS_NAMES = ("SHAPE_FROM_IMAGE_OT_reconstruct", "SHAPE_FROM_IMAGE_OT_cancel",
                "SHAPE_FROM_IMAGE_OT_install_dependencies", "SHAPE_FROM_IMAGE_OT_refresh_dependencies",
                "SHAPE_FROM_IMAGE_PG_settings", "SHAPE_FROM_IMAGE_AP_preferences",
                "VIEW3D_PT_shape_from_image", "VIEW3D_PT_shape_from_image_options",
-               "SHAPE_FROM_IMAGE_OT_bake_parts", "VIEW3D_PT_shape_from_image_parts")
+               "SHAPE_FROM_IMAGE_OT_bake_parts", "VIEW3D_PT_shape_from_image_parts",
+               "SHAPE_FROM_IMAGE_PG_photo", "SHAPE_FROM_IMAGE_OT_add_photos", "SHAPE_FROM_IMAGE_OT_edit_photos",
+               "SHAPE_FROM_IMAGE_OT_use_camera", "VIEW3D_PT_shape_from_image_cameras")
 
 
 def _handler_counts() -> dict:
@@ -86,67 +88,7 @@ def test_unregister_cancels_a_running_job(ext, runner, monkeypatch):
 
 # --- draw code against a recording layout ------------------------------------------------------
 
-_ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
-
-
-class _OpProps:
-    def __init__(self, idname: str):
-        module, name = idname.split(".")
-        rna = getattr(getattr(bpy.ops, module), name).get_rna_type()
-        object.__setattr__(self, "_names", set(rna.properties.keys()))
-        object.__setattr__(self, "values", {})
-
-    def __setattr__(self, name, value):
-        assert name in self._names, f"operator has no property {name!r}"
-        self.values[name] = value
-
-
-class RecordingLayout:
-    """Duck-typed UILayout that checks property names, operator ids and icons."""
-
-    def __init__(self, log: list):
-        self.log = log
-
-    def _child(self, *args, **kwargs):
-        return RecordingLayout(self.log)
-
-    row = column = box = split = grid_flow = column_flow = _child
-
-    def _icon(self, icon):
-        assert icon in _ICONS, f"unknown icon {icon!r}"
-
-    def label(self, text="", icon="NONE", **kwargs):
-        self._icon(icon)
-        self.log.append(("label", text))
-
-    def prop(self, data, name, icon="NONE", **kwargs):
-        self._icon(icon)
-        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property {name!r}"
-        self.log.append(("prop", name))
-
-    def template_ID(self, data, name, **kwargs):
-        assert name in data.bl_rna.properties
-        self.log.append(("template_ID", name))
-
-    def operator(self, idname, text="", icon="NONE", **kwargs):
-        self._icon(icon)
-        props = _OpProps(idname)
-        self.log.append(("operator", idname, props))
-        return props
-
-    def progress(self, factor=0.0, type="BAR", text=""):
-        assert 0.0 <= factor <= 1.0
-        self.log.append(("progress", text))
-
-    def separator(self, **kwargs):
-        pass
-
-
-def _draw(panel_cls, context, **attrs) -> list:
-    log: list = []
-    self = types.SimpleNamespace(layout=RecordingLayout(log), **attrs)
-    panel_cls.draw(self, context)
-    return log
+_draw = sfi_helpers.draw_panel
 
 
 def test_panel_draws_button_with_every_setting(ext, runner, photo):
