@@ -117,6 +117,8 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
             if turn is not None:  # the other photos' object says a camera is turned: fit again from there
                 j, yaw, new_pose = turn
                 pose = _with_view(pose, views[j], new_pose)
+                for candidate in live[views[j]].pose_candidates:
+                    candidate["chosen"] = False
                 live[views[j]].pose_candidates.append({"yaw_deg": yaw, "against": "other photos", "chosen": True})
                 continue
         worst = _unplaceable(inv.final_losses) if len(views) > 1 else None
