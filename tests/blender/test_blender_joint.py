@@ -478,15 +478,9 @@ def test_batch_joint_photos_given_directly_are_one_object(batch, fake_core, phot
 # --- the real core ------------------------------------------------------------------------------------------
 
 
-def _need_joint_core():
-    if not (sfi_helpers.REPO / "core" / "joint.py").is_file():
-        pytest.skip("core/joint.py (reconstruct_object) is not in this checkout")
-
-
 def test_real_core_with_a_tiny_model_builds_and_writes_the_object(ext, runner, fast_model, photos, tmp_path):
     """The real reconstruct_object behind the operator (an untrained tiny model: plumbing, not quality): one
     mesh, a camera per placed view at that view's pose, the object's files; a bad option is refused."""
-    _need_joint_core()
     out = tmp_path / "out"
     assert bpy.ops.shape_from_image.reconstruct(joint=True, model=str(fast_model), steps=1, mesh_resolution=16,
                                                 device="CPU", out_dir=str(out), **_files(photos)) == {"FINISHED"}
@@ -509,7 +503,6 @@ def test_real_core_with_a_tiny_model_builds_and_writes_the_object(ext, runner, f
 
 
 def test_real_core_cancel_adds_and_writes_nothing(ext, runner, monkeypatch, fast_model, photos, tmp_path):
-    _need_joint_core()
     real_call, stages = runner._call_core, []
 
     def call_core(request, progress, cancel):
@@ -536,11 +529,9 @@ def test_real_core_cancel_adds_and_writes_nothing(ext, runner, monkeypatch, fast
 def test_real_core_two_photos_of_one_chair(ext, runner, tmp_path):
     """Two photos of one chair, the shipped model: one mesh, two cameras; the silhouette rendered through each
     camera overlaps that photo's alpha with IoU >= 0.85."""
-    _need_joint_core()
     folder = sfi_helpers.REPO / "examples" / "two_views"
     paths = [folder / "chair_a.png", folder / "chair_b.png"]
-    if not all(p.is_file() for p in paths):
-        pytest.skip("examples/two_views/chair_a.png and chair_b.png are not in this checkout")
+    assert all(p.is_file() for p in paths), "examples/two_views/chair_a.png and chair_b.png are missing"
     from shape_from_image.operators import inputs
 
     render = sfi_helpers.load_renders()
