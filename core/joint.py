@@ -29,7 +29,7 @@ import torch
 from .api import (FREE_FOCAL_SOURCES, ProgressCallback, _Call, _Item, _load_images, _options, _photo_camera, _place,
                   _Placed, _start_call, _stopped)
 from .errors import Cancelled, EmptySurface, ReconstructionError, display_path
-from .fit.hypotheses import choose_pose, score_latents
+from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .result import ObjectResult, ReconstructionResult
 from .validate import check_inputs, output_stems
@@ -179,19 +179,15 @@ def _first_latent_and_poses(call: _Call, placed: _Placed) -> tuple[torch.Tensor,
     yaws = tuple(pipe.cfg.pose.yaw_hypotheses)
     t = time.perf_counter()
     best = None
-    for c in range(candidates.shape[0]):
+    for c in range(candidates.shape[0]):  # with one hypothesis, choose_pose just scores the solved cameras
         ws = candidates[c:c + 1]
-        if len(yaws) > 1:
-            choice = choose_pose(gen, pipe.render_cfg, placed.target, ws.expand(n, -1, -1).contiguous(), placed.pose,
-                                 pipe.cfg.pose, call.inversion)
-            total = float(choice.losses.gather(1, choice.chosen[:, None]).sum())
-        else:
-            choice, total = None, float(score_latents(gen, pipe.render_cfg, placed.target, ws, placed.pose,
-                                                      pipe.cfg.pose, call.inversion).sum())
+        choice = choose_pose(gen, pipe.render_cfg, placed.target, ws.expand(n, -1, -1).contiguous(), placed.pose,
+                             pipe.cfg.pose, call.inversion)
+        total = float(choice.losses.gather(1, choice.chosen[:, None]).sum())
         if best is None or total < best[0]:
             best = (total, ws, choice)
     _, ws, choice = best
-    if choice is None:
+    if len(yaws) < 2:
         return ws, placed.pose
     for k, item in enumerate(placed.live):
         item.timings["pose"] = item.timings.get("pose", 0.0) + (time.perf_counter() - t) / n

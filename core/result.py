@@ -80,19 +80,33 @@ class ReconstructionResult:
             out["error"] = self.error
         if self.camera is not None:
             out["camera"] = self.camera.to_json()
-        if self.mesh is not None:
-            out["mesh"] = {"path": None if self.mesh_path is None else self.mesh_path.replace("\\", "/").split("/")[-1],
-                           "vertices": int(len(self.mesh.vertices)), "faces": int(len(self.mesh.faces))}
-        out["timings_s"] = {k: round(float(v), 4) for k, v in self.timings.items()}
-        out["losses"] = [round(float(v), 6) for v in self.losses]
+        out.update(_mesh_json(self.mesh, self.mesh_path))
+        out.update(_run_json(self.timings, self.losses))
         out["mask_source"] = self.mask_source
         out["focal_source"] = self.focal_source
         if self.pose_candidates:
             out["pose_candidates"] = self.pose_candidates
-        parts = getattr(self.mesh, "parts", None)
-        if parts is not None:
-            out["palette"] = parts.to_json()
+        out.update(_palette_json(self.mesh))
         return out
+
+
+def _mesh_json(mesh, mesh_path: str | None) -> dict:
+    """{"mesh": file name and counts}, or nothing without a mesh."""
+    if mesh is None:
+        return {}
+    return {"mesh": {"path": None if mesh_path is None else mesh_path.replace("\\", "/").split("/")[-1],
+                     "vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}}
+
+
+def _run_json(timings: dict, losses: list) -> dict:
+    return {"timings_s": {k: round(float(v), 4) for k, v in timings.items()},
+            "losses": [round(float(v), 6) for v in losses]}
+
+
+def _palette_json(mesh) -> dict:
+    """{"palette": ...} of a mesh with recolorable parts, or nothing."""
+    parts = getattr(mesh, "parts", None)
+    return {} if parts is None else {"palette": parts.to_json()}
 
 
 @dataclass
@@ -145,20 +159,9 @@ class ObjectResult:
                "device": self.device, "ok": self.ok}
         if self.error:
             out["error"] = self.error
-        if self.mesh is not None:
-            out["mesh"] = {"path": None if self.mesh_path is None else self.mesh_path.replace("\\", "/").split("/")[-1],
-                           "vertices": int(len(self.mesh.vertices)), "faces": int(len(self.mesh.faces))}
-        out["views"] = []
-        for view in self.views:
-            entry = view.to_json()
-            entry.pop("mesh", None)
-            entry.pop("palette", None)
-            entry.pop("model", None)
-            entry.pop("device", None)
-            out["views"].append(entry)
-        out["timings_s"] = {k: round(float(v), 4) for k, v in self.timings.items()}
-        out["losses"] = [round(float(v), 6) for v in self.losses]
-        parts = getattr(self.mesh, "parts", None)
-        if parts is not None:
-            out["palette"] = parts.to_json()
+        out.update(_mesh_json(self.mesh, self.mesh_path))
+        out["views"] = [{k: v for k, v in view.to_json().items() if k not in ("mesh", "palette", "model", "device")}
+                        for view in self.views]
+        out.update(_run_json(self.timings, self.losses))
+        out.update(_palette_json(self.mesh))
         return out

@@ -542,6 +542,16 @@ def _add_camera(name: str, camera: CameraInfo, tag: str, coll, created: list, ph
     return cam_obj
 
 
+def _new_collection(scene, name: str, tag: str, created: list):
+    """A collection ``name`` tagged ``tag`` under *Shape from Image* (created blocks go into ``created``)."""
+    parent = _ensure_parent_collection(scene, created)
+    coll = bpy.data.collections.new(name)
+    created.append(coll)
+    coll[TAG] = tag
+    parent.children.link(coll)
+    return coll
+
+
 def _result_json(result) -> str | None:
     to_json = getattr(result, "to_json", None)
     return json.dumps(to_json()) if callable(to_json) else None
@@ -563,11 +573,7 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
     saved = _saved_settings(scene)
     images_before = set(bpy.data.images)
     try:
-        parent = _ensure_parent_collection(scene, created)
-        coll = bpy.data.collections.new(name)
-        created.append(coll)
-        coll[TAG] = image_path
-        parent.children.link(coll)
+        coll = _new_collection(scene, name, image_path, created)
         obj, mesh, mat = _add_mesh_object(name, checked, image_path, coll, created, _result_json(result))
 
         cam_obj = None
@@ -656,11 +662,7 @@ def build_object(scene, result, options: BuildOptions | None = None, image_paths
     saved = _saved_settings(scene)
     images_before = set(bpy.data.images)
     try:
-        parent = _ensure_parent_collection(scene, created)
-        coll = bpy.data.collections.new(name)
-        created.append(coll)
-        coll[TAG] = tag
-        parent.children.link(coll)
+        coll = _new_collection(scene, name, tag, created)
         obj, mesh, mat = _add_mesh_object(name, checked, tag, coll, created, _result_json(result))
         cameras = []
         if options.add_camera:

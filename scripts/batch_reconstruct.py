@@ -198,55 +198,77 @@ def _render_views(ext_name: str, scene, mesh_obj, photo: str, out: Path, stem: s
     return paths
 
 
-def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> dict:
-    """One image: fresh scene, operator, files. Returns its summary entry (never raises); a failed
-    image leaves none of its files behind."""
+def _run_operator(ext, entry: dict, label: str, **operator_args):
+    """A fresh empty scene and the Reconstruct operator; its outcome, or None after writing the reason
+    into ``entry``."""
     import bpy
 
     runner = importlib.import_module(f"{ext.__name__}.operators.runner")
-    export = importlib.import_module(f"{ext.__name__}.core.io.export")
-    entry: dict = {"image": image, "ok": False}
-    t0 = time.perf_counter()
     # a fresh empty file; unlike read_factory_settings this keeps the user's preferences, so an
     # extension enabled in Blender stays enabled
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
     runner.set_last_outcome(None)
     try:
-        status = bpy.ops.shape_from_image.reconstruct(
-            filepath=image, model=opts.model, steps=opts.steps, device=opts.device.upper(),
-            mesh_resolution=opts.mesh_resolution, seed=opts.seed, focal_mm=opts.focal_mm)
+        status = bpy.ops.shape_from_image.reconstruct(**operator_args)
     except (RuntimeError, TypeError, ValueError) as err:  # error reports arrive as RuntimeError
         entry["error"] = str(err).strip().removeprefix("Error: ").strip()
-        entry["seconds"] = round(time.perf_counter() - t0, 3)
-        return entry
+        return None
     outcome = runner.last_outcome()
     if status != {"FINISHED"} or outcome is None or not outcome.ok:
-        entry["error"] = outcome.message if outcome is not None else f"{image}: the operator returned {status}"
-        entry["seconds"] = round(time.perf_counter() - t0, 3)
-        return entry
+        entry["error"] = outcome.message if outcome is not None else f"{label}: the operator returned {status}"
+        return None
+    return outcome
+
+
+def _save_outputs(ext, result, out: Path, fmt: str, stem: str, files: dict) -> None:
+    """The core's mesh and JSON under this batch's unique stem, and the .blend with its photos packed;
+    ``files`` gets each path as it is written (so a failure can remove them)."""
+    import bpy
+
+    export = importlib.import_module(f"{ext.__name__}.core.io.export")
+    export.write_result(result, out, fmt, stem)  # the JSON names the mesh actually written
+    files["mesh"], files["json"] = result.mesh_path, result.json_path
+    for image_block in bpy.data.images:
+        if image_block.source == "FILE" and image_block.packed_file is None and image_block.filepath:
+            image_block.pack()
+    blend = out / f"{stem}.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, compress=True)
+    files["blend"] = str(blend)
+
+
+def _fail_outputs(entry: dict, err: Exception, label: str, files: dict) -> None:
+    """Record why writing failed and remove what was written: no half result."""
+    reason = str(err) if hasattr(err, "reason") else f"{label}: writing the outputs failed ({type(err).__name__}: {err})"
+    entry["error"] = reason.splitlines()[0] if reason else type(err).__name__
+    for path in files.values():
+        Path(path).unlink(missing_ok=True)
+
+
+def _mesh_counts(mesh_obj, result) -> dict:
+    return {"timings_s": dict(result.to_json().get("timings_s", {})), "vertices": len(mesh_obj.data.vertices),
+            "faces": len(mesh_obj.data.polygons)}
+
+
+def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> dict:
+    """One image: fresh scene, operator, files. Returns its summary entry (never raises); a failed
+    image leaves none of its files behind."""
+    import bpy
+
+    entry: dict = {"image": image, "ok": False}
+    t0 = time.perf_counter()
+    outcome = _run_operator(ext, entry, image, filepath=image, model=opts.model, steps=opts.steps,
+                            device=opts.device.upper(), mesh_resolution=opts.mesh_resolution, seed=opts.seed,
+                            focal_mm=opts.focal_mm)
     files: dict = {}
-    try:
-        result = outcome.result
-        scene = bpy.context.scene
-        mesh_obj = bpy.context.view_layer.objects.active
-        # the core's files under this batch's unique stem: the JSON names the mesh actually written
-        export.write_result(result, out, opts.format, stem)
-        files["mesh"], files["json"] = result.mesh_path, result.json_path
-        for image_block in bpy.data.images:
-            if image_block.source == "FILE" and image_block.packed_file is None and image_block.filepath:
-                image_block.pack()
-        blend = out / f"{stem}.blend"
-        bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, compress=True)
-        files["blend"] = str(blend)
-        if opts.render:
-            files.update(_render_views(ext.__name__, scene, mesh_obj, image, out, stem, opts.samples))
-        entry.update(ok=True, files=files, timings_s=dict(result.to_json().get("timings_s", {})),
-                     vertices=len(mesh_obj.data.vertices), faces=len(mesh_obj.data.polygons))
-    except Exception as err:  # noqa: BLE001 - one bad image must not stop the batch
-        reason = str(err) if hasattr(err, "reason") else f"{image}: writing the outputs failed ({type(err).__name__}: {err})"
-        entry["error"] = reason.splitlines()[0] if reason else type(err).__name__
-        for path in files.values():  # no half result: what this image wrote goes
-            Path(path).unlink(missing_ok=True)
+    if outcome is not None:
+        try:
+            scene, mesh_obj = bpy.context.scene, bpy.context.view_layer.objects.active
+            _save_outputs(ext, outcome.result, out, opts.format, stem, files)
+            if opts.render:
+                files.update(_render_views(ext.__name__, scene, mesh_obj, image, out, stem, opts.samples))
+            entry.update(ok=True, files=files, **_mesh_counts(mesh_obj, outcome.result))
+        except Exception as err:  # noqa: BLE001 - one bad image must not stop the batch
+            _fail_outputs(entry, err, image, files)
     entry["seconds"] = round(time.perf_counter() - t0, 3)
     return entry
 
@@ -286,59 +308,33 @@ def process_object(ext, name: str, photos: list[str], stem: str, out: Path, opts
     (never raises); a failed object leaves none of its files behind."""
     import bpy
 
-    runner = importlib.import_module(f"{ext.__name__}.operators.runner")
-    export = importlib.import_module(f"{ext.__name__}.core.io.export")
     scene_build = importlib.import_module(f"{ext.__name__}.operators.scene")
     entry: dict = {"object": name, "images": list(photos), "ok": False}
     t0 = time.perf_counter()
-    bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    runner.set_last_outcome(None)
-    try:
-        status = bpy.ops.shape_from_image.reconstruct(
-            files=[{"name": photo} for photo in photos], directory="", joint=True, model=opts.model,
-            steps=opts.steps, device=opts.device.upper(), mesh_resolution=opts.mesh_resolution, seed=opts.seed,
-            focal_mm=opts.focal_mm)
-    except (RuntimeError, TypeError, ValueError) as err:  # error reports arrive as RuntimeError
-        entry["error"] = str(err).strip().removeprefix("Error: ").strip()
-        entry["seconds"] = round(time.perf_counter() - t0, 3)
-        return entry
-    outcome = runner.last_outcome()
-    if status != {"FINISHED"} or outcome is None or not outcome.ok:
-        entry["error"] = outcome.message if outcome is not None else f"{photos[0]}: the operator returned {status}"
-        entry["seconds"] = round(time.perf_counter() - t0, 3)
-        return entry
+    outcome = _run_operator(ext, entry, photos[0], files=[{"name": photo} for photo in photos], directory="",
+                            joint=True, model=opts.model, steps=opts.steps, device=opts.device.upper(),
+                            mesh_resolution=opts.mesh_resolution, seed=opts.seed, focal_mm=opts.focal_mm)
     files: dict = {}
-    try:
-        result = outcome.result
-        scene = bpy.context.scene
-        mesh_obj = bpy.context.view_layer.objects.active
-        views = list(getattr(result, "views", None) or [result])  # one photo: a plain result
-        cameras = {cam.get(scene_build.PHOTO): cam for cam in scene_build.object_cameras(mesh_obj)}
-        entry["views"] = [{"image": photo, "ok": bool(view.ok),
-                           **({"camera": cameras[photo].name} if photo in cameras else {}),
-                           **({} if view.ok else {"error": view.error or f"{photo}: could not be placed"})}
-                          for photo, view in zip(photos, views)]
-        export.write_result(result, out, opts.format, stem)
-        files["mesh"], files["json"] = result.mesh_path, result.json_path
-        for image_block in bpy.data.images:
-            if image_block.source == "FILE" and image_block.packed_file is None and image_block.filepath:
-                image_block.pack()
-        blend = out / f"{stem}.blend"
-        bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, compress=True)
-        files["blend"] = str(blend)
-        if opts.render:
-            placed = [cameras[v["image"]] for v in entry["views"] if v.get("camera")]
-            files.update(_render_object_views(ext.__name__, scene, mesh_obj, placed, out, stem, opts.samples))
-        entry.update(ok=True, files=files, placed=sum(v["ok"] for v in entry["views"]),
-                     not_placed=[v["error"] for v in entry["views"] if not v["ok"]],
-                     timings_s=dict(result.to_json().get("timings_s", {})),
-                     vertices=len(mesh_obj.data.vertices), faces=len(mesh_obj.data.polygons))
-    except Exception as err:  # noqa: BLE001 - one bad object must not stop the batch
-        reason = str(err) if hasattr(err, "reason") else f"{photos[0]}: writing the outputs failed ({type(err).__name__}: {err})"
-        entry["error"] = reason.splitlines()[0] if reason else type(err).__name__
-        entry.pop("views", None)
-        for path in files.values():  # no half result: what this object wrote goes
-            Path(path).unlink(missing_ok=True)
+    if outcome is not None:
+        try:
+            result = outcome.result
+            scene, mesh_obj = bpy.context.scene, bpy.context.view_layer.objects.active
+            views = list(getattr(result, "views", None) or [result])  # one photo: a plain result
+            cameras = {cam.get(scene_build.PHOTO): cam for cam in scene_build.object_cameras(mesh_obj)}
+            entry["views"] = [{"image": photo, "ok": bool(view.ok),
+                               **({"camera": cameras[photo].name} if photo in cameras else {}),
+                               **({} if view.ok else {"error": view.error or f"{photo}: could not be placed"})}
+                              for photo, view in zip(photos, views)]
+            _save_outputs(ext, result, out, opts.format, stem, files)
+            if opts.render:
+                placed = [cameras[v["image"]] for v in entry["views"] if v.get("camera")]
+                files.update(_render_object_views(ext.__name__, scene, mesh_obj, placed, out, stem, opts.samples))
+            entry.update(ok=True, files=files, placed=sum(v["ok"] for v in entry["views"]),
+                         not_placed=[v["error"] for v in entry["views"] if not v["ok"]],
+                         **_mesh_counts(mesh_obj, result))
+        except Exception as err:  # noqa: BLE001 - one bad object must not stop the batch
+            _fail_outputs(entry, err, photos[0], files)
+            entry.pop("views", None)
     entry["seconds"] = round(time.perf_counter() - t0, 3)
     return entry
 

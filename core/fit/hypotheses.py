@@ -93,25 +93,3 @@ def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarge
 def _area(images: Tensor, size: int) -> Tensor:
     """(B, C, H, W) -> (B, C, size, size) by area averaging."""
     return F.interpolate(images, size=(size, size), mode="area")
-
-
-@torch.no_grad()
-def score_latents(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, candidates: Tensor,
-                  pose: PoseParams, pose_cfg: PoseConfig, cfg: InversionConfig) -> Tensor:
-    """Full-crop loss (C, B) of every candidate latent (C, num_ws, w_dim) seen by every camera of
-    ``pose`` (B views of one object) against ``target``, at ``pose_cfg.hypothesis_size``: which latent
-    explains all the photos of an object best."""
-    c, b = candidates.shape[0], pose.quat.shape[0]
-    size = pose_cfg.hypothesis_size
-    scale = size / cfg.size
-    scored = PoseParams(pose.quat.repeat(c, 1), pose.shift.repeat(c, 1), pose.log_depth.repeat(c),
-                        pose.log_focal.repeat(c) + math.log(scale),
-                        None if pose.principal is None else pose.principal.repeat(c, 1) * scale)
-    state = gen.decode(candidates)
-    state = FieldState(state.planes.repeat_interleave(b, dim=0), state.color_values.repeat_interleave(b, dim=0))
-    small = InversionTarget(_area(target.image.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1),
-                            _area(target.mask[:, None], size)[:, 0])
-    small = InversionTarget(small.image.repeat(c, 1, 1, 1), small.mask.repeat(c, 1, 1))
-    g = torch.Generator().manual_seed(cfg.seed)
-    return crop_loss(gen, state, scored.camera(size), Light.default(c * b, candidates.device), small, cfg,
-                     render_cfg, g).reshape(c, b)
