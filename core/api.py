@@ -78,7 +78,23 @@ class Pipeline:
     def prepare(self, path: str, mask: str | None):
         from .io.images import prepare_image
 
-        return prepare_image(path, 2 * self.size, mask_path=mask, background=self.cfg.render.background)
+        return prepare_image(path, 2 * self.size, mask_path=mask, background=self.cfg.render.background,
+                             net=self.foreground_net())
+
+    def foreground_net(self):
+        """The encoder's mask head as a core.io.images.ForegroundNet, for a model whose encoder was
+        trained on photo-like backgrounds (``encoder.photo_masks``); else None."""
+        from .io.images import ForegroundNet
+
+        if not self.cfg.encoder.photo_masks:
+            return None
+
+        def predict(image: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None].to(self.device)
+            with torch.no_grad():
+                return torch.sigmoid(self.model.encoder(x).mask_logits)[0].float().cpu().numpy()
+
+        return ForegroundNet(self.cfg.encoder.image_size, predict)
 
     def encode(self, image_hi: torch.Tensor):
         lo = torch.nn.functional.avg_pool2d(image_hi.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)

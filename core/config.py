@@ -81,6 +81,9 @@ class EncoderConfig:
     """input crop side in pixels (the canonical map comes out at the same size)."""
     channels: tuple[int, ...] = (16, 32, 64, 128, 192)
     """channels of the U-Net levels (each level halves the resolution)."""
+    photo_masks: bool = False
+    """the mask head was trained on photo-like backgrounds (floors, shadows, rooms): a photo without
+    alpha or mask is then segmented with it (core.io.images.segment, mask source 'encoder')."""
 
 
 @dataclass

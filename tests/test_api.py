@@ -225,6 +225,42 @@ def test_inversion_size_other_than_the_encoders(tmp_path, inputs):
     assert (res.camera.width, res.camera.height) == (120, 90) and len(res.losses) == 1
 
 
+def test_a_model_with_photo_masks_segments_photos_with_its_mask_head(tmp_path, inputs, monkeypatch):
+    """encoder.photo_masks: a photo without alpha is segmented with the encoder's mask head (mask
+    source 'encoder'), seeing a square crop at the encoder's size; other models and cut-outs do not."""
+    from core.config import tiny_config
+    from core.model import ReconstructionModel, save_model
+    from core.encoder import Encoder
+
+    cfg = tiny_config()
+    cfg.encoder.photo_masks = True
+    torch.manual_seed(0)
+    save_model(ReconstructionModel(cfg), tmp_path / "photo", {"note": "random test model"}, half=False)
+    good, _ = inputs
+    rgba = np.asarray(Image.open(good))
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.where(rgba[..., 3:] > 0, rgba[..., :3], 235).astype(np.uint8)).save(plain)
+
+    seen = []
+    forward = Encoder.forward
+
+    def spy(self, image):
+        seen.append(tuple(image.shape))
+        out = forward(self, image)
+        # a mask head that sees the blob: the blob's reddish colour
+        red = (image[..., 0] - image[..., 2] > 0.2).float()
+        return type(out)(**{**out.__dict__, "mask_logits": 8 * red - 4})
+
+    monkeypatch.setattr(Encoder, "forward", spy)
+    (res,) = reconstruct([plain], model="photo", model_dirs=[tmp_path], steps=0, mesh_resolution=24)
+    assert res.ok, res.error
+    assert res.mask_source == "encoder"
+    assert seen[0] == (1, cfg.encoder.image_size, cfg.encoder.image_size, 3)
+    seen.clear()
+    (cut,) = reconstruct([good], model="photo", model_dirs=[tmp_path], steps=0, mesh_resolution=24)
+    assert cut.mask_source == "alpha" and len(seen) == 1  # only the reconstruction's own encoder pass
+
+
 def test_mesh_extraction_polls_cancel_between_chunks(tiny_model_dir):
     """Cancel is honoured inside the mesh stage: the field is queried chunk by chunk and every chunk asks
     first (at resolution 512 this stage alone takes tens of seconds)."""

@@ -13,11 +13,13 @@ from PIL import Image, ImageOps, features
 from core.geometry.camera import Crop
 from core.errors import ReconstructionError
 from core.io.images import (
+    ForegroundNet,
     crop_and_resize,
     load_image,
     load_mask,
     mask_bbox,
     prepare_image,
+    segment,
     segment_foreground,
     square_crop,
 )
@@ -272,6 +274,58 @@ def test_mask_sources(tmp_path):
         assert prepared.image.shape == (32, 32, 3) and prepared.mask.shape == (32, 32)
         np.testing.assert_allclose(prepared.image[0, 0], 1.0, atol=1e-5)  # white background
         np.testing.assert_allclose(prepared.image[16, 16], (0.8, 0.2, 0.1), atol=0.01)
+
+
+def _room_photo(h=160, w=160):
+    """A chair-like object on a floor: a dark seat and back, four legs in almost the floor's colour,
+    a contact shadow under it. Returns (rgb, object mask, shadow mask)."""
+    floor, wall, legs, body = (0.80, 0.78, 0.74), (0.93, 0.93, 0.95), (0.83, 0.81, 0.77), (0.25, 0.15, 0.1)
+    rgb = np.empty((h, w, 3), np.float32)
+    rgb[:] = wall
+    rgb[h // 3:] = floor
+    yy, xx = np.mgrid[0:h, 0:w]
+    shadow = ((xx - 80) / 46.0) ** 2 + ((yy - 126) / 9.0) ** 2 < 1
+    rgb[shadow] = np.array(floor) * 0.55
+    obj = np.zeros((h, w), bool)
+    obj[40:95, 50:110] = True  # back and seat
+    for x0 in (52, 68, 92, 104):
+        obj[95:126, x0:x0 + 4] = True
+    rgb[obj] = legs
+    rgb[40:95, 50:110] = body
+    return rgb, obj.astype(np.float32), shadow & ~obj
+
+
+class _ColourNet:
+    """A stand-in for the encoder's mask head: 'object' = the body's or the legs' exact colour."""
+
+    size = 48
+
+    def __call__(self, image):
+        assert image.shape == (self.size, self.size, 3)
+        body = np.abs(image - (0.25, 0.15, 0.1)).max(-1) < 0.03
+        legs = np.abs(image - (0.83, 0.81, 0.77)).max(-1) < 0.008
+        return (body | legs).astype(np.float32)
+
+
+def test_segmentation_refined_by_a_foreground_net():
+    rgb, obj, shadow = _room_photo()
+    plain, plain_source = segment(rgb, "room.png")
+    net = _ColourNet()
+    refined, source = segment(rgb, "room.png", ForegroundNet(net.size, net))
+    assert (plain_source, source) == ("auto", "encoder")
+    assert iou(refined, obj) > iou(plain, obj) + 0.05
+    assert iou(refined, obj) > 0.85
+    # the shadow is not object
+    assert (refined[shadow] >= 0.5).mean() < 0.1
+    np.testing.assert_array_equal(segment_foreground(rgb, "room.png"), plain)
+
+
+def test_a_net_that_sees_nothing_keeps_the_colour_segmentation():
+    rgb, obj, _ = _room_photo()
+    blind = ForegroundNet(32, lambda image: np.zeros(image.shape[:2], np.float32))
+    mask, source = segment(rgb, "room.png", blind)
+    assert source == "auto"
+    np.testing.assert_array_equal(mask, segment_foreground(rgb, "room.png"))
 
 
 @pytest.mark.parametrize("kind", ["L", "binary01", "1", "RGBA", "RGB", "I16"])

@@ -128,6 +128,35 @@ def test_train_encoder_writes_a_loadable_model(tmp_path):
     with pytest.raises(ValueError, match="no training codes"):
         train_encoder(tmp_path / "old_generator.pt", tmp_path / "enc4", n_images=16, iters=1, batch_size=4, seed=0,
                       threads=1, write=None, code_share=0.5)
+    # photo-like backgrounds and loose crops: the written model segments photos with its mask head
+    train_encoder(gen_path, tmp_path / "enc5", n_images=16, iters=2, batch_size=4, seed=0, threads=1,
+                  write=tmp_path / "models" / "photo", name="photo", photo_share=0.5, wide_share=0.5)
+    assert load_model(str(tmp_path / "models" / "photo.json")).cfg.encoder.photo_masks
+    assert not model.cfg.encoder.photo_masks
+    assert float(load_checkpoint(tmp_path / "enc5" / "bootstrap_set.pt")["wide_share"]) == 0.5
+
+
+def test_photo_backgrounds_and_contact_shadow():
+    from training.photolike import contact_shadow, material_texture, photo_backgrounds
+
+    alpha = torch.zeros(6, 48, 48)
+    alpha[:, 10:30, 16:32] = 1.0  # seat and back
+    alpha[:, 30:40, 17:19] = 1.0  # legs
+    alpha[:, 30:40, 29:31] = 1.0
+    shadow = contact_shadow(alpha, torch.Generator().manual_seed(0))
+    assert shadow.shape == alpha.shape and 0 <= float(shadow.min()) and float(shadow.max()) <= 1
+    rows = shadow.sum(-1)  # the shadow lies around the bottom of the legs, not up at the seat
+    assert float(rows[:, 36:44].sum()) > 5 * float(rows[:, :26].sum())
+    hdri = torch.rand(64, 128, 3)
+    bg = photo_backgrounds(alpha, torch.Generator().manual_seed(1), [hdri])
+    again = photo_backgrounds(alpha, torch.Generator().manual_seed(1), [hdri])
+    assert bg.shape == (6, 48, 48, 3) and torch.equal(bg, again)
+    assert 0 <= float(bg.min()) and float(bg.max()) <= 1
+    assert float((bg - 1).abs().mean()) > 0.05  # not the white backdrop
+    assert photo_backgrounds(alpha, torch.Generator().manual_seed(2), []).shape == bg.shape
+    texture = material_texture(5, 32, torch.Generator().manual_seed(3))
+    assert texture.shape == (5, 32, 32, 1)
+    assert 0.65 <= float(texture.min()) and float(texture.max()) <= 1.35 and float(texture.std()) > 0.02
 
 
 def test_silhouettes_match_the_data_renderer():

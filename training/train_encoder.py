@@ -81,8 +81,16 @@ def sample_z(n: int, z_dim: int, g: torch.Generator, codes: torch.Tensor | None 
     return torch.where(near[:, None], codes[pick].float() + CODE_NOISE * z, z)
 
 
+LENS_MM = (24.0, 85.0)
+"""lenses of the bootstrap cameras (36 mm-wide sensor): phone wide angle to portrait."""
+WIDE_MARGIN = (1.1, 1.8)
+WIDE_JITTER = 0.06
+"""a ``wide_share`` of the crops is looser and off-centre (margin, centre jitter in crop sides), as the
+first crop of a photo around an automatic segmentation is (core.io.images.refine_foreground)."""
+
+
 def render_bootstrap_set(gen: Generator, cfg: ModelConfig, n_images: int, seed: int, batch: int = 8,
-                         codes: torch.Tensor | None = None, code_share: float = 0.0) -> dict:
+                         codes: torch.Tensor | None = None, code_share: float = 0.0, wide_share: float = 0.0) -> dict:
     """Render ``n_images`` generator views with their targets (float16 to keep memory small)."""
     from .data.raytrace import sample_view
 
@@ -101,9 +109,10 @@ def render_bootstrap_set(gen: Generator, cfg: ModelConfig, n_images: int, seed: 
             pts = _surface_points(gen, state)
             cams = []
             for i in range(batch):
-                full = sample_view(rng, 256, 256)
-                cam = crop_camera(full, pts[i], s, margin=float(rng.uniform(1.1, 1.32)),
-                                  jitter=rng.normal(0, 0.02, 2))
+                full = sample_view(rng, 256, 256, lens_mm=LENS_MM)
+                wide = rng.random() < wide_share
+                cam = crop_camera(full, pts[i], s, margin=float(rng.uniform(*(WIDE_MARGIN if wide else (1.1, 1.32)))),
+                                  jitter=rng.normal(0, WIDE_JITTER if wide else 0.02, 2))
                 cams.append(cam)
             keep = [i for i, c in enumerate(cams) if c is not None]
             if not keep:
@@ -124,8 +133,13 @@ def render_bootstrap_set(gen: Generator, cfg: ModelConfig, n_images: int, seed: 
     return {k: torch.cat(v)[:n_images] for k, v in out.items()}
 
 
-def augment_shading(data: dict, idx: torch.Tensor, g: torch.Generator, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
-    """Shade stored renders with random lights and photographic jitter -> images (B, S, S, 3)."""
+def augment_shading(data: dict, idx: torch.Tensor, g: torch.Generator, background=(1.0, 1.0, 1.0),
+                    photo_share: float = 0.0, hdris: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Shade stored renders with random lights and photographic jitter -> images (B, S, S, 3).
+
+    A ``photo_share`` of the images gets a photo-like background (training.photolike: floor with the
+    chair's contact shadow, HDRI window or plain colour) instead of the model's ``background``, and
+    the same share a material texture on its albedo."""
     albedo = data["albedo"][idx].float()
     alpha = data["alpha"][idx].float()
     n = data["normals"][idx].float()
@@ -152,8 +166,18 @@ def augment_shading(data: dict, idx: torch.Tensor, g: torch.Generator, backgroun
     sat = 0.7 + 0.6 * rnd(b, 1, 1, 1)
     alb = (gray + (albedo - gray) * sat) * gain
     alb = alb * (1 + 0.08 * torch.randn(albedo.shape[:-1] + (1,), generator=g) * rnd(b, 1, 1, 1))
+    textured = rnd(b) < photo_share
+    if textured.any():
+        from .photolike import material_texture
+
+        alb[textured] = alb[textured] * material_texture(int(textured.sum()), alb.shape[1], g)
     rgb = alb * factor[..., None] + spec[..., None] * alpha[..., None]
-    bg = torch.tensor(background)
+    bg = torch.tensor(background, dtype=torch.float32).expand(b, *alpha.shape[1:], 3).clone()
+    photo = rnd(b) < photo_share
+    if photo.any():
+        from .photolike import photo_backgrounds
+
+        bg[photo] = photo_backgrounds(alpha[photo], g, hdris)
     img = rgb + (1 - alpha[..., None]) * bg
     img = img + 0.02 * rnd(b, 1, 1, 1) * torch.randn(img.shape, generator=g)
     blur = rnd(b) < 0.3
@@ -165,8 +189,9 @@ def augment_shading(data: dict, idx: torch.Tensor, g: torch.Generator, backgroun
     return img.clamp(0, 1)
 
 
-def encoder_losses(model: ReconstructionModel, data: dict, idx: torch.Tensor, g: torch.Generator) -> tuple:
-    image = augment_shading(data, idx, g, model.cfg.render.background)
+def encoder_losses(model: ReconstructionModel, data: dict, idx: torch.Tensor, g: torch.Generator,
+                   photo_share: float = 0.0, hdris: list[torch.Tensor] | None = None) -> tuple:
+    image = augment_shading(data, idx, g, model.cfg.render.background, photo_share, hdris)
     alpha = data["alpha"][idx].float()
     coords = data["coords"][idx].float() / alpha[..., None].clamp(min=1e-3)
     out = model.encoder(image)
@@ -181,7 +206,7 @@ def encoder_losses(model: ReconstructionModel, data: dict, idx: torch.Tensor, g:
 
 def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, batch_size: int, seed: int,
                   threads: int, write: Path | None, name: str = "chairs", init: str | None = None,
-                  code_share: float = 0.0) -> ReconstructionModel:
+                  code_share: float = 0.0, photo_share: float = 0.0, wide_share: float = 0.0) -> ReconstructionModel:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
@@ -194,7 +219,8 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
                          "train-generator command, which re-writes generator.pt from the finished checkpoint")
     cfg = ModelConfig.from_dict(gck["config"])
     cfg.name = name
-    cfg.encoder = EncoderConfig()  # encoder sizes come from this code, the generator's from its checkpoint
+    # encoder sizes come from this code, the generator's from its checkpoint
+    cfg.encoder = EncoderConfig(photo_masks=photo_share > 0)
     model = ReconstructionModel(cfg)
     model.generator.load_state_dict(gck["generator"])
     model.generator.requires_grad_(False).eval()
@@ -204,12 +230,21 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     model.encoder.w_std.copy_(model.generator.w_std)
     data_path = out / "bootstrap_set.pt"
     data = load_checkpoint(data_path)
-    if data is None or len(data["w"]) != n_images or float(data.get("code_share", 0.0)) != code_share:
+    if (data is None or len(data["w"]) != n_images or float(data.get("code_share", 0.0)) != code_share
+            or float(data.get("wide_share", 0.0)) != wide_share):
         t0 = time.time()
-        data = render_bootstrap_set(model.generator, cfg, n_images, seed, codes=codes, code_share=code_share)
+        data = render_bootstrap_set(model.generator, cfg, n_images, seed, codes=codes, code_share=code_share,
+                                    wide_share=wide_share)
         data["code_share"] = torch.tensor(code_share)
+        data["wide_share"] = torch.tensor(wide_share)
         save_checkpoint(data_path, data)
         print(f"rendered {n_images} bootstrap images in {time.time() - t0:.0f}s")
+    hdris = None
+    if photo_share > 0:
+        from .photolike import load_hdris
+
+        hdris = load_hdris()
+        print(f"photo-like backgrounds on {100 * photo_share:.0f}% of the images ({len(hdris)} HDRIs)")
     n_val = min(max(16, n_images // 20), n_images // 2)
     opt = torch.optim.AdamW(model.encoder.parameters(), lr=1e-3, weight_decay=1e-4)
     ckpt_path = out / "encoder_ckpt.pt"
@@ -229,7 +264,7 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(n_val, n_images, (batch_size,), generator=g)
-        loss, terms = encoder_losses(model, data, idx, g)
+        loss, terms = encoder_losses(model, data, idx, g, photo_share, hdris)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -240,11 +275,14 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     model.encoder.eval()
     with torch.no_grad():
         _, val = encoder_losses(model, data, torch.arange(n_val), torch.Generator().manual_seed(1))
+        if photo_share > 0:
+            _, val_photo = encoder_losses(model, data, torch.arange(n_val), torch.Generator().manual_seed(1), 1.0, hdris)
+            val.update({f"{k}_photo": v for k, v in val_photo.items()})
     print("validation (held-out generator renders):", {k: round(v, 4) for k, v in val.items()})
     if write is not None:
         card = {"generator": {k: gck[k] for k in ("iterations", "elapsed_s", "seed", "shapes") if k in gck},
                 "encoder": {"images": n_images, "iterations": iters, "batch": batch_size, "seed": seed, "init": init,
-                            "code_share": code_share,
+                            "code_share": code_share, "photo_share": photo_share, "wide_share": wide_share,
                             "elapsed_s": round(elapsed + time.time() - t0, 1),
                             "validation": {k: round(v, 4) for k, v in val.items()}}}
         path = save_model(model, Path(write), card)
@@ -266,13 +304,18 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--init", default=None, help="start from this model's encoder (name or .json), e.g. chairs")
     ap.add_argument("--code-share", type=float, default=0.0,
                     help="share of the renders drawn near the training chairs' codes instead of the fitted Gaussian")
+    ap.add_argument("--photo-share", type=float, default=0.0,
+                    help="share of the training images composited over a photo-like background (training.photolike)")
+    ap.add_argument("--wide-share", type=float, default=0.0,
+                    help="share of the bootstrap crops that are loose and off-centre (margin 1.1-1.8)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.code_share <= 1.0:
-        print("error: --code-share must be between 0 and 1", file=sys.stderr)
-        raise SystemExit(2)
+    for flag in ("code_share", "photo_share", "wide_share"):
+        if not 0.0 <= getattr(args, flag) <= 1.0:
+            print(f"error: --{flag.replace('_', '-')} must be between 0 and 1", file=sys.stderr)
+            raise SystemExit(2)
     train_encoder(Path(args.generator), Path(args.out), args.images, args.iters, args.batch, args.seed,
                   args.threads, None if args.write is None else Path(args.write), args.name, args.init,
-                  args.code_share)
+                  args.code_share, args.photo_share, args.wide_share)
     return 0

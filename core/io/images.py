@@ -104,7 +104,8 @@ class PreparedImage:
     crop: Crop
     """where the crop lies in the original image."""
     mask_source: str
-    """'alpha' (the file's alpha channel), 'mask' (a mask file) or 'auto' (segmentation)."""
+    """'alpha' (the file's alpha channel), 'mask' (a mask file), 'auto' (colour segmentation) or
+    'encoder' (colour segmentation refined by the encoder's mask head)."""
     full_mask: np.ndarray
     """(H, W) float32 foreground mask at the loaded resolution."""
     loaded: LoadedImage
@@ -513,19 +514,47 @@ def load_mask(path, image: LoadedImage) -> np.ndarray:
     return mask
 
 
-def segment_foreground(rgb: np.ndarray, path: str = "") -> np.ndarray:
-    """Automatic foreground mask: GrabCut seeded from the image border, no learned weights.
+@dataclass
+class ForegroundNet:
+    """A learned foreground estimate for :func:`segment`: ``predict`` maps a square crop (S, S, 3)
+    float32 in [0, 1] with ``S = size`` to the object's probability (S, S) (the encoder's mask head,
+    core.api.Pipeline.foreground_net)."""
 
-    ``rgb`` (H, W, 3) float32 in [0, 1] -> (H, W) float32 mask in [0, 1]. Runs at most at
+    size: int
+    predict: Callable[[np.ndarray], np.ndarray]
+
+
+FOREGROUND_MARGIN = 1.5
+"""the crop the foreground net sees: this many times the first segmentation's box, so that an object
+the colour segmentation cut short still lies inside it."""
+
+
+def segment_foreground(rgb: np.ndarray, path: str = "") -> np.ndarray:
+    """Automatic foreground mask without learned weights (:func:`segment` without a net)."""
+    return segment(rgb, path)[0]
+
+
+def segment(rgb: np.ndarray, path: str = "", net: ForegroundNet | None = None) -> tuple[np.ndarray, str]:
+    """Automatic foreground mask: GrabCut seeded from the image border, refined by ``net`` when given.
+
+    ``rgb`` (H, W, 3) float32 in [0, 1] -> ((H, W) float32 mask in [0, 1], source). Runs at most at
     ``SEGMENT_SIDE`` pixels. The colours of a border strip (3% of the side) are modelled twice: as
     k-means clusters (a minority of distinct colours on the border is taken for an object touching
     the frame, not background) and as a robustly fitted quadratic colour ramp (gradients,
     vignetting). Pixels far from both models (Otsu threshold, at least 5 Lab units and 2.5x the
     border's own spread) seed GrabCut as probable foreground, the rest as probable background, the
     background-coloured border as certain background. Then the largest connected component(s) are
-    kept, small holes filled, and the mask is upsampled (bilinear, so its edge is soft). Raises
-    ReconstructionError when no object is found (uniform image, a region below 0.5% of the image,
-    or one covering more than 75% of the image border).
+    kept and small holes filled: source ``'auto'``.
+
+    With ``net``, the square around that first mask (FOREGROUND_MARGIN) goes through the net, and a
+    second GrabCut is seeded from both (:func:`_net_seeds`): what the net calls object is object even
+    where it matches the floor's colour (white legs on a light floor), and what only the colour
+    segmentation took (a contact shadow, a patterned floor) becomes probable background. Source
+    ``'encoder'``; when that second mask finds nothing the first one is kept.
+
+    The mask is upsampled bilinearly (its edge is soft). Raises ReconstructionError when no object is
+    found (uniform image, a region below 0.5% of the image, or one covering more than 75% of the
+    image border).
     """
     where = path or None
     height, width = rgb.shape[:2]
@@ -537,18 +566,72 @@ def segment_foreground(rgb: np.ndarray, path: str = "") -> np.ndarray:
     if np.count_nonzero(seeds == cv2.GC_PR_FGD) < max(4, 0.001 * seeds.size):
         _fail(where, "no object found: nothing in the image differs from its border (is it uniform?); "
                      "use a photo of the object or give a mask (--mask)")
-    bgd_model, fgd_model = np.zeros((1, 65)), np.zeros((1, 65))
-    try:
-        cv2.grabCut(small8, seeds, None, bgd_model, fgd_model, 4, cv2.GC_INIT_WITH_MASK)
-    except cv2.error as err:
-        _fail(where, f"automatic segmentation failed ({str(err).strip().splitlines()[-1]}); give a mask (--mask)")
-    fg = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
-    fg = _clean_mask(fg)
+    fg = _clean_mask(_grabcut(small8, seeds, where))
     _check_found(fg, where)
+    source = "auto"
+    if net is not None:
+        refined = _refine(small8, fg, _net_probability(rgb, fg, factor, net))
+        if refined is not None:
+            fg, source = refined, "encoder"
     mask = fg.astype(np.float32)
     if factor != 1.0:
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.clip(mask, 0.0, 1.0)
+    return np.clip(mask, 0.0, 1.0), source
+
+
+def _grabcut(small8: np.ndarray, seeds: np.ndarray, where: str | None, iterations: int = 4) -> np.ndarray:
+    """GrabCut from the label map ``seeds`` -> (h, w) uint8 {0, 1} foreground."""
+    bgd_model, fgd_model = np.zeros((1, 65)), np.zeros((1, 65))
+    seeds = seeds.copy()
+    try:
+        cv2.grabCut(small8, seeds, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error as err:
+        _fail(where, f"automatic segmentation failed ({str(err).strip().splitlines()[-1]}); give a mask (--mask)")
+    return ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+
+
+def _refine(small8: np.ndarray, fg: np.ndarray, prob: np.ndarray) -> np.ndarray | None:
+    """The second GrabCut of :func:`segment` (h, w) {0, 1}, or None when it finds no object."""
+    seeds = _net_seeds(fg, prob)
+    if np.count_nonzero((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)) < max(4, 0.001 * seeds.size):
+        return None
+    try:
+        refined = _clean_mask(_grabcut(small8, seeds, None))
+        _check_found(refined, None)
+    except ReconstructionError:
+        return None
+    return refined
+
+
+def _net_probability(rgb: np.ndarray, fg: np.ndarray, factor: float, net: ForegroundNet) -> np.ndarray:
+    """The net's object probability on the segmentation grid (h, w): it sees the square of side
+    FOREGROUND_MARGIN x the box of ``fg`` (h, w), cut from the loaded image ``rgb``; 0 outside it."""
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = (v / factor for v in mask_bbox(fg.astype(np.float32)))
+    crop = square_crop((x0, y0, x1, y1), net.size, FOREGROUND_MARGIN, width, height)
+    image, _ = crop_and_resize(rgb, None, crop)
+    prob = np.asarray(net.predict(image), np.float32)
+    # segmentation pixel (x, y) -> crop pixel ((x + 0.5) / factor - crop.x0) * S / side - 0.5
+    k = net.size / crop.size / factor
+    shift_x = (0.5 / factor - crop.x0) * net.size / crop.size - 0.5
+    shift_y = (0.5 / factor - crop.y0) * net.size / crop.size - 0.5
+    warp = np.array([[k, 0, shift_x], [0, k, shift_y]], np.float64)
+    h, w = fg.shape
+    return cv2.warpAffine(prob, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
+
+def _net_seeds(fg: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """GrabCut labels from the colour segmentation ``fg`` (h, w) {0, 1} and the net's probability:
+    the net's object is probable foreground (certain where both agree and the net is sure), thin parts
+    both half-see are probable foreground, the rest probable background, and far from anything the
+    net sees, certain background."""
+    seeds = np.full(fg.shape, cv2.GC_PR_BGD, np.uint8)
+    seeds[(prob > 0.5) | ((prob > 0.2) & (fg > 0))] = cv2.GC_PR_FGD
+    seeds[(prob > 0.9) & (fg > 0)] = cv2.GC_FGD
+    near = cv2.dilate((prob > 0.1).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    seeds[~near] = cv2.GC_BGD
+    return seeds
 
 
 def _check_found(fg: np.ndarray, where: str | None) -> None:
@@ -754,11 +837,11 @@ def _check_object_size(bbox, loaded: LoadedImage, source: str, blame: str) -> No
 
 
 def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0), margin: float = 1.2,
-                  max_side: int = 4096) -> PreparedImage:
+                  max_side: int = 4096, net: ForegroundNet | None = None) -> PreparedImage:
     """Load ``path``, find the object and return the square model input around it.
 
     Foreground, in order: ``mask_path`` when given (an explicit user choice wins), else the file's
-    alpha channel when it has a real one, else :func:`segment_foreground`.
+    alpha channel when it has a real one, else :func:`segment` (refined by ``net`` when given).
     """
     path = str(path)
     loaded = load_image(path, max_side=max_side)
@@ -776,7 +859,7 @@ def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0
             _fail(path, f"no object: no pixel of the alpha channel is at least half opaque{_brightest(full_mask)}; "
                         "the object's pixels need alpha >= 50% (128 of 255): export it with the object opaque")
     else:
-        full_mask, source = segment_foreground(loaded.rgb, path), "auto"
+        full_mask, source = segment(loaded.rgb, path, net)
     bbox = mask_bbox(full_mask)
     _check_object_size(bbox, loaded, source, str(mask_path) if source == "mask" else path)
     crop = square_crop(bbox, out_size, margin, loaded.orig_width, loaded.orig_height, loaded.scale)

@@ -356,11 +356,13 @@ def fit_view(pts: Tensor, azimuth: float, elevation: float, focal: float, width:
     return look_at(direction * dist * 1.1)
 
 
-def sample_view(rng: np.random.Generator, width: int, height: int, spec: ChairSpec | None = None) -> Camera:
-    """A random camera (batch 1) from the pose distribution in the module docstring."""
+def sample_view(rng: np.random.Generator, width: int, height: int, spec: ChairSpec | None = None,
+                lens_mm: tuple[float, float] = (35.0, 60.0)) -> Camera:
+    """A random camera (batch 1) from the pose distribution in the module docstring (``lens_mm``: the
+    range of lenses on a 36 mm-wide sensor)."""
     az = rng.uniform(0, 360)
     el = rng.uniform(0, 45)
-    mm = rng.uniform(35, 60)
+    mm = rng.uniform(*lens_mm)
     focal = mm / 36.0 * width
     fill = rng.uniform(0.5, 0.9)
     off = (rng.uniform(-1, 1), rng.uniform(-1, 1))

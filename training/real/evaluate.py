@@ -51,15 +51,16 @@ def load_cases(path: Path, condition: str = "both", limit: int | None = None) ->
     return cases
 
 
-def _segmentation_iou(case: dict) -> float | None:
-    """IoU of the pipeline's automatic segmentation of the photo vs the true mask (None: failed)."""
+def _segmentation_iou(case: dict, net=None) -> float | None:
+    """IoU of the pipeline's automatic segmentation of the photo (with the model's foreground ``net``,
+    core.api.Pipeline.foreground_net) vs the true mask (None: failed)."""
     from core.errors import ReconstructionError
-    from core.io.images import load_image, segment_foreground
+    from core.io.images import load_image, segment
 
     from ..evaluate import mask_iou
 
     try:
-        fg = segment_foreground(load_image(case["path"]).rgb, case["path"])
+        fg, _ = segment(load_image(case["path"]).rgb, case["path"], net)
     except ReconstructionError:
         return None
     return mask_iou(fg > 0.5, case["alpha"] > 0.5)
@@ -72,14 +73,14 @@ def _rot_z(deg: float) -> np.ndarray:
     return m
 
 
-def score(model, case: dict, res, seconds: float) -> dict:
+def score(model, case: dict, res, seconds: float, net=None) -> dict:
     """The metrics of one reconstruction (see the module docstring)."""
     from ..evaluate import VIEW_SIZE, _render_model, _rotation_error_deg, chamfer_l1, mask_iou
 
     row = {"name": case["name"], "chair": case["chair"], "condition": case["condition"], "seconds": seconds,
            "azimuth_deg": case["azimuth_deg"], "elevation_deg": case["elevation_deg"], "lens_mm": case["lens_mm"]}
     if case["condition"] == "photo":
-        row["seg_iou"] = _segmentation_iou(case)
+        row["seg_iou"] = _segmentation_iou(case, net)
     if not res.ok:
         return {**row, "ok": False, "error": res.error}
     cam = res.camera
@@ -117,10 +118,11 @@ def summarize(rows: list[dict]) -> dict:
 
 def evaluate(cases: list[dict], model_name: str, steps_list: list[int], batch: int, mesh_resolution: int,
              log=print) -> dict:
-    from core.api import reconstruct
+    from core.api import Pipeline, reconstruct
     from core.model import load_model
 
     model = load_model(model_name, "cpu")
+    net = Pipeline(model, torch.device("cpu")).foreground_net()
     conditions = sorted({c["condition"] for c in cases}, key=["cutout", "photo"].index)
     rows: dict[int, list[dict]] = {n: [] for n in steps_list}
     for steps in steps_list:
@@ -132,7 +134,7 @@ def evaluate(cases: list[dict], model_name: str, steps_list: list[int], batch: i
                 results = reconstruct([c["path"] for c in chunk], model=model_name, steps=steps, device="cpu",
                                       mesh_resolution=mesh_resolution, batch_size=batch)
                 per_image = (time.time() - t) / len(chunk)
-                rows[steps] += [score(model, c, r, per_image) for c, r in zip(chunk, results)]
+                rows[steps] += [score(model, c, r, per_image, net) for c, r in zip(chunk, results)]
             s = summarize([r for r in rows[steps] if r["condition"] == cond])
             log(f"N={steps} {cond}: " + ", ".join(f"{k} {v:.4g}" for k, v in s.items()))
     table = {f"{cond} N={n}": summarize([r for r in rows[n] if r["condition"] == cond])
