@@ -40,6 +40,8 @@ bench: env
 
 evaluate: env
 	$(BIN)/python -m training evaluate --model chairs --images 100
+	$(BIN)/python -m training real-build --out runs/real
+	$(BIN)/python -m training real-evaluate --cases runs/real/cases.json --model chairs --steps 0 10
 
 clean:
 	rm -rf out dist .pytest_cache .ruff_cache

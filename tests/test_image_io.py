@@ -320,10 +320,11 @@ def test_segmentation_refined_by_a_foreground_net():
     np.testing.assert_array_equal(segment_foreground(rgb, "room.png"), plain)
 
 
-def test_a_net_that_sees_nothing_keeps_the_colour_segmentation():
+@pytest.mark.parametrize("answer", [0.0, 1.0])
+def test_a_net_that_sees_nothing_or_everything_keeps_the_colour_segmentation(answer):
     rgb, obj, _ = _room_photo()
-    blind = ForegroundNet(32, lambda image: np.zeros(image.shape[:2], np.float32))
-    mask, source = segment(rgb, "room.png", blind)
+    useless = ForegroundNet(32, lambda image: np.full(image.shape[:2], answer, np.float32))
+    mask, source = segment(rgb, "room.png", useless)
     assert source == "auto"
     np.testing.assert_array_equal(mask, segment_foreground(rgb, "room.png"))
 

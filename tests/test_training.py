@@ -129,11 +129,16 @@ def test_train_encoder_writes_a_loadable_model(tmp_path):
         train_encoder(tmp_path / "old_generator.pt", tmp_path / "enc4", n_images=16, iters=1, batch_size=4, seed=0,
                       threads=1, write=None, code_share=0.5)
     # photo-like backgrounds and loose crops: the written model segments photos with its mask head
-    train_encoder(gen_path, tmp_path / "enc5", n_images=16, iters=2, batch_size=4, seed=0, threads=1,
-                  write=tmp_path / "models" / "photo", name="photo", photo_share=0.5, wide_share=0.5)
+    photo = dict(n_images=16, batch_size=4, seed=0, threads=1, name="photo", photo_share=0.5, wide_share=0.3)
+    train_encoder(gen_path, tmp_path / "enc5", iters=2, write=tmp_path / "models" / "photo", **photo)
     assert load_model(str(tmp_path / "models" / "photo.json")).cfg.encoder.photo_masks
     assert not model.cfg.encoder.photo_masks
-    assert float(load_checkpoint(tmp_path / "enc5" / "bootstrap_set.pt")["wide_share"]) == 0.5
+    renders = tmp_path / "enc5" / "bootstrap_set.pt"
+    assert abs(float(load_checkpoint(renders)["wide_share"]) - 0.3) < 1e-6
+    # the renders are reused by the next command with the same shares (stored as float32)
+    stamp = renders.stat().st_mtime_ns
+    train_encoder(gen_path, tmp_path / "enc5", iters=3, write=None, **photo)
+    assert renders.stat().st_mtime_ns == stamp
 
 
 def test_photo_backgrounds_and_contact_shadow():
@@ -321,3 +326,25 @@ def test_generator_starts_from_a_model_and_refits_its_codes(tmp_path, capsys):
         with pytest.raises(SystemExit, match="error"):
             main(["train-generator", "--out", str(tmp_path / "bad"), "--init", str(stem.with_suffix(".json")),
                   "--tiny", "--batch", "2", "--points", "256", "--threads", "1", "--shapes", "2", *bad])
+
+
+def test_average_encoders_means_the_encoders_of_one_generator(tmp_path):
+    from core.config import tiny_config
+    from core.model import ReconstructionModel, load_model, save_model
+    from training.average import average_encoders
+
+    torch.manual_seed(0)
+    a = ReconstructionModel(tiny_config())
+    b = ReconstructionModel(tiny_config())
+    b.generator.load_state_dict(a.generator.state_dict())
+    save_model(a, tmp_path / "a", half=False)
+    save_model(b, tmp_path / "b", half=False)
+    average_encoders([str(tmp_path / "a.json"), str(tmp_path / "b.json")], tmp_path / "soup")
+    soup = load_model(str(tmp_path / "soup.json"))
+    key = next(k for k, v in a.encoder.state_dict().items() if v.is_floating_point() and v.numel() > 1)
+    expected = (a.encoder.state_dict()[key] + b.encoder.state_dict()[key]) / 2
+    assert torch.allclose(soup.encoder.state_dict()[key].float(), expected, atol=1e-3)  # float16 file
+    other = ReconstructionModel(tiny_config())  # another generator
+    save_model(other, tmp_path / "other", half=False)
+    with pytest.raises(ValueError, match="generator differs"):
+        average_encoders([str(tmp_path / "a.json"), str(tmp_path / "other.json")], tmp_path / "bad")

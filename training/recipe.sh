@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The recipe of the shipped `chairs` model: every training command that made weights/chairs.*, in order
-# (docs/TRAINING.md explains them). About 383 minutes of generator and 162 minutes of encoder training
+# (docs/TRAINING.md explains them). About 383 + 14 minutes of generator and 218 minutes of encoder training
 # on 2 CPU cores, plus the caches and the final measurements.
 #
 #     bash training/recipe.sh              # run (or resume) the whole recipe from the repository root
@@ -176,8 +176,27 @@ step 12b-generator-43000 train train-generator --out "$RUNS/gen6r" \
 step 13-encoder train train-encoder --generator "$RUNS/gen6r/generator.pt" --out "$RUNS/enc9" \
     --images 3000 --iters 2000 --batch 24 --seed 0 --threads 2 --init "$MODEL.json" --code-share 0.8 --write "$MODEL"
 
+# 14-18: photo-like conditions for the encoder (backgrounds, floors and shadows, material textures,
+# loose crops, 24-85 mm lenses); the codes are fitted to the model's generator (--init) as the
+# shipped run did, then three fine-tunes, each from the model the previous step wrote, and the mean of the
+# last two encoders
+step 14-codes train train-generator --out "$RUNS/warm" --shapes 600 --iters 43000 --batch 6 --points 3072 \
+    --seed 0 --threads 2 --init "$MODEL.json" --fit-steps 5000
+step 15-encoder train train-encoder --generator "$RUNS/warm/generator.pt" --out "$RUNS/enc10" \
+    --images 3000 --iters 2000 --batch 24 --seed 0 --threads 2 --init "$MODEL.json" --code-share 0.8 \
+    --photo-share 0.5 --wide-share 0.3 --write "$MODEL"
+step 16a-renders bash -c "mkdir -p '$RUNS/enc11' && cp '$RUNS/enc10/bootstrap_set.pt' '$RUNS/enc11/'"
+step 16b-encoder train train-encoder --generator "$RUNS/warm/generator.pt" --out "$RUNS/enc11" \
+    --images 3000 --iters 4000 --batch 24 --seed 1 --threads 2 --init "$MODEL.json" --code-share 0.8 \
+    --photo-share 0.5 --wide-share 0.3 --write "$MODEL"
+step 16c-keep bash -c "mkdir -p '$RUNS/enc11/model' && cp '$MODEL.json' '$MODEL.safetensors' '$RUNS/enc11/model/'"
+step 17-encoder train train-encoder --generator "$RUNS/warm/generator.pt" --out "$RUNS/enc12" \
+    --images 4000 --iters 4000 --batch 24 --seed 2 --threads 2 --init "$MODEL.json" --code-share 0.8 \
+    --photo-share 0.5 --wide-share 0.3 --write "$MODEL"
+step 18-average train average-encoders "$RUNS/enc11/model/$(basename "$MODEL").json" "$MODEL.json" --write "$MODEL"
+
 # measurements: how well the generator draws its own training chairs, and the model card's quality table
-step 14-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
-step 15-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30
+step 19-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
+step 20-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30
 
 echo "model: $MODEL.json + $MODEL.safetensors (copy both to weights/ to ship it; docs/TRAINING.md)"

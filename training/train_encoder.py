@@ -230,8 +230,11 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
     model.encoder.w_std.copy_(model.generator.w_std)
     data_path = out / "bootstrap_set.pt"
     data = load_checkpoint(data_path)
-    if (data is None or len(data["w"]) != n_images or float(data.get("code_share", 0.0)) != code_share
-            or float(data.get("wide_share", 0.0)) != wide_share):
+    def stored(key: str) -> float:  # shares are stored as float32 tensors
+        return float(data.get(key, 0.0))
+
+    if (data is None or len(data["w"]) != n_images or abs(stored("code_share") - code_share) > 1e-6
+            or abs(stored("wide_share") - wide_share) > 1e-6):
         t0 = time.time()
         data = render_bootstrap_set(model.generator, cfg, n_images, seed, codes=codes, code_share=code_share,
                                     wide_share=wide_share)

@@ -547,10 +547,11 @@ def segment(rgb: np.ndarray, path: str = "", net: ForegroundNet | None = None) -
     kept and small holes filled: source ``'auto'``.
 
     With ``net``, the square around that first mask (FOREGROUND_MARGIN) goes through the net, and a
-    second GrabCut is seeded from both (:func:`_net_seeds`): what the net calls object is object even
-    where it matches the floor's colour (white legs on a light floor), and what only the colour
-    segmentation took (a contact shadow, a patterned floor) becomes probable background. Source
-    ``'encoder'``; when that second mask finds nothing the first one is kept.
+    second GrabCut is seeded from both (:func:`_net_seeds`): the first mask, except where the net is
+    sure it is wrong (a contact shadow or a patch of floor taken for object, white legs on a light
+    floor taken for floor). Source
+    ``'encoder'``. The first mask is kept when the net calls the edge of its crop object
+    (NET_EDGE_MAX) or the second GrabCut finds nothing.
 
     The mask is upsampled bilinearly (its edge is soft). Raises ReconstructionError when no object is
     found (uniform image, a region below 0.5% of the image, or one covering more than 75% of the
@@ -570,7 +571,7 @@ def segment(rgb: np.ndarray, path: str = "", net: ForegroundNet | None = None) -
     _check_found(fg, where)
     source = "auto"
     if net is not None:
-        refined = _refine(small8, fg, _net_probability(rgb, fg, factor, net))
+        refined = _refine(small8, fg, *_net_probability(rgb, fg, factor, net))
         if refined is not None:
             fg, source = refined, "encoder"
     mask = fg.astype(np.float32)
@@ -590,8 +591,19 @@ def _grabcut(small8: np.ndarray, seeds: np.ndarray, where: str | None, iteration
     return ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
 
 
-def _refine(small8: np.ndarray, fg: np.ndarray, prob: np.ndarray) -> np.ndarray | None:
-    """The second GrabCut of :func:`segment` (h, w) {0, 1}, or None when it finds no object."""
+NET_DROP, NET_ADD = 0.1, 0.6
+"""the net overrules the colour segmentation where its probability is below NET_DROP (not object) or
+above NET_ADD (object)."""
+NET_EDGE_MAX = 0.3
+"""the net is not trusted when its mean probability on the outer tenth of its crop, where the
+background is, exceeds this (it took the floor or the room for object)."""
+
+
+def _refine(small8: np.ndarray, fg: np.ndarray, prob: np.ndarray, edge: float) -> np.ndarray | None:
+    """The second GrabCut of :func:`segment` (h, w) {0, 1}, or None when the net is not trusted
+    (``edge``: its mean probability on its crop's outer ring) or the second GrabCut finds no object."""
+    if edge > NET_EDGE_MAX:
+        return None
     seeds = _net_seeds(fg, prob)
     if np.count_nonzero((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)) < max(4, 0.001 * seeds.size):
         return None
@@ -603,14 +615,17 @@ def _refine(small8: np.ndarray, fg: np.ndarray, prob: np.ndarray) -> np.ndarray 
     return refined
 
 
-def _net_probability(rgb: np.ndarray, fg: np.ndarray, factor: float, net: ForegroundNet) -> np.ndarray:
-    """The net's object probability on the segmentation grid (h, w): it sees the square of side
-    FOREGROUND_MARGIN x the box of ``fg`` (h, w), cut from the loaded image ``rgb``; 0 outside it."""
-    height, width = rgb.shape[:2]
+def _net_probability(rgb: np.ndarray, fg: np.ndarray, factor: float, net: ForegroundNet) -> tuple[np.ndarray, float]:
+    """The net's object probability on the segmentation grid (h, w), and its mean on the outer tenth
+    of its crop: it sees the square of side FOREGROUND_MARGIN x the box of ``fg`` (h, w), cut from
+    the loaded image ``rgb``; 0 outside it."""
     x0, y0, x1, y1 = (v / factor for v in mask_bbox(fg.astype(np.float32)))
-    crop = square_crop((x0, y0, x1, y1), net.size, FOREGROUND_MARGIN, width, height)
-    image, _ = crop_and_resize(rgb, None, crop)
+    crop, image = _context_crop(rgb, (x0, y0, x1, y1), net.size)
     prob = np.asarray(net.predict(image), np.float32)
+    ring = max(1, net.size // 10)
+    inner = np.zeros(prob.shape, bool)
+    inner[ring:-ring, ring:-ring] = True
+    edge = float(prob[~inner].mean())
     # segmentation pixel (x, y) -> crop pixel ((x + 0.5) / factor - crop.x0) * S / side - 0.5
     k = net.size / crop.size / factor
     shift_x = (0.5 / factor - crop.x0) * net.size / crop.size - 0.5
@@ -618,18 +633,39 @@ def _net_probability(rgb: np.ndarray, fg: np.ndarray, factor: float, net: Foregr
     warp = np.array([[k, 0, shift_x], [0, k, shift_y]], np.float64)
     h, w = fg.shape
     return cv2.warpAffine(prob, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0), edge
+
+
+def _context_crop(rgb: np.ndarray, bbox, size: int) -> tuple[Crop, np.ndarray]:
+    """The square of side FOREGROUND_MARGIN x the box ``bbox`` (loaded pixels), moved and shrunk to
+    stay inside the image where it can (the net must see the room around the object, not a plain
+    frame of padding that would look like a cut-out's backdrop); what still lies outside repeats the
+    image's edge. -> (Crop in loaded pixels, (size, size, 3) image)."""
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = bbox
+    side = max(x1 - x0, y1 - y0, 1.0)
+    side = max(side, min(FOREGROUND_MARGIN * side, width, height))
+    cx = float(np.clip((x0 + x1) / 2, side / 2, width - side / 2)) if side <= width else width / 2
+    cy = float(np.clip((y0 + y1) / 2, side / 2, height - side / 2)) if side <= height else height / 2
+    left, top = int(np.floor(cx - side / 2)), int(np.floor(cy - side / 2))
+    n = int(np.ceil(side)) + 1
+    pad = max(0, -left, -top, left + n - width, top + n - height)
+    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else rgb
+    window = padded[top + pad:top + pad + n, left + pad:left + pad + n]
+    image = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA)
+    return Crop(float(left), float(top), float(n), size, width, height), np.clip(image, 0.0, 1.0)
 
 
 def _net_seeds(fg: np.ndarray, prob: np.ndarray) -> np.ndarray:
     """GrabCut labels from the colour segmentation ``fg`` (h, w) {0, 1} and the net's probability:
-    the net's object is probable foreground (certain where both agree and the net is sure), thin parts
-    both half-see are probable foreground, the rest probable background, and far from anything the
-    net sees, certain background."""
-    seeds = np.full(fg.shape, cv2.GC_PR_BGD, np.uint8)
-    seeds[(prob > 0.5) | ((prob > 0.2) & (fg > 0))] = cv2.GC_PR_FGD
-    seeds[(prob > 0.9) & (fg > 0)] = cv2.GC_FGD
-    near = cv2.dilate((prob > 0.1).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    the colour segmentation stands (it has the detail: openings between slats, thin legs) except
+    where the net is sure it is wrong: its object below NET_DROP (a contact shadow, a patch of floor)
+    becomes probable background, and the net's object above NET_ADD that the colours missed (white
+    legs on a light floor) probable foreground. Far from anything either sees: certain background."""
+    seeds = np.where(fg > 0, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    seeds[(fg > 0) & (prob < NET_DROP)] = cv2.GC_PR_BGD
+    seeds[(fg == 0) & (prob > NET_ADD)] = cv2.GC_PR_FGD
+    near = cv2.dilate(((prob > NET_DROP) | (fg > 0)).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     seeds[~near] = cv2.GC_BGD
     return seeds
 

@@ -8,7 +8,7 @@ procedural chairs of training.data.chairs) and rendered with Cycles in two condi
 (training.real.scene): ``cutout`` (RGBA) and ``photo`` (floor, contact shadow, wall or HDRI
 background, no alpha; the object mask is a separate file).
 
-Views (per chair and condition, ``--views``, default 2): azimuth uniform in [0, 360), elevation in
+Views (per chair and condition, ``--views``, default 8): azimuth uniform in [0, 360), elevation in
 [5, 45] degrees, a 35-60 mm lens on a 36 mm sensor, ``--size`` (256) pixels square, the chair's
 projected box filling 50-90 % of the frame and never cut off (training.data.raytrace.fit_view).
 
@@ -241,7 +241,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", default="runs/real", help="output folder")
     ap.add_argument("--chairs", type=int, default=None, help="use the first N chairs of the catalogue (default all)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--views", type=int, default=2, help="renders per chair and condition")
+    ap.add_argument("--views", type=int, default=8, help="renders per chair and condition")
     ap.add_argument("--size", type=int, default=256, help="image side in pixels")
     ap.add_argument("--samples", type=int, default=64, help="Cycles samples per pixel (denoised)")
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
