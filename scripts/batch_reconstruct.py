@@ -379,11 +379,16 @@ def _run(ext, opts: argparse.Namespace) -> int:
             print(f"ok    {image} -> {entry['files']['blend']} ({entry['seconds']:.1f} s)", flush=True)
         else:
             print(f"FAIL  {entry['error']}", flush=True)
+    return _finish(out, "images", entries, opts, "")
+
+
+def _finish(out: Path, key: str, entries: list[dict], opts: argparse.Namespace, noun: str) -> int:
+    """Write ``summary.json`` (``entries`` under ``key``), print the tally; the exit status."""
     failed = sum(not e["ok"] for e in entries)
-    summary = {"out": str(out), "images": entries, "ok": len(entries) - failed, "failed": failed,
+    summary = {"out": str(out), key: entries, "ok": len(entries) - failed, "failed": failed,
                "options": _summary_options(opts)}
     _write_summary(out / "summary.json", summary)
-    print(f"{len(entries) - failed} ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
+    print(f"{len(entries) - failed} {noun}ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
     return 1 if failed else 0
 
 
@@ -413,12 +418,7 @@ def _run_joint(ext, validate, out: Path, opts: argparse.Namespace) -> int:
                 print(f"      not placed: {message}", flush=True)
         else:
             print(f"FAIL  {entry['error']}", flush=True)
-    failed = sum(not e["ok"] for e in entries)
-    summary = {"out": str(out), "objects": entries, "ok": len(entries) - failed, "failed": failed,
-               "options": _summary_options(opts)}
-    _write_summary(out / "summary.json", summary)
-    print(f"{len(entries) - failed} objects ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
-    return 1 if failed else 0
+    return _finish(out, "objects", entries, opts, "objects ")
 
 
 if __name__ == "__main__":
