@@ -66,6 +66,10 @@ class Pipeline:
     """
 
     def __init__(self, model: ReconstructionModel, device: torch.device):
+        if model.encoder is None:
+            raise ReconstructionError(f"model '{getattr(model, 'name', model.cfg.name)}' has no encoder, so it cannot "
+                                      "place a camera or start from a photo; import it again with its encoder "
+                                      "checkpoint (python -m core import-model GENERATOR ENCODER ...)")
         self.model = model
         self.device = device
         self.cfg = model.cfg
@@ -154,7 +158,14 @@ class Pipeline:
                 raise Cancelled(path)
             return gen.query(state, p[None].to(self.device), with_color=False, with_weights=True).weights[0]
 
+        def query_color(p):  # a generator whose slots mix after its sigmoid (the paper's): colours only
+            if cancel is not None and cancel():
+                raise Cancelled(path)
+            return gen.query(state, p[None].to(self.device)).rgb[0]
+
         grid = dataclasses.replace(self.cfg.mesh, resolution=resolution)
+        if not getattr(gen, "recolorable", True):
+            return extract_mesh(query_sdf, query_color, grid, bound=gen.cfg.bound, device=self.device, path=path)
         return extract_mesh(query_sdf, None, grid, bound=gen.cfg.bound, device=self.device, path=path,
                             slots=(query_slots, state.color_values[0].float().cpu().numpy()))
 

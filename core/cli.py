@@ -99,6 +99,36 @@ def _run_joint(args: argparse.Namespace, options) -> int:
     return 0 if len(obj.placed) == len(obj.views) else 1
 
 
+def add_import_arguments(ap: argparse.ArgumentParser) -> None:
+    """Options of ``import-model``."""
+    ap.add_argument("generator", help="the reference code's generator checkpoint (gan_checkpoints/NAME/checkpoint_*.pth)")
+    ap.add_argument("encoder", nargs="?", default=None,
+                    help="its encoder checkpoint (coords_checkpoints/...pth); without it the model cannot reconstruct")
+    ap.add_argument("--name", required=True, help="model name for --model (letters, digits, _ - .)")
+    ap.add_argument("--dataset", required=True,
+                    help="the reference dataset it was trained on: p3d_car, cub, shapenet_chairs, shapenet_cars, "
+                         "carla or imagenet_<class> (sets the scene box, category and background)")
+    ap.add_argument("--out", default=None, help="folder for <name>.safetensors and <name>.json (default: the "
+                    "extension's weights folder, where --model finds it by name)")
+    ap.add_argument("--up", default="+y", help="the reference frame's up axis (default +y)")
+    ap.add_argument("--front", default="+z", help="the reference frame's axis the object's front faces (default +z)")
+    ap.add_argument("--encoder-heads", type=int, nargs=4, default=(1, 2, 5, 8), metavar="H",
+                    help="attention heads of the encoder's four stages (default 1 2 5 8, SegFormer MiT)")
+    ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from .paper.convert import ImportOptions, import_model
+    from .registry import WEIGHTS_DIR
+
+    options = ImportOptions(args.dataset, up=args.up, front=args.front, encoder_heads=tuple(args.encoder_heads),
+                            half=args.half)
+    out = import_model(args.generator, args.encoder, args.name, args.out or WEIGHTS_DIR, options)
+    print(f"imported '{args.name}': {display_path(out)} (use --model {args.name}"
+          f"{'' if args.out is None else ' with that folder as a model folder, or the path'})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m core",
                                  description="Shape, pose and appearance from a single image: photos in, "
@@ -108,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Reconstruct a colored mesh and the camera from photos.")
     add_reconstruct_arguments(rec)
     rec.set_defaults(run=run_reconstruct)
+    imp = sub.add_parser("import-model", help="import a checkpoint of the paper's reference code",
+                         description="Turn google-research/nerf-from-image checkpoints (generator 'model_ema', "
+                                     "encoder 'model_coord') into a model for --model; nothing in them is executed.")
+    add_import_arguments(imp)
+    imp.set_defaults(run=run_import)
     return ap
 
 

@@ -171,6 +171,66 @@ class MeshConfig:
     """the field is first sampled on a grid this coarse and only points near the surface are refined."""
 
 
+ARCHITECTURES = ("shape_from_image", "nerf_from_image")
+"""model architectures: this project's own, and the paper's (checkpoints imported from its reference code)."""
+
+IDENTITY_FRAME = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+@dataclass
+class PaperConfig:
+    """Sizes and frame of a model of the paper's own architecture (google-research/nerf-from-image):
+    its triplane StyleGAN2 generator with attention colour mapping and VolSDF head, and its
+    SegFormer encoder. Only read when ``ModelConfig.architecture`` is 'nerf_from_image'; the
+    defaults are the paper's full widths."""
+
+    dataset: str = ""
+    """the reference code's dataset name the checkpoint was trained on (p3d_car, cub, shapenet_chairs, ...)."""
+    latent_dim: int = 512
+    """size of the Gaussian latent z."""
+    w_dim: int = 512
+    """size of one style vector w."""
+    mapping_layers: int = 2
+    """layers of the z -> w mapping network."""
+    plane_res: int = 256
+    """triplane resolution (the synthesis network's output size)."""
+    plane_channels: int = 32
+    """feature channels per plane (the synthesis network outputs 3 times this)."""
+    channel_base: int = 32768
+    """synthesis channels at resolution r: min(channel_base // r, channel_max)."""
+    channel_max: int = 512
+    """largest synthesis width."""
+    decoder_hidden: int = 64
+    """hidden width of the triplane decoder MLP (softplus)."""
+    attention_values: int = 0
+    """number of attention colour slots (0: the decoder outputs RGB directly)."""
+    attention_hidden: int = 512
+    """hidden width of the w -> slot colours mapper."""
+    scene_range: float = 1.4
+    """half side of the reference scene box, in the reference's units."""
+    frame: tuple[float, ...] = IDENTITY_FRAME
+    """3x3 rotation, row-major, from this project's canonical frame (Z up, front -Y) to the reference
+    scene frame: a canonical point p is the reference point scene_range / bound * frame @ p."""
+    encoder_image_size: int = 128
+    """side of the square crop the encoder reads."""
+    encoder_dims: tuple[int, ...] = (64, 128, 320, 512)
+    """SegFormer (MiT) widths of its four stages (MiT-B5)."""
+    encoder_heads: tuple[int, ...] = (1, 2, 5, 8)
+    """attention heads per stage."""
+    encoder_depths: tuple[int, ...] = (3, 6, 40, 3)
+    """transformer blocks per stage."""
+    encoder_sr_ratios: tuple[int, ...] = (8, 4, 2, 1)
+    """spatial reduction of the keys and values per stage."""
+    encoder_mlp_ratio: int = 4
+    """hidden width of the blocks' MLP, in multiples of the stage width."""
+    encoder_decoder_dim: int = 768
+    """width of the SegFormer all-MLP decoder."""
+    encoder_features: int = 512
+    """channels of the backbone output and of the coordinate / latent heads."""
+    with_encoder: bool = True
+    """the model has the encoder (an imported generator alone cannot reconstruct photos)."""
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a model from its safetensors file, and how to run it."""
@@ -179,6 +239,10 @@ class ModelConfig:
     """model name (what --model accepts)."""
     category: str = "chair"
     """the object category the model reconstructs (shown in the model list)."""
+    architecture: str = "shape_from_image"
+    """which networks the weights belong to (one of ARCHITECTURES)."""
+    paper: PaperConfig = field(default_factory=PaperConfig)
+    """sizes and frame of a 'nerf_from_image' model (unused otherwise)."""
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     """generator sizes."""
     render: RenderConfig = field(default_factory=RenderConfig)

@@ -26,13 +26,22 @@ from .validate import check_input_file, check_model_description
 
 
 class ReconstructionModel(nn.Module):
-    """Generator and encoder of one object category."""
+    """Generator and encoder of one object category: this project's networks, or the paper's
+    (``architecture`` 'nerf_from_image', core.paper: imported reference checkpoints; an imported
+    generator may come without its encoder, ``encoder`` is then None)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.generator = Generator(cfg.generator)
-        self.encoder = Encoder(cfg.encoder, cfg.generator.w_dim, cfg.generator.bound)
+        if cfg.architecture == "nerf_from_image":
+            from .paper.encoder import PaperEncoder
+            from .paper.generator import PaperGenerator
+
+            self.generator = PaperGenerator(cfg.paper, cfg.generator.bound)
+            self.encoder = PaperEncoder(cfg.paper, cfg.generator.bound) if cfg.paper.with_encoder else None
+        else:
+            self.generator = Generator(cfg.generator)
+            self.encoder = Encoder(cfg.encoder, cfg.generator.w_dim, cfg.generator.bound)
 
 
 def sha256_file(path: Path) -> str:
@@ -116,7 +125,12 @@ def _load_cached(json_path: str, stamp, device: str) -> ReconstructionModel:
 
 def _huge(cfg: ModelConfig) -> bool:
     """Sizes far beyond any model this code trains (more than 1024 channels or a 512^2 plane)."""
-    g, e = cfg.generator, cfg.encoder
+    g, e, p = cfg.generator, cfg.encoder, cfg.paper
+    if cfg.architecture == "nerf_from_image":  # the paper's full widths: 512 wide, 256^2 planes, MiT-B5
+        widths = (p.latent_dim, p.w_dim, p.channel_max, p.decoder_hidden, p.attention_hidden, *p.encoder_dims,
+                  p.encoder_decoder_dim, p.encoder_features)
+        return (max(widths) > 1024 or p.plane_res > 512 or p.plane_channels > 256 or p.encoder_image_size > 512
+                or sum(p.encoder_depths) > 128 or p.mapping_layers > 16)
     widths = (*g.synthesis_channels, g.plane_channels, g.plane_basis, g.decoder_hidden, g.color_hidden, g.w_dim,
               g.z_dim, *e.channels)
     return max(widths) > 1024 or g.plane_res > 512 or e.image_size > 512

@@ -37,6 +37,7 @@ import typing
 from pathlib import Path
 
 from .config import (
+    ARCHITECTURES,
     FORMATS,
     LOSSES,
     EncoderConfig,
@@ -44,6 +45,7 @@ from .config import (
     InversionConfig,
     MeshConfig,
     ModelConfig,
+    PaperConfig,
     PoseConfig,
     ReconstructOptions,
     RenderConfig,
@@ -288,8 +290,17 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                  "hypothesis_size": (8, 512)},
     MeshConfig: {"resolution": MESH_RESOLUTION, "level_betas": (-100.0, 100.0), "min_component_ratio": (0.0, 1.0),
                  "coarse": (0, 512)},
+    PaperConfig: {"latent_dim": (1, 4096), "w_dim": (1, 4096), "mapping_layers": (1, 64), "plane_res": (4, 1024),
+                  "plane_channels": (1, 1024), "channel_base": (1, 1 << 22), "channel_max": (1, 4096),
+                  "decoder_hidden": (1, 4096), "attention_values": (0, 1024), "attention_hidden": (1, 4096),
+                  "scene_range": (1e-3, 1e3), "frame": (-1.0, 1.0), "encoder_image_size": (16, 2048),
+                  "encoder_dims": (1, 4096), "encoder_heads": (1, 256), "encoder_depths": (1, 256),
+                  "encoder_sr_ratios": (1, 64), "encoder_mlp_ratio": (1, 64), "encoder_decoder_dim": (1, 4096),
+                  "encoder_features": (1, 4096)},
 }
-_LENGTHS = {"synthesis_channels": (1, 16), "channels": (1, 12), "background": (3, 3), "yaw_hypotheses": (1, 36)}
+_LENGTHS = {"synthesis_channels": (1, 16), "channels": (1, 12), "background": (3, 3), "yaw_hypotheses": (1, 36),
+            "frame": (9, 9), "encoder_dims": (4, 4), "encoder_heads": (4, 4), "encoder_depths": (4, 4),
+            "encoder_sr_ratios": (4, 4)}
 _ANY = (-math.inf, math.inf)
 """the range of a setting missing from _RANGES: any finite number."""
 
@@ -355,9 +366,14 @@ def check_model_config(cfg: ModelConfig, where: str) -> ModelConfig:
     Whether the sizes fit the tensors is checked against the weights file when the model loads.
     """
     tail = f"; {_MODEL_TAIL}"
+    if cfg.architecture not in ARCHITECTURES:
+        raise ReconstructionError(f"model setting 'architecture' must be one of {', '.join(ARCHITECTURES)}, got "
+                                  f"{_show(cfg.architecture)}{tail}", where)
     for name in ("generator", "render", "encoder", "pose", "mesh"):
         _check_section(getattr(cfg, name), f"model setting {name}.", where, tail)
     check_inversion(cfg.inversion, where, "model setting inversion.", tail)
+    if cfg.architecture == "nerf_from_image":
+        return _check_paper(cfg, where, tail)
     gen, pose, mesh = cfg.generator, cfg.pose, cfg.mesh
     if pose.focal_max < pose.focal_min:
         raise ReconstructionError(f"model setting 'pose.focal_max' ({pose.focal_max:g}) is below 'pose.focal_min' "
@@ -371,6 +387,28 @@ def check_model_config(cfg: ModelConfig, where: str) -> ModelConfig:
     if gen.plane_res != 4 * 2 ** len(gen.synthesis_channels):
         raise ReconstructionError(f"model setting 'generator.plane_res' ({gen.plane_res}) must be 4 * 2**(number of "
                                   f"synthesis_channels) = {4 * 2 ** len(gen.synthesis_channels)}{tail}", where)
+    return cfg
+
+
+def _check_paper(cfg: ModelConfig, where: str, tail: str) -> ModelConfig:
+    """The settings of a model of the paper's architecture (core.paper)."""
+    paper = cfg.paper
+    _check_section(paper, "model setting paper.", where, tail)
+    if paper.plane_res & (paper.plane_res - 1) or paper.plane_res < 4:
+        raise ReconstructionError(f"model setting 'paper.plane_res' must be a power of two, got {paper.plane_res}{tail}",
+                                  where)
+    rows = [paper.frame[i:i + 3] for i in (0, 3, 6)]
+    gram = [[sum(a * b for a, b in zip(r, q)) for q in rows] for r in rows]
+    det = (rows[0][0] * (rows[1][1] * rows[2][2] - rows[1][2] * rows[2][1])
+           - rows[0][1] * (rows[1][0] * rows[2][2] - rows[1][2] * rows[2][0])
+           + rows[0][2] * (rows[1][0] * rows[2][1] - rows[1][1] * rows[2][0]))
+    if any(abs(gram[i][j] - (i == j)) > 1e-4 for i in range(3) for j in range(3)) or det < 0:
+        raise ReconstructionError(f"model setting 'paper.frame' must be a rotation (row-major 3x3){tail}", where)
+    if any(d % h for d, h in zip(paper.encoder_dims, paper.encoder_heads)):
+        raise ReconstructionError(f"model setting 'paper.encoder_heads' must divide 'paper.encoder_dims'{tail}", where)
+    if paper.w_dim != cfg.generator.w_dim or paper.latent_dim != cfg.generator.z_dim:
+        raise ReconstructionError(f"model settings 'generator.w_dim' / 'z_dim' must equal 'paper.w_dim' / "
+                                  f"'latent_dim'{tail}", where)
     return cfg
 
 

@@ -30,6 +30,19 @@ class Light:
         return Light(torch.full((batch,), 0.55, device=device), torch.full((batch,), 0.5, device=device),
                      (d / d.norm()).expand(batch, 3).clone())
 
+    @staticmethod
+    def unlit(batch: int = 1, device=None) -> "Light":
+        """No shading: the colours are shown as they are (a generator whose colours are radiance)."""
+        d = torch.tensor([0.0, 0.0, 1.0], device=device)
+        return Light(torch.ones(batch, device=device), torch.full((batch,), 1e-6, device=device),
+                     d.expand(batch, 3).clone())
+
+    @staticmethod
+    def start(gen, batch: int = 1, device=None) -> "Light":
+        """The light an inversion of ``gen`` starts from: the default one for albedo, none for a generator whose
+        ``lit`` is False (the paper's: its colours already hold the light)."""
+        return Light.default(batch, device) if getattr(gen, "lit", True) else Light.unlit(batch, device)
+
 
 def screen_normals(coords: Tensor, alpha: Tensor, cam2world: Tensor) -> Tensor:
     """Normals in the camera frame from a premultiplied coordinate map.

@@ -76,7 +76,7 @@ def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarge
     small = InversionTarget(_area(target.image.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1), _area(target.mask[:, None], size)[:, 0])
     small = InversionTarget(small.image.repeat_interleave(k, dim=0), small.mask.repeat_interleave(k, dim=0))
     g = torch.Generator().manual_seed(cfg.seed)
-    losses = crop_loss(gen, state, scored.camera(size), Light.default(b * k, ws.device), small, cfg,
+    losses = crop_loss(gen, state, scored.camera(size), Light.start(gen, b * k, ws.device), small, cfg,
                        render_cfg, g).reshape(b, k)
     chosen = losses.argmin(dim=1)
     own = torch.tensor([float(y) == 0.0 for y in yaws], device=losses.device)

@@ -167,7 +167,7 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     ws, pose, focal_free = start.ws, start.pose, start.focal_free
     b = pose.quat.shape[0]
     device = ws.device
-    light = Light.default(b, device)
+    light = Light.start(gen, b, device)
     if cfg.steps == 0:
         return InversionResult(ws.detach().expand(b, -1, -1), PoseParams(*[t.detach() for t in pose.tensors()],
                                pose.principal), light, [], [0] * b, None)
@@ -183,7 +183,7 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     light_params = torch.stack([light.ambient.log(), light.key.log()], dim=-1).requires_grad_(True)
     groups = [{"params": [u], "lr": cfg.lr * cfg.w_gain},
               {"params": pose.tensors(), "lr": cfg.lr * cfg.pose_gain},
-              {"params": [light_params], "lr": cfg.lr * 10}]
+              {"params": [light_params], "lr": cfg.lr * 10 if getattr(gen, "lit", True) else 0.0}]
     gen_cfg = gen.cfg
     offset = None
     if cfg.plane_lr > 0:
