@@ -10,6 +10,9 @@ warm-up; the median is reported.
 ``python -m core reconstruct`` process per photo, the first and a warm call of ``core.reconstruct``
 in one fresh process, and one call over a batch of 16 photos (photos per minute against 16 cold
 processes), at N = 0 and 10, on the image resized to 256, its own size and 1024 pixels a side.
+
+``--paper [MODEL]`` times the paper's own architecture (core.paper, imported checkpoints) at its
+settings: one encoder pass and one inversion step, on every device present.
 """
 
 from __future__ import annotations
@@ -125,6 +128,66 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def paper_bench(device: str, repeat: int, model: str | None = None) -> dict:
+    """Seconds of the paper's architecture (core.paper) at its own settings: one encoder pass on a 128 px crop
+    and one inversion step (decode w, render 128^2 px with 64 + 64 samples per ray, backward). ``model``: an
+    imported model; None: the paper's full widths with random weights (the cost does not depend on them)."""
+    from core.config import PaperConfig
+    from core.field.volume import render_image
+    from core.geometry.camera import Camera, orbit_pose
+    from core.model import ReconstructionModel, load_model
+    from core.paper.convert import paper_model_config
+
+    torch.manual_seed(0)
+    net = load_model(model, device) if model else ReconstructionModel(
+        paper_model_config("random", PaperConfig(), "object", True, True)).to(device).eval()
+    gen, cfg = net.generator, net.cfg
+    size = cfg.inversion.size
+    cam = Camera(torch.tensor(orbit_pose(30.0, 20.0, 2.7), dtype=torch.float32)[None].to(device),
+                 torch.tensor([1.8 * size], device=device), torch.tensor([size / 2], device=device),
+                 torch.tensor([size / 2], device=device), size, size)
+    crop = torch.rand(1, cfg.paper.encoder_image_size, cfg.paper.encoder_image_size, 3, device=device)
+    ws = gen.mapping_ws(torch.randn(1, cfg.paper.latent_dim, device=device))
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def encoder():
+        with torch.no_grad():
+            net.encoder(crop)
+
+    def step():
+        u = ws.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = render_image(gen, gen.decode(u), cam, cfg.render)
+            (out.albedo.mean() + out.alpha.mean()).backward()
+
+    times = {}
+    for name, fn in (("encoder", encoder), ("step", step)):
+        fn()  # warm-up
+        runs = []
+        for _ in range(repeat):
+            sync()
+            t = time.perf_counter()
+            fn()
+            sync()
+            runs.append(time.perf_counter() - t)
+        times[name] = float(np.median(runs))
+    params = sum(p.numel() for p in net.parameters())
+    return {"device": device, "model": model or "paper widths, random weights", "params_m": params / 1e6,
+            "size": size, "samples": cfg.render.coarse_samples + cfg.render.fine_samples, **times}
+
+
+def paper_table(rows: list[dict]) -> str:
+    lines = ["| device | model | parameters | encoder pass | inversion step (render px, samples per ray) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['device']} | {r['model']} | {r['params_m']:.1f} M | {r['encoder']:.2f} s | "
+                     f"{r['step']:.2f} s ({r['size']}^2, {r['samples']}) |")
+    return "\n".join(lines)
+
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """This command's options (``python -m training bench --help``)."""
     ap.add_argument("--model", default="chairs")
@@ -138,6 +201,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="wall seconds of a cold CLI process, a first and a warm call, a batch of 16 photos")
     ap.add_argument("--sides", type=int, nargs="+", default=[256, 0, 1024],
                     help="with --user-view: image sizes in pixels a side (0: the image's own)")
+    ap.add_argument("--paper", nargs="?", const="", default=None, metavar="MODEL",
+                    help="the paper's architecture instead: encoder pass and inversion step at its settings, of an "
+                         "imported MODEL or (no name) its full widths with random weights")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.paper is not None:
+        rows = [paper_bench(dev, args.repeat, args.paper or None) for dev in args.device or devices()]
+        print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+              f"torch {torch.__version__}, seconds (median of {args.repeat})\n")
+        print(paper_table(rows))
+        return 0
     rows = []
     for dev in args.device or devices():
         rows += bench(args.model, args.image, args.steps, args.repeat, args.mesh_resolution, dev)

@@ -33,7 +33,8 @@ class Dataset:
     scene_range: float
     """half side of its scene box."""
     white_background: bool
-    """its images are composited on white (ShapeNet, CARLA); else on black outside the mask."""
+    """its images are composited on white (ShapeNet, CARLA); else masked to 0 in the reference's [-1, 1]
+    colours, mid grey (its generator renders on that too)."""
 
 
 DATASETS = {
@@ -184,7 +185,7 @@ def paper_model_config(name: str, paper: PaperConfig, category: str, white_backg
         paper=dataclasses.replace(paper, with_encoder=with_encoder),
         generator=GeneratorConfig(z_dim=paper.latent_dim, w_dim=paper.w_dim, bound=1.0),
         render=RenderConfig(coarse_samples=64, fine_samples=64, coarse_beta=0.04,
-                            background=(1.0, 1.0, 1.0) if white_background else (0.0, 0.0, 0.0),
+                            background=(1.0, 1.0, 1.0) if white_background else (0.5, 0.5, 0.5),
                             chunk=4096, empty_margin=-1.0),
         encoder=EncoderConfig(image_size=paper.encoder_image_size, channels=(16,), photo_masks=False),
         inversion=InversionConfig(size=128, loss="l1+ssim", lr=2e-3, lr_end=1.0, momentum=0.9, w_gain=5.0,
