@@ -65,7 +65,7 @@ class Pipeline:
     retry shrinks its chunk size without touching the cached model.
     """
 
-    def __init__(self, model: ReconstructionModel, device: torch.device):
+    def __init__(self, model: ReconstructionModel, device: torch.device, size: int | None = None):
         if model.encoder is None:
             raise ReconstructionError(f"model '{getattr(model, 'name', model.cfg.name)}' has no encoder, so it cannot "
                                       "place a camera or start from a photo; import it again with its encoder "
@@ -74,10 +74,8 @@ class Pipeline:
         self.device = device
         self.cfg = model.cfg
         self.render_cfg = dataclasses.replace(model.cfg.render)
-
-    @property
-    def size(self) -> int:
-        return self.cfg.inversion.size
+        self.size = int(size or model.cfg.inversion.size)
+        """side of the inversion's renders (the call's inversion settings; the crop is loaded at twice it)."""
 
     def prepare(self, path: str, mask: str | None):
         from .io.images import prepare_image
@@ -252,7 +250,7 @@ def _start_call(options: ReconstructOptions, inversion_changes: dict, progress: 
     resolution = cfg.mesh.resolution if options.mesh_resolution is None else int(options.mesh_resolution)
     options = dataclasses.replace(options, steps=steps, mesh_resolution=resolution)
     inversion = dataclasses.replace(inversion, steps=steps, seed=int(options.seed))
-    return _Call(Pipeline(net, dev), options, inversion, progress or (lambda *a: None), cancel, out), load_model_s
+    return _Call(Pipeline(net, dev, inversion.size), options, inversion, progress or (lambda *a: None), cancel, out), load_model_s
 
 
 def warm_up(model: str = "chairs", device: str = "auto", model_dirs: Sequence[str] = ()) -> float:

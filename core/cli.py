@@ -114,6 +114,8 @@ def add_import_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--front", default="+z", help="the reference frame's axis the object's front faces (default +z)")
     ap.add_argument("--encoder-heads", type=int, nargs=4, default=(1, 2, 5, 8), metavar="H",
                     help="attention heads of the encoder's four stages (default 1 2 5 8, SegFormer MiT)")
+    ap.add_argument("--resolution", type=int, default=128,
+                    help="the reference's --resolution the model was trained at (default 128)")
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
 
 
@@ -122,7 +124,7 @@ def run_import(args: argparse.Namespace) -> int:
     from .registry import WEIGHTS_DIR
 
     options = ImportOptions(args.dataset, up=args.up, front=args.front, encoder_heads=tuple(args.encoder_heads),
-                            half=args.half)
+                            resolution=args.resolution, half=args.half)
     out = import_model(args.generator, args.encoder, args.name, args.out or WEIGHTS_DIR, options)
     print(f"imported '{args.name}': {display_path(out)} (use --model {args.name}"
           f"{'' if args.out is None else ' with that folder as a model folder, or the path'})")

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from core.paper.checkpoint import read_checkpoint
 from core.config import PaperConfig
 from core.encoder import EncoderOutput
 from core.paper.encoder import PaperEncoder, reference_background
@@ -26,7 +27,7 @@ ROT_Z_90 = (0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
 def fixture():
     values = json.loads((FIXTURES / "encoder_config.json").read_text())
     cfg = PaperConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-    checkpoint = torch.load(FIXTURES / "encoder.pt", weights_only=True, map_location="cpu")
+    checkpoint = read_checkpoint(FIXTURES / "encoder.pt")
     state = {k.removeprefix("module."): v for k, v in checkpoint["model_coord"].items()}
     return cfg, checkpoint, state, load_file(str(FIXTURES / "encoder_expected.safetensors"))
 

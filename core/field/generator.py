@@ -149,6 +149,11 @@ def widened_sigmoid(x: Tensor, eps: float = 0.001) -> Tensor:
 class Generator(nn.Module):
     """Latent -> SDF radiance field."""
 
+    lit = True
+    """its colours are albedo: the inversion shades them with a fitted light (core.field.shading)."""
+    recolorable = True
+    """its colours are ``widened_sigmoid(weights @ color_values)``: meshes get recolorable parts (core.parts)."""
+
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg

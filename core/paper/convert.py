@@ -69,7 +69,7 @@ def frame_matrix(up: str, front: str) -> tuple[float, ...]:
     if abs(float(u @ f)) > 0:
         raise ReconstructionError(f"the up axis {up} and the front axis {front} must be perpendicular")
     rot = np.stack([np.cross(u, f), -f, u], axis=1)  # columns: images of +X, +Y, +Z
-    return tuple(float(v) for v in rot.reshape(-1))
+    return tuple(float(v) + 0.0 for v in rot.reshape(-1))  # + 0.0: no negative zeros in the JSON
 
 
 # -- reading the architecture from the tensors ---------------------------------------------------------
@@ -178,8 +178,9 @@ def encoder_sizes(state: dict, path: str, heads: tuple[int, ...]) -> dict:
 
 def paper_model_config(name: str, paper: PaperConfig, category: str, white_background: bool,
                        with_encoder: bool) -> ModelConfig:
-    """The model configuration of an imported model: the paper's render and inversion settings
-    (128 px renders, 64 + 64 samples per ray, 30 steps, Adam 2e-3 with beta1 0.9), our loss."""
+    """The model configuration of an imported model: the paper's render and inversion settings (renders at
+    the encoder's crop size, 128 px for its models; 64 + 64 samples per ray; 30 steps; Adam 2e-3, beta1 0.9,
+    w moved 5x faster), our loss (L1 + SSIM + silhouette: no ImageNet VGG can ship)."""
     return ModelConfig(
         name=name, category=category, architecture="nerf_from_image",
         paper=dataclasses.replace(paper, with_encoder=with_encoder),
@@ -188,7 +189,7 @@ def paper_model_config(name: str, paper: PaperConfig, category: str, white_backg
                             background=(1.0, 1.0, 1.0) if white_background else (0.5, 0.5, 0.5),
                             chunk=4096, empty_margin=-1.0),
         encoder=EncoderConfig(image_size=paper.encoder_image_size, channels=(16,), photo_masks=False),
-        inversion=InversionConfig(size=128, loss="l1+ssim", lr=2e-3, lr_end=1.0, momentum=0.9, w_gain=5.0,
+        inversion=InversionConfig(size=paper.encoder_image_size, loss="l1+ssim", lr=2e-3, lr_end=1.0, momentum=0.9, w_gain=5.0,
                                   pose_gain=1.0, n_patches=0, plane_lr=0.0, steps=30, hold_depth=False),
         pose=PoseConfig(yaw_hypotheses=(0.0,)),
         mesh=MeshConfig(resolution=128, level_betas=0.0))
@@ -206,6 +207,8 @@ class ImportOptions:
     """the reference frame's axis the object's front faces."""
     encoder_heads: tuple[int, ...] = (1, 2, 5, 8)
     """attention heads of the encoder's four stages (they do not show in the tensor shapes)."""
+    resolution: int = 128
+    """the reference's --resolution: side of its renders and of the encoder's crops (128 for its models)."""
     half: bool = False
     """store float16 weights (half the size; parity with the reference holds in float32 only)."""
     samples: int = 10000
@@ -233,7 +236,8 @@ def import_model(generator_path: str | Path, encoder_path: str | Path | None, na
             raise ReconstructionError(f"the encoder predicts a w of another size than the generator's "
                                       f"{fields['w_dim']}: they are not a pair", str(encoder_path))
         fields.update(enc_fields)
-    paper = PaperConfig(dataset=dataset, scene_range=settings.scene_range, frame=frame_matrix(up, front), **fields)
+    paper = PaperConfig(dataset=dataset, scene_range=settings.scene_range, frame=frame_matrix(up, front),
+                        encoder_image_size=options.resolution, **fields)
     cfg = paper_model_config(name, paper, settings.category, settings.white_background, enc_state is not None)
     model = ReconstructionModel(cfg)
     _load(model.generator, gen_state, str(generator_path))
