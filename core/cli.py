@@ -109,7 +109,8 @@ def add_import_arguments(ap: argparse.ArgumentParser) -> None:
                     help="the reference dataset it was trained on: p3d_car, cub, shapenet_chairs, shapenet_cars, "
                          "carla or imagenet_<class> (sets the scene box, category and background)")
     ap.add_argument("--out", default=None, help="folder for <name>.safetensors and <name>.json (default: the "
-                    "extension's weights folder, where --model finds it by name)")
+                    "user's model folder, $SHAPE_FROM_IMAGE_MODELS or ~/.local/share/shape_from_image/models, "
+                    "where --model and Blender find it by name)")
     ap.add_argument("--up", default="+y", help="the reference frame's up axis (default +y)")
     ap.add_argument("--front", default="+z", help="the reference frame's axis the object's front faces (default +z)")
     ap.add_argument("--encoder-heads", type=int, nargs=4, default=(1, 2, 5, 8), metavar="H",
@@ -121,13 +122,14 @@ def add_import_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from .paper.convert import ImportOptions, import_model
-    from .registry import WEIGHTS_DIR
+    from .registry import user_models_dir
 
     options = ImportOptions(args.dataset, up=args.up, front=args.front, encoder_heads=tuple(args.encoder_heads),
                             resolution=args.resolution, half=args.half)
-    out = import_model(args.generator, args.encoder, args.name, args.out or WEIGHTS_DIR, options)
-    print(f"imported '{args.name}': {display_path(out)} (use --model {args.name}"
-          f"{'' if args.out is None else ' with that folder as a model folder, or the path'})")
+    out = import_model(args.generator, args.encoder, args.name, args.out or user_models_dir(), options)
+    use = args.name if args.out is None else display_path(out)
+    print(f"imported '{args.name}': {display_path(out)}; reconstruct with --model {use} (Blender: put the folder "
+          "in the More Models preference)")
     return 0
 
 

@@ -1,8 +1,9 @@
 """Which models are installed and where their files are; no torch (the Blender panel lists them).
 
 A model is a pair ``<name>.json`` (configuration, model card, checksum) + ``<name>.safetensors``
-(weights) in the shipped ``weights/`` folder or in an extra folder the caller names. A model is
-addressed by its name or by the path of either file.
+(weights) in an extra folder the caller names, in the user's model folder (where
+``python -m core import-model`` puts models by default) or in the shipped ``weights/`` folder. A
+model is addressed by its name or by the path of either file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,21 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 """the folder of the models that ship with the extension."""
 DEFAULT_MODEL = "chairs"
 """the model used when none is named."""
+MODELS_ENV = "SHAPE_FROM_IMAGE_MODELS"
+"""environment variable naming the user's model folder (default: see :func:`user_models_dir`)."""
+
+
+def user_models_dir() -> Path:
+    """The user's model folder: ``$SHAPE_FROM_IMAGE_MODELS``, else ``%APPDATA%/shape_from_image/models`` on
+    Windows and ``$XDG_DATA_HOME`` (``~/.local/share``) ``/shape_from_image/models`` elsewhere. Models
+    there outlive reinstalls of the extension; Blender lists them too."""
+    if os.environ.get(MODELS_ENV):
+        return Path(os.environ[MODELS_ENV]).expanduser()
+    if os.name == "nt" and os.environ.get("APPDATA"):
+        base = Path(os.environ["APPDATA"])
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "shape_from_image" / "models"
 
 
 @dataclass
@@ -33,8 +49,9 @@ class ModelEntry:
 
 
 def model_search_dirs(extra_dirs=()) -> list[Path]:
-    """The extra folders first (a model there hides a shipped one of the same name), then the shipped one."""
-    return [Path(d) for d in extra_dirs if d] + [WEIGHTS_DIR]
+    """The extra folders first (a model there hides a shipped one of the same name), the user's model folder,
+    then the shipped one."""
+    return [Path(d) for d in extra_dirs if d] + [user_models_dir(), WEIGHTS_DIR]
 
 
 def list_models(extra_dirs=()) -> list[ModelEntry]:

@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 torch.set_num_threads(2)
+# the tests see the shipped models and their own, not models the developer imported into the user's folder
+os.environ["SHAPE_FROM_IMAGE_MODELS"] = str(ROOT / "tests" / "no-user-models")
 
 
 @pytest.fixture

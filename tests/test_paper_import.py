@@ -206,3 +206,17 @@ def test_generator_only_model_is_refused_when_reconstructing(tmp_path):
     Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(photo)
     with pytest.raises(ReconstructionError, match="no encoder"):
         reconstruct([str(photo)], model=str(path))
+
+
+def test_cli_import_goes_to_the_user_model_folder_and_is_found_by_name(tmp_path, monkeypatch, capsys):
+    from core.cli import main
+    from core.registry import list_models, resolve_model
+
+    monkeypatch.setenv("SHAPE_FROM_IMAGE_MODELS", str(tmp_path / "models"))
+    code = main(["import-model", str(FIXTURES / "generator.pt"), str(FIXTURES / "encoder.pt"), "--name", "tiny_car",
+                 "--dataset", "p3d_car", "--encoder-heads", "1", "2", "3", "4", "--resolution", "64"])
+    assert code == 0 and "--model tiny_car" in capsys.readouterr().out
+    assert resolve_model("tiny_car") == tmp_path / "models" / "tiny_car.json"
+    assert ("tiny_car", "car") in [(m.name, m.category) for m in list_models()]
+    assert main(["import-model", str(FIXTURES / "encoder.pt"), "--name", "x", "--dataset", "p3d_car"]) == 1
+    assert "no 'model_ema'" in capsys.readouterr().err
