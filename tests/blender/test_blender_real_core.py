@@ -53,6 +53,31 @@ def test_real_pipeline_with_a_tiny_model_builds_the_scene(tiny_model, runner, ph
     assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_y) == (160, 120)
 
 
+@pytest.fixture(scope="module")
+def paper_model(tmp_path_factory):
+    """The committed reduced-width reference checkpoints (core.paper parity fixture), imported."""
+    sfi_helpers.import_extension()
+    from shape_from_image.core.paper.convert import ImportOptions, import_model
+
+    fixtures = sfi_helpers.REPO / "tests" / "fixtures" / "paper"
+    options = ImportOptions("p3d_car", encoder_heads=(1, 2, 3, 4), resolution=64, samples=500)
+    return import_model(fixtures / "generator.pt", fixtures / "encoder.pt", "paper_tiny",
+                        tmp_path_factory.mktemp("models"), options)
+
+
+def test_real_pipeline_with_an_imported_paper_model_builds_the_scene(paper_model, runner, photo):
+    """The paper's networks through the operator: a mesh with plain vertex colours and a placed camera."""
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo), model=str(paper_model), steps=0,
+                                                mesh_resolution=32, device="CPU") == {"FINISHED"}
+    result = runner.last_outcome().result
+    assert result.mesh.parts is None
+    obj = bpy.data.objects["sphere_chair"]
+    assert len(obj.data.vertices) == len(result.mesh.vertices) > 0
+    assert obj.data.color_attributes.active_color_name == "Col"
+    np.testing.assert_allclose(np.asarray(bpy.context.scene.camera.matrix_world), result.camera.cam2world,
+                               atol=1e-5)
+
+
 def test_real_pipeline_cancel_in_the_worker_thread(tiny_model, runner, photo):
     job = runner.Job(runner.Request(image=str(photo), model=str(tiny_model), steps=50, device="cpu",
                                     mesh_resolution=32)).start()
