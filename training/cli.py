@@ -10,6 +10,7 @@ from core.cli import run_command
 COMMANDS = {
     "train-generator": ("train_generator", "train the triplane SDF generator on procedural chairs"),
     "train-encoder": ("train_encoder", "train the encoder on renders of a trained generator"),
+    "train-slots": ("train_slots", "teach the colour slots the chair's parts (seat, back, arms, frame)"),
     "average-encoders": ("average", "average the encoders of fine-tunes of one generator (model soup)"),
     "evaluate": ("evaluate", "quality on held-out procedural chairs"),
     "parts-evaluate": ("parts_eval", "recoloring the seat part on held-out procedural chairs"),
