@@ -41,6 +41,9 @@ class GeneratorConfig:
     """number of attention color slots K."""
     color_hidden: int = 128
     """hidden width of the w -> K colors mapping."""
+    slot_hidden: int = 0
+    """hidden width of a separate point MLP for the K color-slot logits (0: the decoder's own outputs give them);
+    with it the slots can follow the object's parts without touching the shape (training train-slots)."""
     bound: float = 1.0
     """half side of the scene box [-bound, bound]^3."""
     beta_init: float = 0.01

@@ -131,8 +131,8 @@ def _huge(cfg: ModelConfig) -> bool:
                   p.encoder_decoder_dim, p.encoder_features)
         return (max(widths) > 1024 or p.plane_res > 512 or p.plane_channels > 256 or p.encoder_image_size > 512
                 or sum(p.encoder_depths) > 128 or p.mapping_layers > 16)
-    widths = (*g.synthesis_channels, g.plane_channels, g.plane_basis, g.decoder_hidden, g.color_hidden, g.w_dim,
-              g.z_dim, *e.channels)
+    widths = (*g.synthesis_channels, g.plane_channels, g.plane_basis, g.decoder_hidden, g.color_hidden, g.slot_hidden,
+              g.w_dim, g.z_dim, *e.channels)
     return max(widths) > 1024 or g.plane_res > 512 or e.image_size > 512
 
 

@@ -275,7 +275,7 @@ _MODEL_TAIL = "the model file is damaged or was edited: use the JSON that came w
 _RANGES: dict[type, dict[str, tuple[float, float]]] = {
     GeneratorConfig: {"z_dim": (1, 4096), "w_dim": (1, 4096), "mapping_layers": (1, 64), "plane_res": (4, 2048),
                       "plane_channels": (1, 4096), "synthesis_channels": (1, 4096), "plane_basis": (0, 4096),
-                      "decoder_hidden": (1, 4096), "color_k": (1, 1024), "color_hidden": (1, 4096),
+                      "decoder_hidden": (1, 4096), "color_k": (1, 1024), "color_hidden": (1, 4096), "slot_hidden": (0, 4096),
                       "bound": (1e-3, 1e3), "beta_init": (1e-8, 10.0), "sphere_radius": (0.0, 1e3)},
     RenderConfig: {"coarse_samples": (1, 1024), "fine_samples": (0, 1024), "coarse_beta": (1e-8, 10.0),
                    "background": (0.0, 1.0), "chunk": (1, 1 << 24), "empty_margin": (-1.0, 10.0)},

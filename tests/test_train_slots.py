@@ -47,3 +47,22 @@ def test_slots_learn_groups_and_the_sdf_stays():
         opt.step()
     assert float(ce) < 0.2 * first and float(acc) == 1.0 and first_acc < 0.5
     assert torch.equal(gen.query(gen.decode(gen.mapping_ws(z)), pts).sdf.detach(), sdf_before)
+
+
+def test_a_slot_decoder_starts_as_the_decoders_slot_logits_and_saves(tmp_path):
+    from core.model import ReconstructionModel, load_model, save_model
+    from training.train_slots import with_slot_decoder
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    net = ReconstructionModel(cfg)
+    new = with_slot_decoder(net, cfg.generator.decoder_hidden)
+    z, pts = torch.randn(2, cfg.generator.z_dim), torch.rand(2, 128, 3) * 1.6 - 0.8
+    a = net.generator.query(net.generator.decode(net.generator.mapping_ws(z)), pts, with_weights=True)
+    b = new.generator.query(new.generator.decode(new.generator.mapping_ws(z)), pts, with_weights=True)
+    assert torch.equal(a.sdf, b.sdf) and torch.allclose(a.weights, b.weights) and torch.allclose(a.rgb, b.rgb)
+    save_model(new, tmp_path / "slots", half=False)
+    loaded = load_model(str(tmp_path / "slots.json"))
+    assert loaded.cfg.generator.slot_hidden == cfg.generator.decoder_hidden
+    c = loaded.generator.query(loaded.generator.decode(loaded.generator.mapping_ws(z)), pts, with_weights=True)
+    assert torch.allclose(c.weights, b.weights)

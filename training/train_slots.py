@@ -6,8 +6,9 @@ frame (core.parts). Here the slots are split into groups, one per kind of part t
 names: the seat (seat, shell, cushion, sling), the back (panel, slats, spindles, cushion, headrest),
 the arms, and the frame (legs, posts, rails, base); every training chair's surface points are pushed
 to put their weight in their part's group (cross-entropy on the group's summed weight) while the
-colours still fit the albedo (L1). Only what colours a point learns: the decoder's K slot logits and
-the w -> slot colours mapping. The shape (the SDF output, the planes, the mapping to w) is frozen, so
+colours still fit the albedo (L1). Only what colours a point learns: a slot MLP of its own
+(``GeneratorConfig.slot_hidden``, started as the decoder's slot logits) and the w -> slot colours
+mapping. The shape (the SDF output, the planes, the mapping to w) is frozen, so
 the encoder that goes with the generator stays valid and every silhouette stays as it was.
 
 The training chairs and their codes are the generator's own: its ``generator.pt`` (codes, folded
@@ -77,10 +78,39 @@ def slot_losses(gen, ws: Tensor, points: Tensor, albedo: Tensor, groups: Tensor,
     return color, ce, accuracy
 
 
+def with_slot_decoder(net, hidden: int):
+    """A copy of the model ``net`` whose generator has its own slot MLP of ``hidden`` units
+    (``GeneratorConfig.slot_hidden``), started as the decoder's slot logits when the widths allow
+    (the same colours as before the first step)."""
+    import dataclasses
+
+    from core.model import ReconstructionModel
+
+    cfg = dataclasses.replace(net.cfg, generator=dataclasses.replace(net.cfg.generator, slot_hidden=hidden))
+    out = ReconstructionModel(cfg)
+    missing, unexpected = out.load_state_dict(net.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("generator.slot_decoder.") for k in missing), (missing, unexpected)
+    dec, slots = out.generator.decoder, out.generator.slot_decoder
+    if hidden == dec[0].out_features:
+        with torch.no_grad():
+            for i in (0, 1):
+                slots[i].weight.copy_(dec[i].weight)
+                slots[i].bias.copy_(dec[i].bias)
+            slots[2].weight.copy_(dec[2].weight[1:])
+            slots[2].bias.copy_(dec[2].bias[1:])
+    return out
+
+
 def trainable(gen) -> list[Tensor]:
-    """Only the slot logits (rows 1.. of the decoder's last layer: row 0 is the SDF) and the colour mapping
-    learn; a gradient hook keeps the SDF row exactly as it is."""
+    """What learns: the slot MLP when the generator has one, else the slot logits (rows 1.. of the decoder's
+    last layer, a gradient hook keeps row 0, the SDF, exactly as it is); and the colour mapping."""
     gen.requires_grad_(False)
+    mapping = list(gen.color_mapping.parameters())
+    for p in mapping:
+        p.requires_grad_(True)
+    if gen.slot_decoder is not None:
+        gen.slot_decoder.requires_grad_(True)
+        return [*gen.slot_decoder.parameters(), *mapping]
     last = gen.decoder[-1]
     last.weight.requires_grad_(True)
     last.bias.requires_grad_(True)
@@ -88,24 +118,23 @@ def trainable(gen) -> list[Tensor]:
     keep[0] = 0.0
     last.weight.register_hook(lambda g: g * keep[:, None])
     last.bias.register_hook(lambda g: g * keep)
-    mapping = list(gen.color_mapping.parameters())
-    for p in mapping:
-        p.requires_grad_(True)
     return [last.weight, last.bias, *mapping]
 
 
 def train_slots(model: str, codes_path: Path, write: Path, iters: int, batch: int, points: int, weight: float,
-                lr: float, seed: int = 0) -> dict:
+                lr: float, slot_hidden: int = 0) -> dict:
     """Fine-tune ``model``'s colour slots on the training chairs of ``codes_path`` (see the module docstring);
     writes ``write``.safetensors/.json and returns the training card."""
     from core.model import load_model, resolve_model, save_model
 
     from .common import Progress
 
+    seed = 0
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = load_model(model, "cpu")
-    net.train()
+    if slot_hidden:
+        net = with_slot_decoder(net, slot_hidden)
     gen = net.generator
     ckpt = torch.load(codes_path, map_location="cpu", weights_only=True)
     codes = ckpt["codes"].float()
@@ -139,7 +168,8 @@ def train_slots(model: str, codes_path: Path, write: Path, iters: int, batch: in
     assert torch.equal(gen.decoder[-1].weight[0], sdf_before), "the SDF row moved"
     last = np.mean(log[-50:], axis=0)
     card_in = json.loads(resolve_model(model).read_text()).get("card", {})
-    card = {**card_in, "slots": {"groups": list(PART_GROUPS), "iterations": iters, "batch": batch, "points": points,
+    card = {**card_in, "slots": {"groups": list(PART_GROUPS), "slot_hidden": slot_hidden, "iterations": iters,
+                                 "batch": batch, "points": points,
                                  "weight": weight, "lr": lr, "seed": seed, "codes": str(codes_path),
                                  "elapsed_s": round(time.time() - t0, 1),
                                  "final": {"color_l1": round(float(last[0]), 4), "group_ce": round(float(last[1]), 4),
@@ -160,13 +190,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--points", type=int, default=4096, help="surface points per chair and step")
     ap.add_argument("--weight", type=float, default=0.1, help="weight of the part-group cross-entropy")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--slot-hidden", type=int, default=64,
+                    help="width of a separate slot MLP (GeneratorConfig.slot_hidden); 0: only the decoder's slot "
+                         "logits learn")
     ap.add_argument("--threads", type=int, default=2)
 
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     card = train_slots(args.model, Path(args.codes), Path(args.write), args.iters, args.batch, args.points,
-                       args.weight, args.lr, args.seed)
+                       args.weight, args.lr, args.slot_hidden)
     print(json.dumps(card, indent=1))
     return 0

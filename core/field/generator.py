@@ -164,6 +164,11 @@ class Generator(nn.Module):
                                       nn.Linear(h, 1 + cfg.color_k)])
         self.color_mapping = nn.ModuleList([nn.Linear(cfg.w_dim, cfg.color_hidden),
                                             nn.Linear(cfg.color_hidden, 3 * cfg.color_k)])
+        self.slot_decoder = None
+        if cfg.slot_hidden:  # the slot logits from their own MLP (the decoder's logit outputs are then unused)
+            hs = cfg.slot_hidden
+            self.slot_decoder = nn.ModuleList([nn.Linear(cfg.plane_channels, hs), nn.Linear(hs, hs),
+                                               nn.Linear(hs, cfg.color_k)])
         with torch.no_grad():  # start as the sphere: the decoder's SDF output begins near zero
             self.decoder[2].weight[0].mul_(0.01)
             self.decoder[2].bias.zero_()
@@ -196,14 +201,18 @@ class Generator(nn.Module):
         ``with_weights`` also returns the color-slot weights (B, N, K): the albedo is exactly
         ``widened_sigmoid(weights @ state.color_values)`` (core.parts builds recolorable parts on it).
         """
-        x = sample_triplanes(state.planes, points, self.cfg.bound)
-        x = F.softplus(self.decoder[0](x))
+        feats = sample_triplanes(state.planes, points, self.cfg.bound)
+        x = F.softplus(self.decoder[0](feats))
         x = F.softplus(self.decoder[1](x))
         x = self.decoder[2](x)
         sdf = x[..., 0] + points.norm(dim=-1) - self.cfg.sphere_radius
         rgb = attention = None
         if with_color or with_weights:
-            attention = torch.softmax(x[..., 1:], dim=-1)  # (B, N, K)
+            logits = x[..., 1:]
+            if self.slot_decoder is not None:
+                h = F.softplus(self.slot_decoder[0](feats))
+                logits = self.slot_decoder[2](F.softplus(self.slot_decoder[1](h)))
+            attention = torch.softmax(logits, dim=-1)  # (B, N, K)
         if with_color:
             rgb = widened_sigmoid(torch.einsum("bnk,bkc->bnc", attention, state.color_values))
         return FieldSample(sdf, rgb, attention if with_weights else None)
