@@ -165,7 +165,8 @@ class Pipeline:
         if not getattr(gen, "recolorable", True):
             return extract_mesh(query_sdf, query_color, grid, bound=gen.cfg.bound, device=self.device, path=path)
         return extract_mesh(query_sdf, None, grid, bound=gen.cfg.bound, device=self.device, path=path,
-                            slots=(query_slots, state.color_values[0].float().cpu().numpy()))
+                            slots=(query_slots, state.color_values[0].float().cpu().numpy(),
+                                   tuple(self.cfg.generator.slot_groups)))
 
 
 @dataclass

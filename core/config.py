@@ -44,6 +44,10 @@ class GeneratorConfig:
     slot_hidden: int = 0
     """hidden width of a separate point MLP for the K color-slot logits (0: the decoder's own outputs give them);
     with it the slots can follow the object's parts without touching the shape (training train-slots)."""
+    slot_groups: tuple[str, ...] = ()
+    """names of the part groups the K slots were trained to follow (training train-slots), each owning
+    K / len consecutive slots: the recolorable parts are these groups (core.parts). Empty: parts are the
+    slots that dominate somewhere."""
     bound: float = 1.0
     """half side of the scene box [-bound, bound]^3."""
     beta_init: float = 0.01

@@ -40,7 +40,7 @@ class Mesh:
 def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[Tensor], Tensor] | None,
                  cfg: MeshConfig | None = None, bound: float = 1.0, device="cpu", path: str = "",
                  chunk: int = 65536,
-                 slots: tuple[Callable[[Tensor], Tensor], np.ndarray] | None = None) -> Mesh:
+                 slots: tuple | None = None) -> Mesh:
     """Colored surface of ``query_sdf``'s zero level set inside ``[-bound, bound]^3``.
 
     ``query_sdf`` maps points (N, 3) float32 to signed distances (N,), negative inside;
@@ -49,10 +49,10 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     outermost layer is treated as outside so the mesh is closed even where the shape touches the
     box. Connected pieces with fewer than ``cfg.min_component_ratio`` times the faces of the largest
     are dropped. Raises :class:`ReconstructionError` naming ``path`` if there is no surface.
-    ``slots = (query_slots, slot_values)``: ``query_slots`` maps points (N, 3) to color-slot weights
-    (N, K) that mix ``slot_values`` (K, 3) (pre-sigmoid) into the generator's colors; given, the colors
-    come from that mix (``query_color`` is not called) and the mesh gets recolorable ``parts``
-    (:func:`core.parts.merge_slots`).
+    ``slots = (query_slots, slot_values[, group_names])``: ``query_slots`` maps points (N, 3) to color-slot
+    weights (N, K) that mix ``slot_values`` (K, 3) (pre-sigmoid) into the generator's colors; given, the
+    colors come from that mix (``query_color`` is not called) and the mesh gets recolorable ``parts``
+    (:func:`core.parts.merge_slots`; ``group_names``: the model's ``slot_groups``).
     With ``cfg.coarse`` smaller than half the resolution, the field is first sampled on a coarse
     grid and only the fine points near the surface are queried (see :func:`sample_grid_adaptive`).
     """
@@ -89,10 +89,11 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     verts, faces = _remove_small_components(verts, faces.astype(np.int64), min_component_ratio)
     parts = None
     if slots is not None:  # one pass: the colors are the slot weights' mix of the palette
-        query_slots, slot_values = slots
+        query_slots, slot_values, *rest = slots
+        slot_names = rest[0] if rest else ()
         weights = _query_points(query_slots, verts, chunk, device).reshape(len(verts), -1)
         if np.isfinite(weights).all():
-            parts = merge_slots(weights, np.asarray(slot_values, np.float32))
+            parts = merge_slots(weights, np.asarray(slot_values, np.float32), group_names=tuple(slot_names))
             colors = parts.colors()
         else:
             colors = np.full_like(verts, 0.5)

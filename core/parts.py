@@ -46,6 +46,8 @@ class ColorParts:
     """(K,) int32 the part each slot was merged into."""
     eps: float = EPS
     """the widened sigmoid's stretch."""
+    names: tuple[str, ...] = ()
+    """a name per part ('seat', 'frame', ...) when the model's slots follow named part groups; else empty."""
 
     @property
     def count(self) -> int:
@@ -70,7 +72,8 @@ class ColorParts:
                 "slots": [{"value": _round(v), "srgb": _round(c), "part": int(p)}
                           for v, c, p in zip(self.slot_values, slot_srgb, self.slot_part)],
                 "parts": [{"value": _round(v), "srgb": _round(c), "share": round(float(s), 6),
-                           "slots": [int(k) for k in np.flatnonzero(self.slot_part == p)]}
+                           "slots": [int(k) for k in np.flatnonzero(self.slot_part == p)],
+                           **({"name": self.names[p]} if self.names else {})}
                           for p, (v, c, s) in enumerate(zip(self.values, self.part_colors(), share))]}
 
 
@@ -96,15 +99,26 @@ def dominance(slot_weights: np.ndarray, threshold: float = 0.8) -> float:
     return float((slot_weights.max(axis=1) >= threshold).mean())
 
 
+def slot_groups(k: int, groups: int) -> np.ndarray:
+    """(K,) the group of every slot when K slots are split into ``groups`` named groups: K // groups
+    consecutive slots each, the remainder joining the last group."""
+    per = k // groups
+    if per < 1:
+        raise ValueError(f"{k} colour slots are fewer than {groups} part groups")
+    return np.minimum(np.arange(k) // per, groups - 1)
+
+
 def merge_slots(slot_weights: np.ndarray, slot_values: np.ndarray, max_parts: int = MAX_PARTS,
-                min_share: float = 0.01, eps: float = EPS) -> ColorParts:
+                min_share: float = 0.01, eps: float = EPS, group_names: tuple[str, ...] = ()) -> ColorParts:
     """Merge K slots into at most ``max_parts`` parts by their dominant slot.
 
     ``slot_weights`` (V, K) softmax weights per vertex; ``slot_values`` (K, 3) pre-sigmoid values.
     A slot that is the largest weight of at least ``min_share`` of the vertices starts a part (the
     ``max_parts`` most frequent do; part 0 is the most frequent); every other slot joins the part it
     co-occurs with most (sum over vertices of its weight times the part's weight). Parts are thus
-    the regions where the model itself separates colors: seat, frame, cushions.
+    the regions where the model itself separates colors: seat, frame, cushions. With ``group_names`` (a
+    model whose slots were trained to follow named part groups, :func:`slot_groups`) every part is named
+    after the group of the slot that started it ('seat', and 'seat 2' for a second seat part).
     """
     a = np.asarray(slot_weights, np.float64)
     v = np.asarray(slot_values, np.float64)
@@ -120,6 +134,14 @@ def merge_slots(slot_weights: np.ndarray, slot_values: np.ndarray, max_parts: in
     for s in range(k):
         if slot_part[s] < 0:
             slot_part[s] = int(np.argmax(co[s]))
+    names: tuple[str, ...] = ()
+    if group_names:
+        group = slot_groups(k, len(group_names))
+        seen: dict[str, int] = {}
+        for s in kept:
+            base = group_names[group[s]]
+            seen[base] = seen.get(base, 0) + 1
+            names += (base if seen[base] == 1 else f"{base} {seen[base]}",)
     onehot = np.zeros((k, len(kept)))
     onehot[np.arange(k), slot_part] = 1.0
     weights = a @ onehot  # (V, P)
@@ -127,7 +149,7 @@ def merge_slots(slot_weights: np.ndarray, slot_values: np.ndarray, max_parts: in
     values = (onehot * mass[:, None]).T @ v / (onehot.T @ mass)[:, None]  # (P, 3)
     residual = a @ v - weights @ values
     return ColorParts(weights.astype(np.float32), values.astype(np.float32), residual.astype(np.float32),
-                      v.astype(np.float32), slot_part.astype(np.int32), eps)
+                      v.astype(np.float32), slot_part.astype(np.int32), eps, names)
 
 
 def recolor(result, colors: dict[int, tuple[float, float, float]]):

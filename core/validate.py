@@ -298,7 +298,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                   "encoder_sr_ratios": (1, 64), "encoder_mlp_ratio": (1, 64), "encoder_decoder_dim": (1, 4096),
                   "encoder_features": (1, 4096)},
 }
-_LENGTHS = {"synthesis_channels": (1, 16), "channels": (1, 12), "background": (3, 3), "yaw_hypotheses": (1, 36),
+_LENGTHS = {"slot_groups": (0, 64), "synthesis_channels": (1, 16), "channels": (1, 12), "background": (3, 3), "yaw_hypotheses": (1, 36),
             "frame": (9, 9), "encoder_dims": (4, 4), "encoder_heads": (4, 4), "encoder_depths": (4, 4),
             "encoder_sr_ratios": (4, 4)}
 _ANY = (-math.inf, math.inf)

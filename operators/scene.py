@@ -101,6 +101,8 @@ class CheckedResult:
     """(P, 3) float32 sRGB swatch color of each part, or None."""
     part_residual: np.ndarray | None = None
     """(V, 3) float32 pre-sigmoid remainder of each vertex's color mix, or None."""
+    part_names: tuple[str, ...] = ()
+    """a name per part ('seat', 'frame', ...) when the model names its parts; else empty."""
 
 
 @dataclass
@@ -237,7 +239,7 @@ def check_mesh(mesh, image_path: str) -> CheckedResult:
     return CheckedResult(image=image_path, vertices=np.ascontiguousarray(vertices), faces=faces,
                          colors=None if colors is None else np.ascontiguousarray(colors), camera=None,
                          dropped_faces=dropped, part_weights=weights, part_colors=swatches,
-                         part_residual=residual)
+                         part_residual=residual, part_names=_part_names(getattr(mesh, "parts", None), swatches))
 
 
 def check_camera(cam, image_path: str) -> CameraInfo:
@@ -258,6 +260,17 @@ def check_camera(cam, image_path: str) -> CameraInfo:
     if not (math.isfinite(cx) and math.isfinite(cy)):
         raise _error("invalid principal point", image_path)
     return CameraInfo(cam2world, focal, width, height, cx, cy)
+
+
+def _part_names(parts, swatches) -> tuple[str, ...]:
+    """The parts' names when there is one short plain name per swatch; else none (labels 'Part N')."""
+    names = getattr(parts, "names", ())
+    if swatches is None or not names:
+        return ()
+    if (isinstance(names, (tuple, list)) and len(names) == len(swatches)
+            and all(isinstance(n, str) and 0 < len(n) <= 32 and n.isprintable() for n in names)):
+        return tuple(names)
+    return ()
 
 
 def _checked_parts(parts, n_vertices: int, colors) -> tuple:
@@ -324,7 +337,8 @@ def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.n
     return mesh
 
 
-def create_material(name: str, mean_srgb: np.ndarray | None, part_colors: np.ndarray | None = None):
+def create_material(name: str, mean_srgb: np.ndarray | None, part_colors: np.ndarray | None = None,
+                    part_names: tuple[str, ...] = ()):
     """Color Attribute "Col" -> Principled BSDF base color; Solid view shows ``diffuse_color``.
 
     With ``part_colors`` (P, 3) sRGB the base color is instead the parts' mix (:func:`add_part_mix`):
@@ -350,7 +364,7 @@ def create_material(name: str, mean_srgb: np.ndarray | None, part_colors: np.nda
         if part_colors is not None:
             attr.name = "sfi_col"
             attr.location.y -= 300.0
-            mix = add_part_mix(mat.node_tree, part_colors, (bsdf.location.x - 300.0, bsdf.location.y))
+            mix = add_part_mix(mat.node_tree, part_colors, (bsdf.location.x - 300.0, bsdf.location.y), part_names)
             links.new(mix, bsdf.inputs["Base Color"])
         bsdf.inputs["Roughness"].default_value = 0.8
         if mean_srgb is not None:
@@ -499,7 +513,7 @@ def _add_mesh_object(name: str, checked: CheckedResult, tag: str, coll, created:
     created.append(mesh)
     mesh[TAG] = tag
     mean = None if checked.colors is None else checked.colors.mean(axis=0)
-    mat = create_material(name, mean, checked.part_colors)
+    mat = create_material(name, mean, checked.part_colors, checked.part_names)
     created.append(mat)
     mat[TAG] = tag
     mesh.materials.append(mat)
@@ -822,8 +836,9 @@ def _sigmoid_channel(m: _Math, z):
     return m.select(m.op("GREATER_THAN", s, 0.04045), high, low)
 
 
-def add_part_mix(tree, part_colors: np.ndarray, location=(0.0, 0.0)):
-    """Nodes computing the parts' mix in ``tree``; returns the scene-linear color output socket.
+def add_part_mix(tree, part_colors: np.ndarray, location=(0.0, 0.0), part_names: tuple[str, ...] = ()):
+    """Nodes computing the parts' mix in ``tree``; returns the scene-linear color output socket. Each swatch
+    is labelled with its part's name ('Seat') when ``part_names`` has them, else 'Part N'.
 
     ``color = srgb_decode(clamp(widened_sigmoid(sum_p part_p * value(swatch_p) + part_residual)))``
     (core.parts): with the swatches as built it reproduces the "Col" attribute (up to its 8 bits).
@@ -841,7 +856,7 @@ def add_part_mix(tree, part_colors: np.ndarray, location=(0.0, 0.0)):
         y = y0 - 200.0 * p
         rgb = nodes.new("ShaderNodeRGB")
         rgb.name = SWATCH_NODE.format(p)
-        rgb.label = f"Part {p + 1}"
+        rgb.label = part_names[p].capitalize() if p < len(part_names) else f"Part {p + 1}"
         rgb.location = (x0 - 1200.0, y)
         lin = srgb_to_linear(srgb)
         rgb.outputs[0].default_value = (float(lin[0]), float(lin[1]), float(lin[2]), 1.0)

@@ -14,7 +14,8 @@ from core.config import tiny_config
 from core.field.generator import Generator, widened_sigmoid
 from core.io.export import _glb_bytes
 from core.mesh import Mesh
-from core.parts import MAX_PARTS, dominance, inverse_widened_sigmoid, merge_slots, recolor
+from core.parts import MAX_PARTS, dominance, inverse_widened_sigmoid, merge_slots, recolor, slot_groups
+from core.parts import widened_sigmoid as np_widened_sigmoid
 from test_api import _chair_like_png  # the same synthetic cut-out photo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,9 +148,35 @@ def test_shipped_model_parts_on_a_real_chair(tmp_path):
     parts = res.mesh.parts
     assert 2 <= parts.count <= MAX_PARTS
     assert np.abs(parts.colors() - res.mesh.colors).max() < 1.0 / 255
-    assert dominance(parts.weights) > 0.7  # the shipped model separates its colors cleanly
-    new = recolor(res, {1: (0.9, 0.1, 0.1)})
+    # the shipped model's slots follow named part groups: the dining chair has a seat, a back and a frame
+    assert {"seat", "back", "frame"} <= {n.split()[0] for n in parts.names} and len(parts.names) == parts.count
+    assert dominance(parts.weights) > 0.5
+    seat = parts.names.index("seat")
+    new = recolor(res, {seat: (0.9, 0.1, 0.1)})
     change = np.abs(new.colors - res.mesh.colors).max(1)
-    w1 = parts.weights[:, 1]
-    assert change[w1 < 1e-3].max() < 1.0 / 255 if (w1 < 1e-3).any() else True
-    assert np.median(change[w1 > 0.8]) > 0.1
+    w = parts.weights[:, seat]
+    assert change[w < 1e-3].max() < 1.0 / 255 if (w < 1e-3).any() else True
+    assert np.median(change[w > 0.8]) > 0.1
+    assert np.median(change[parts.weights[:, parts.names.index("frame")] > 0.8]) < 0.05  # the frame stays
+
+
+def test_parts_of_named_groups_carry_their_names():
+    """A model whose slots follow named groups (train-slots): each part is named after its first slot's group."""
+    rng = np.random.default_rng(0)
+    k, v = 8, 600
+    names = ("seat", "back", "arms", "frame")
+    groups = slot_groups(k, 4)  # slots 0-1 seat, 2-3 back, 4-5 arms, 6-7 frame
+    assert groups.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    dominant = rng.choice([0, 1, 2, 6, 7], v, p=[0.35, 0.12, 0.25, 0.2, 0.08])  # no arms on this chair
+    logits = rng.normal(0, 0.3, (v, k))
+    logits[np.arange(v), dominant] += 4.0
+    a = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    values = rng.normal(0, 1, (k, 3))
+    parts = merge_slots(a, values, group_names=names)
+    assert parts.names == ("seat", "back", "frame", "seat 2", "frame 2")
+    for p, name in enumerate(parts.names):  # a part's founding slot (its most frequent one) is in its group
+        founder = max(np.flatnonzero(parts.slot_part == p), key=lambda s: (a.argmax(1) == s).sum())
+        assert names[groups[founder]] == name.split()[0]
+    np.testing.assert_allclose(parts.colors(), np.clip(np_widened_sigmoid(a @ values), 0, 1), atol=1e-5)
+    assert [q["name"] for q in parts.to_json()["parts"]] == list(parts.names)
+    assert merge_slots(a, values).names == ()

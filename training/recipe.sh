@@ -195,6 +195,11 @@ step 17-encoder train train-encoder --generator "$RUNS/warm/generator.pt" --out 
     --photo-share 0.5 --wide-share 0.3 --write "$MODEL"
 step 18-average train average-encoders "$RUNS/enc11/model/$(basename "$MODEL").json" "$MODEL.json" --write "$MODEL"
 
+# 18b: the colour slots learn the chairs' parts (seat, back, arms, frame) in a slot MLP of their own; the shape
+# and the encoder stay as they are
+step 18b-slots train train-slots --model "$MODEL.json" --codes "$RUNS/warm/generator.pt" --write "$MODEL" \
+    --iters 6000 --batch 8 --points 4096 --weight 0.3 --lr 1e-3 --slot-hidden 64 --threads 2
+
 # measurements: how well the generator draws its own training chairs, and the model card's quality table
 step 19-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
 step 20-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30

@@ -56,11 +56,10 @@ def surface_groups(seed: int, points: Tensor) -> Tensor:
 
 
 def slot_groups(k: int) -> Tensor:
-    """(K,) the part group of every slot: K / len(PART_GROUPS) consecutive slots per group."""
-    per = k // len(PART_GROUPS)
-    if per < 1:
-        raise ValueError(f"{k} colour slots are fewer than the {len(PART_GROUPS)} part groups")
-    return torch.arange(k).clamp(max=per * len(PART_GROUPS) - 1) // per
+    """(K,) the part group of every slot (core.parts.slot_groups: K / len(PART_GROUPS) consecutive slots each)."""
+    from core.parts import slot_groups as groups_of
+
+    return torch.as_tensor(groups_of(k, len(PART_GROUPS)))
 
 
 def slot_losses(gen, ws: Tensor, points: Tensor, albedo: Tensor, groups: Tensor, slot_group: Tensor
@@ -86,7 +85,8 @@ def with_slot_decoder(net, hidden: int):
 
     from core.model import ReconstructionModel
 
-    cfg = dataclasses.replace(net.cfg, generator=dataclasses.replace(net.cfg.generator, slot_hidden=hidden))
+    cfg = dataclasses.replace(net.cfg, generator=dataclasses.replace(net.cfg.generator, slot_hidden=hidden,
+                                                                      slot_groups=PART_GROUPS))
     out = ReconstructionModel(cfg)
     missing, unexpected = out.load_state_dict(net.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("generator.slot_decoder.") for k in missing), (missing, unexpected)
@@ -135,6 +135,11 @@ def train_slots(model: str, codes_path: Path, write: Path, iters: int, batch: in
     net = load_model(model, "cpu")
     if slot_hidden:
         net = with_slot_decoder(net, slot_hidden)
+    else:
+        import dataclasses
+
+        net.cfg = dataclasses.replace(net.cfg, generator=dataclasses.replace(net.cfg.generator,
+                                                                             slot_groups=PART_GROUPS))
     gen = net.generator
     ckpt = torch.load(codes_path, map_location="cpu", weights_only=True)
     codes = ckpt["codes"].float()

@@ -76,6 +76,20 @@ def test_mesh_has_part_attributes_and_the_material_reproduces_col(built):
     assert bsdf.inputs["Base Color"].links[0].from_node.bl_idname == "ShaderNodeGroup"
 
 
+def test_named_parts_label_their_swatches(ext, photo):
+    """A model whose slots follow named groups (core.parts.merge_slots with group_names): 'Seat', 'Back', ..."""
+    import dataclasses
+
+    from shape_from_image.operators import scene as scene_mod
+
+    result, _ = _parts_result(str(photo))
+    parts = dataclasses.replace(result.mesh.parts, names=("seat", "back", "frame"))
+    result = dataclasses.replace(result, mesh=PartsMesh(result.mesh.vertices, result.mesh.faces, result.mesh.colors,
+                                                        parts))
+    obj = scene_mod.build_result(bpy.context.scene, result).mesh_object
+    assert [n.label for n in scene_mod.part_swatches(obj.data.materials[0])] == ["Seat", "Back", "Frame"]
+
+
 def test_result_without_parts_keeps_the_plain_col_material(ext, photo):
     from shape_from_image.operators import scene as scene_mod
 
