@@ -18,7 +18,8 @@ is drawn through the recovered camera (dense surface samples, z-buffered, 128 x 
   the rest, the reconstruction itself painted the chair in one color and no part split can help.
 
 Reported: the share of seat pixels changed and of other pixels changed, pooled over chairs and per
-chair.
+chair; the parts per chair and the share of a mesh's vertices whose largest part weight is at least
+0.8 (``core.parts.dominance``), averaged over chairs.
 """
 
 from __future__ import annotations
@@ -128,8 +129,10 @@ def score(case: dict, result) -> dict:
     changed = np.abs(after - drawn[..., :3]).max(axis=-1) > CHANGED
     seat_look = np.median(drawn[..., :3][seat_px], axis=0)
     like_seat = np.abs(drawn[..., :3] - seat_look).max(axis=-1) <= 0.1
+    from core.parts import dominance
+
     return {"seed": case["seed"], "family": case["family"], "seat_seen": True, "parts": parts.count,
-            "chosen_part": chosen, "seat_pixels": int(seat_px.sum()), "other_pixels": int(other_px.sum()),
+            "dominance": dominance(parts.weights), "chosen_part": chosen, "seat_pixels": int(seat_px.sum()), "other_pixels": int(other_px.sum()),
             "seat_changed": int((changed & seat_px).sum()), "other_changed": int((changed & other_px).sum()),
             "other_like_seat": float((like_seat & other_px).sum() / max(other_px.sum(), 1))}
 
@@ -153,7 +156,8 @@ def summarize(rows: list[dict]) -> dict:
             "colors_apart": len(apart),
             "other_changed_pooled_colors_apart": (sum(r["other_changed"] for r in apart)
                                                   / max(sum(r["other_pixels"] for r in apart), 1)),
-            "parts_mean": float(np.mean([r["parts"] for r in seen]))}
+            "parts_mean": float(np.mean([r["parts"] for r in seen])),
+            "dominance_mean": float(np.mean([r.get("dominance", np.nan) for r in seen]))}
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
