@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The recipe of the shipped `chairs` model: every training command that made weights/chairs.*, in order
-# (docs/TRAINING.md explains them). About 383 + 14 minutes of generator and 218 minutes of encoder training
-# on 2 CPU cores, plus the caches and the final measurements.
+# (docs/TRAINING.md explains them). About 383 + 14 minutes of generator, 218 minutes of encoder and 6 minutes
+# of colour-slot training on 2 CPU cores, plus the caches and the final measurements.
 #
 #     bash training/recipe.sh              # run (or resume) the whole recipe from the repository root
 #     DRY_RUN=1 bash training/recipe.sh    # print the steps and commands only
