@@ -162,7 +162,7 @@ class Pipeline:
             return gen.query(state, p[None].to(self.device)).rgb[0]
 
         grid = dataclasses.replace(self.cfg.mesh, resolution=resolution)
-        if not getattr(gen, "recolorable", True):
+        if not gen.recolorable:
             return extract_mesh(query_sdf, query_color, grid, bound=gen.cfg.bound, device=self.device, path=path)
         return extract_mesh(query_sdf, None, grid, bound=gen.cfg.bound, device=self.device, path=path,
                             slots=(query_slots, state.color_values[0].float().cpu().numpy(),

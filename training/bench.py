@@ -110,22 +110,24 @@ def user_view(image: str, steps_list: list[int], sides: list[int], batch: int = 
     return rows
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table of ``header`` and the already formatted cells of ``rows``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
 def user_table(rows: list[dict]) -> str:
-    lines = ["| photo | N | cold CLI | import | first call | warm call | batch of 16 | photos / min (batch) | "
-             "photos / min (cold CLI) |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['side']} px | {r['steps']} | {r['cold_cli']:.2f} | {r['import']:.2f} | {r['first']:.2f} | "
-                     f"{r['warm']:.2f} | {r['batch']:.1f} | {r['per_minute']:.1f} | {r['cold_per_minute']:.1f} |")
-    return "\n".join(lines)
+    return markdown(["photo", "N", "cold CLI", "import", "first call", "warm call", "batch of 16", "photos / min (batch)",
+                     "photos / min (cold CLI)"],
+                    [[f"{r['side']} px", str(r["steps"]), *(f"{r[k]:.2f}" for k in ("cold_cli", "import", "first", "warm")),
+                      *(f"{r[k]:.1f}" for k in ("batch", "per_minute", "cold_per_minute"))] for r in rows])
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| device | N | image load | encoder | pose | inversion | per step | mesh | total |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['device']} | {r['steps']} | {r['load']:.2f} | {r['encoder']:.2f} | {r['pose']:.2f} | "
-                     f"{r['inversion']:.2f} | {r['per_step']:.2f} | {r['mesh']:.2f} | {r['total']:.2f} |")
-    return "\n".join(lines)
+    return markdown(["device", "N", "image load", "encoder", "pose", "inversion", "per step", "mesh", "total"],
+                    [[r["device"], str(r["steps"]), *(f"{r[k]:.2f}" for k in ("load", "encoder", "pose", "inversion",
+                                                                              "per_step", "mesh", "total"))]
+                     for r in rows])
 
 
 def paper_bench(device: str, repeat: int, model: str | None = None) -> dict:
@@ -180,12 +182,9 @@ def paper_bench(device: str, repeat: int, model: str | None = None) -> dict:
 
 
 def paper_table(rows: list[dict]) -> str:
-    lines = ["| device | model | parameters | encoder pass | inversion step (render px, samples per ray) |",
-             "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['device']} | {r['model']} | {r['params_m']:.1f} M | {r['encoder']:.2f} s | "
-                     f"{r['step']:.2f} s ({r['size']}^2, {r['samples']}) |")
-    return "\n".join(lines)
+    return markdown(["device", "model", "parameters", "encoder pass", "inversion step (render px, samples per ray)"],
+                    [[r["device"], r["model"], f"{r['params_m']:.1f} M", f"{r['encoder']:.2f} s",
+                      f"{r['step']:.2f} s ({r['size']}^2, {r['samples']})"] for r in rows])
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

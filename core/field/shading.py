@@ -41,7 +41,7 @@ class Light:
     def start(gen, batch: int = 1, device=None) -> "Light":
         """The light an inversion of ``gen`` starts from: the default one for albedo, none for a generator whose
         ``lit`` is False (the paper's: its colours already hold the light)."""
-        return Light.default(batch, device) if getattr(gen, "lit", True) else Light.unlit(batch, device)
+        return Light.default(batch, device) if gen.lit else Light.unlit(batch, device)
 
 
 def screen_normals(coords: Tensor, alpha: Tensor, cam2world: Tensor) -> Tensor:

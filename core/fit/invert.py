@@ -183,7 +183,7 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
     light_params = torch.stack([light.ambient.log(), light.key.log()], dim=-1).requires_grad_(True)
     groups = [{"params": [u], "lr": cfg.lr * cfg.w_gain},
               {"params": pose.tensors(), "lr": cfg.lr * cfg.pose_gain},
-              {"params": [light_params], "lr": cfg.lr * 10 if getattr(gen, "lit", True) else 0.0}]
+              {"params": [light_params], "lr": cfg.lr * 10 if gen.lit else 0.0}]
     gen_cfg = gen.cfg
     offset = None
     if cfg.plane_lr > 0:
