@@ -84,10 +84,18 @@ class Pipeline:
                              net=self.foreground_net())
 
     def foreground_net(self):
-        """The encoder's mask head as a core.io.images.ForegroundNet, for a model whose encoder was
-        trained on photo-like backgrounds (``encoder.photo_masks``); else None."""
+        """The model's segmenter, else the encoder's mask head when the encoder was trained on photo-like
+        backgrounds (``encoder.photo_masks``), as a core.io.images.ForegroundNet; else None."""
         from .io.images import ForegroundNet
 
+        segmenter = getattr(self.model, "segmenter", None)
+        if segmenter is not None:
+            def predict_segmenter(image: np.ndarray) -> np.ndarray:
+                x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None].to(self.device)
+                with torch.no_grad():
+                    return torch.sigmoid(segmenter(x))[0].float().cpu().numpy()
+
+            return ForegroundNet(self.cfg.segmenter.image_size, predict_segmenter, "segmenter")
         if not self.cfg.encoder.photo_masks:
             return None
 

@@ -94,6 +94,16 @@ class EncoderConfig:
 
 
 @dataclass
+class SegmenterConfig:
+    """Photo crop -> foreground probability (core.segmenter), for photos without alpha or mask."""
+
+    image_size: int = 0
+    """input crop side in pixels (0: the model has no segmenter)."""
+    channels: tuple[int, ...] = (16, 32, 48, 64, 96)
+    """channels of the U-Net levels (each level halves the resolution)."""
+
+
+@dataclass
 class InversionConfig:
     """How the hybrid inversion refines the encoder's guess (:func:`core.fit.invert.invert`).
 
@@ -256,6 +266,8 @@ class ModelConfig:
     """renderer settings."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """encoder sizes."""
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    """foreground segmenter sizes (image_size 0: none)."""
     inversion: InversionConfig = field(default_factory=InversionConfig)
     """inversion settings tuned for this model."""
     pose: PoseConfig = field(default_factory=PoseConfig)

@@ -21,6 +21,7 @@ from .config import ModelConfig
 from .encoder import Encoder
 from .errors import ReconstructionError
 from .field.generator import Generator
+from .segmenter import Segmenter
 from .registry import available_models, resolve_model  # noqa: F401  (available_models re-exported)
 from .validate import check_input_file, check_model_description
 
@@ -28,7 +29,8 @@ from .validate import check_input_file, check_model_description
 class ReconstructionModel(nn.Module):
     """Generator and encoder of one object category: this project's networks, or the paper's
     (``architecture`` 'nerf_from_image', core.paper: imported reference checkpoints; an imported
-    generator may come without its encoder, ``encoder`` is then None)."""
+    generator may come without its encoder, ``encoder`` is then None); and the foreground
+    ``segmenter`` for photos without alpha (None when the model has none)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -42,6 +44,7 @@ class ReconstructionModel(nn.Module):
         else:
             self.generator = Generator(cfg.generator)
             self.encoder = Encoder(cfg.encoder, cfg.generator.w_dim, cfg.generator.bound)
+        self.segmenter = Segmenter(cfg.segmenter) if cfg.segmenter.image_size else None
 
 
 def sha256_file(path: Path) -> str:
@@ -133,7 +136,8 @@ def _huge(cfg: ModelConfig) -> bool:
                 or sum(p.encoder_depths) > 128 or p.mapping_layers > 16)
     widths = (*g.synthesis_channels, g.plane_channels, g.plane_basis, g.decoder_hidden, g.color_hidden, g.slot_hidden,
               g.w_dim, g.z_dim, *e.channels)
-    return max(widths) > 1024 or g.plane_res > 512 or e.image_size > 512
+    s = cfg.segmenter
+    return max(*widths, *s.channels) > 1024 or g.plane_res > 512 or e.image_size > 512 or s.image_size > 1024
 
 
 def _check_shapes(cfg: ModelConfig, weights: Path, model: ReconstructionModel | None) -> None:

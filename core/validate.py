@@ -49,6 +49,7 @@ from .config import (
     PoseConfig,
     ReconstructOptions,
     RenderConfig,
+    SegmenterConfig,
 )
 from .errors import ReconstructionError
 from .registry import resolve_model
@@ -280,6 +281,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
     RenderConfig: {"coarse_samples": (1, 1024), "fine_samples": (0, 1024), "coarse_beta": (1e-8, 10.0),
                    "background": (0.0, 1.0), "chunk": (1, 1 << 24), "empty_margin": (-1.0, 10.0)},
     EncoderConfig: {"image_size": (8, 2048), "channels": (1, 4096)},
+    SegmenterConfig: {"image_size": (0, 2048), "channels": (1, 4096)},
     InversionConfig: {"size": (8, 2048), "lr": (0.0, 10.0), "lr_end": (0.0, 1.0), "momentum": (0.0, 0.9999),
                       "w_gain": (0.0, 1e4), "pose_gain": (0.0, 1e4), "mask_weight": (0.0, 1e4),
                       "mask_pyramid": (0, 16), "n_patches": (0, 4096), "patch_size": (1, 2048),
@@ -369,8 +371,12 @@ def check_model_config(cfg: ModelConfig, where: str) -> ModelConfig:
     if cfg.architecture not in ARCHITECTURES:
         raise ReconstructionError(f"model setting 'architecture' must be one of {', '.join(ARCHITECTURES)}, got "
                                   f"{_show(cfg.architecture)}{tail}", where)
-    for name in ("generator", "render", "encoder", "pose", "mesh"):
+    for name in ("generator", "render", "encoder", "segmenter", "pose", "mesh"):
         _check_section(getattr(cfg, name), f"model setting {name}.", where, tail)
+    seg = cfg.segmenter
+    if seg.image_size and seg.image_size >> (len(seg.channels) - 1) < 1:
+        raise ReconstructionError(f"model setting 'segmenter.image_size' ({seg.image_size}) is too small for "
+                                  f"{len(seg.channels)} segmenter levels{tail}", where)
     check_inversion(cfg.inversion, where, "model setting inversion.", tail)
     if cfg.architecture == "nerf_from_image":
         return _check_paper(cfg, where, tail)

@@ -261,6 +261,58 @@ def test_a_model_with_photo_masks_segments_photos_with_its_mask_head(tmp_path, i
     assert cut.mask_source == "alpha" and len(seen) == 1  # only the reconstruction's own encoder pass
 
 
+def test_a_model_with_a_segmenter_segments_photos_with_it(tmp_path, inputs, monkeypatch):
+    """segmenter.image_size > 0: the model file carries a segmenter (saved, checked and loaded with the
+    rest); a photo without alpha is segmented with it (mask source 'segmenter'), seeing a square crop at
+    its own size; a cut-out never runs it."""
+    from core.config import SegmenterConfig, tiny_config
+    from core.model import ReconstructionModel, load_model, save_model
+    from core.segmenter import Segmenter
+
+    cfg = tiny_config()
+    cfg.encoder.photo_masks = True  # the segmenter wins over the mask head
+    cfg.segmenter = SegmenterConfig(image_size=48, channels=(8, 16, 16))
+    torch.manual_seed(0)
+    save_model(ReconstructionModel(cfg), tmp_path / "seg", {"note": "random test model"}, half=False)
+    loaded = load_model("seg", "cpu", [tmp_path])
+    assert isinstance(loaded.segmenter, Segmenter) and loaded.cfg.segmenter.image_size == 48
+    good, _ = inputs
+    rgba = np.asarray(Image.open(good))
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.where(rgba[..., 3:] > 0, rgba[..., :3], 235).astype(np.uint8)).save(plain)
+
+    seen = []
+
+    def spy(self, image):
+        seen.append(tuple(image.shape))
+        red = (image[..., 0] - image[..., 2] > 0.2).float()  # a segmenter that sees the reddish blob
+        return 8 * red - 4
+
+    monkeypatch.setattr(Segmenter, "forward", spy)
+    (res,) = reconstruct([plain], model="seg", model_dirs=[tmp_path], steps=0, mesh_resolution=24)
+    assert res.ok, res.error
+    assert res.mask_source == "segmenter" and seen == [(1, 48, 48, 3)]
+    (cut,) = reconstruct([good], model="seg", model_dirs=[tmp_path], steps=0, mesh_resolution=24)
+    assert cut.mask_source == "alpha" and len(seen) == 1
+
+
+def test_a_model_file_without_segmenter_tensors_is_refused(tmp_path):
+    """A JSON that says the model has a segmenter, with a tensors file that lacks it: a clear error."""
+    import json
+
+    from core.config import tiny_config
+    from core.errors import ReconstructionError
+    from core.model import ReconstructionModel, load_model, save_model
+
+    torch.manual_seed(0)
+    save_model(ReconstructionModel(tiny_config()), tmp_path / "noseg", {}, half=False)
+    meta = json.loads((tmp_path / "noseg.json").read_text())
+    meta["config"]["segmenter"] = {"image_size": 48, "channels": [8, 16, 16]}
+    (tmp_path / "noseg.json").write_text(json.dumps(meta))
+    with pytest.raises(ReconstructionError, match="noseg"):
+        load_model("noseg", "cpu", [tmp_path])
+
+
 def test_mesh_extraction_polls_cancel_between_chunks(tiny_model_dir):
     """Cancel is honoured inside the mesh stage: the field is queried chunk by chunk and every chunk asks
     first (at resolution 512 this stage alone takes tens of seconds)."""

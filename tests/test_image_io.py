@@ -14,6 +14,7 @@ from core.geometry.camera import Crop
 from core.errors import ReconstructionError
 from core.io.images import (
     ForegroundNet,
+    _net_probability,
     crop_and_resize,
     load_image,
     load_mask,
@@ -732,3 +733,38 @@ def test_mask_too_small_names_the_mask(tmp_path):
     message = _expect_error(lambda: prepare_image(tmp_path / "img.png", 32, mask_path=tmp_path / "dot_mask.png"),
                             "dot_mask.png")
     assert "the mask's white part is only 1x1 pixels" in message
+
+
+def test_a_segmenter_is_asked_again_about_what_reaches_past_its_crop():
+    """Legs the colour segmentation missed lie below its box, so a segmenter's first square cuts them:
+    it is asked again about the grown box until its object stops growing, and its probability then
+    covers the feet (source 'segmenter'). The encoder's coarse mask head is asked once."""
+    floor, wall, legs, body = (0.80, 0.78, 0.74), (0.93, 0.93, 0.95), (0.83, 0.81, 0.77), (0.25, 0.15, 0.1)
+    rgb = np.empty((200, 200, 3), np.float32)
+    rgb[:] = wall
+    rgb[50:] = floor
+    obj = np.zeros((200, 200), bool)
+    for x0 in (62, 130):  # long pale legs under a low dark seat: the seat's box is far short of the feet
+        obj[70:180, x0:x0 + 8] = True
+    rgb[obj] = legs
+    rgb[40:70, 60:140] = body
+    plain, _ = segment(rgb, "room.png")
+    assert plain[100:180].max() < 0.5  # the colours alone miss the legs
+    crops = []
+
+    def predict(image):  # a segmenter that sees the seat and the pale legs in the crop it is shown
+        crops.append(image)
+        seen = (np.abs(image - body).max(-1) < 0.03) | (np.abs(image - legs).max(-1) < 0.008)
+        return seen.astype(np.float32)
+
+    net = ForegroundNet(48, predict, "segmenter")
+    _, source = segment(rgb, "room.png", net)
+    assert source == "segmenter" and len(crops) >= 2
+    crops.clear()
+    prob, _ = _net_probability(rgb, (plain > 0.5).astype(np.uint8), 1.0, net)
+    assert len(crops) >= 2
+    for x0 in (62, 130):  # every row of both legs, down to the feet
+        assert prob[75:165, x0:x0 + 8].max(axis=1).min() > 0.5
+    crops.clear()
+    segment(rgb, "room.png", ForegroundNet(48, predict))
+    assert len(crops) == 1

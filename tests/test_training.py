@@ -348,3 +348,31 @@ def test_average_encoders_means_the_encoders_of_one_generator(tmp_path):
     save_model(other, tmp_path / "other", half=False)
     with pytest.raises(ValueError, match="generator differs"):
         average_encoders([str(tmp_path / "a.json"), str(tmp_path / "other.json")], tmp_path / "bad")
+
+
+def test_train_segmenter_learns_resumes_and_joins_the_model(tmp_path, capsys):
+    """train-segmenter: ray-traced chairs over photo-like surroundings; the loss falls, the run resumes
+    from its checkpoint, and --write adds a segmenter to the model without touching its other tensors."""
+    import json
+
+    from core.config import tiny_config
+    from core.model import ReconstructionModel, load_model, save_model
+    from core.segmenter import Segmenter
+    from training.cli import main
+
+    torch.manual_seed(0)
+    save_model(ReconstructionModel(tiny_config()), tmp_path / "tiny", {"note": "test"})  # float16, as shipped
+    base = ["train-segmenter", "--model", str(tmp_path / "tiny.json"), "--out", str(tmp_path / "seg"),
+            "--images", "6", "--validation", "2", "--size", "32", "--batch", "4", "--threads", "1",
+            "--lr", "3e-3"]
+    assert main([*base, "--iters", "4"]) == 0
+    assert (tmp_path / "seg" / "renders.pt").exists() and (tmp_path / "seg" / "segmenter_ckpt.pt").exists()
+    assert main([*base, "--iters", "8", "--write", str(tmp_path / "with_seg")]) == 0
+    assert "resumed at step 4" in capsys.readouterr().out
+    model = load_model(str(tmp_path / "with_seg.json"), "cpu")
+    assert isinstance(model.segmenter, Segmenter) and model.cfg.segmenter.image_size == 32
+    card = json.loads((tmp_path / "with_seg.json").read_text())["card"]
+    assert card["note"] == "test" and card["segmenter"]["iterations"] == 8
+    before = load_model(str(tmp_path / "tiny.json"), "cpu").state_dict()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -11,6 +11,10 @@ warm-up; the median is reported.
 in one fresh process, and one call over a batch of 16 photos (photos per minute against 16 cold
 processes), at N = 0 and 10, on the image resized to 256, its own size and 1024 pixels a side.
 
+``--joint [PHOTO ...]`` times several photos of one object (default ``examples/two_views``): one warm
+``core.joint.reconstruct_object`` call against one warm ``core.reconstruct`` call over the same photos
+(each alone), per N.
+
 ``--paper [MODEL]`` times the paper's own architecture (core.paper, imported checkpoints) at its
 settings: one encoder pass and one inversion step, on every device present.
 """
@@ -130,6 +134,36 @@ def table(rows: list[dict]) -> str:
                      for r in rows])
 
 
+def joint_bench(model: str, photos: list[str], steps_list: list[int], repeat: int, mesh_resolution: int,
+                device: str) -> list[dict]:
+    """Warm seconds of one object from ``photos`` (core.joint) against the photos reconstructed one by one."""
+    from core.api import reconstruct
+    from core.joint import reconstruct_object
+
+    reconstruct_object(photos, model=model, steps=1, device=device, mesh_resolution=32)  # warm-up
+    rows = []
+    for steps in steps_list:
+        joint, single = [], []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            obj = reconstruct_object(photos, model=model, steps=steps, device=device, mesh_resolution=mesh_resolution)
+            joint.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            results = reconstruct(photos, model=model, steps=steps, device=device, mesh_resolution=mesh_resolution)
+            single.append(time.perf_counter() - t)
+            if not obj.ok or not all(r.ok for r in results):
+                raise SystemExit(f"error: {obj.error or [r.error for r in results if not r.ok]}")
+        rows.append({"device": device, "photos": len(photos), "steps": steps, "joint": float(np.median(joint)),
+                     "single": float(np.median(single))})
+    return rows
+
+
+def joint_table(rows: list[dict]) -> str:
+    return markdown(["device", "photos", "N", "one object (joint)", "each photo alone (together)"],
+                    [[r["device"], str(r["photos"]), str(r["steps"]), f"{r['joint']:.2f} s", f"{r['single']:.2f} s"]
+                     for r in rows])
+
+
 def paper_bench(device: str, repeat: int, model: str | None = None) -> dict:
     """Seconds of the paper's architecture (core.paper) at its own settings: one encoder pass on a 128 px crop
     and one inversion step (decode w, render 128^2 px with 64 + 64 samples per ray, backward). ``model``: an
@@ -200,6 +234,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="wall seconds of a cold CLI process, a first and a warm call, a batch of 16 photos")
     ap.add_argument("--sides", type=int, nargs="+", default=[256, 0, 1024],
                     help="with --user-view: image sizes in pixels a side (0: the image's own)")
+    ap.add_argument("--joint", nargs="*", default=None, metavar="PHOTO",
+                    help="several photos of one object (default: examples/two_views) against each photo alone")
     ap.add_argument("--paper", nargs="?", const="", default=None, metavar="MODEL",
                     help="the paper's architecture instead: encoder pass and inversion step at its settings, of an "
                          "imported MODEL or (no name) its full widths with random weights")
@@ -218,6 +254,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
               f"torch {torch.__version__}, seconds (median of {args.repeat})\n")
         print(paper_table(rows))
+        return 0
+    if args.joint is not None:
+        photos = args.joint or sorted(str(p) for p in (ROOT / "examples" / "two_views").glob("*.png"))
+        rows = [row for dev in args.device or devices()
+                for row in joint_bench(args.model, photos, args.steps, args.repeat, args.mesh_resolution, dev)]
+        print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+              f"torch {torch.__version__}, mesh {args.mesh_resolution}^3, warm seconds (median of {args.repeat})\n")
+        print(joint_table(rows))
         return 0
     rows = []
     for dev in args.device or devices():

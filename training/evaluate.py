@@ -28,6 +28,8 @@ from PIL import Image
 
 EVAL_SIZE = 256   # input photo side
 VIEW_SIZE = 128   # metric resolution
+OUTER_RESOLUTION = 160
+"""voxels along a true mesh's longest side when its outer surface is found (:func:`outer_samples`)."""
 
 
 def _rotation_error_deg(c2w_a: np.ndarray, c2w_b: np.ndarray) -> float:
@@ -44,10 +46,48 @@ def _normalized_samples(vertices: np.ndarray, faces: np.ndarray, n: int, seed: i
     return (pts - (lo + hi) / 2) / np.linalg.norm(hi - lo)
 
 
-def chamfer_l1(va, fa, vb, fb, n: int = 10000, seed: int = 0) -> float:
+def outer_samples(vertices: np.ndarray, faces: np.ndarray, n: int = 10000, seed: int = 1,
+                  resolution: int = OUTER_RESOLUTION) -> np.ndarray:
+    """``n`` points (normalized as by :func:`chamfer_l1`) on the part of a mesh's surface that can be
+    seen from outside: a catalogue model's overlapping parts (cushions in a frame, legs into a seat)
+    leave faces inside the object that no photo shows and a reconstruction cannot have.
+
+    The surface is voxelized (``resolution`` voxels along the longest side, closed by one voxel), the
+    empty space connected to the grid's border is the outside, and a surface point is kept when it lies
+    within two voxels of it.
+    """
+    import trimesh
+    from scipy import ndimage
+
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    lo, hi = vertices.min(0), vertices.max(0)
+    pitch = float((hi - lo).max()) / resolution
+    origin = lo - 3 * pitch
+    shape = np.ceil((hi - lo) / pitch).astype(int) + 7
+    cell = lambda p: tuple(np.floor((p - origin) / pitch).astype(int).T)  # noqa: E731
+    wall = np.zeros(shape, bool)
+    wall[cell(trimesh.sample.sample_surface(mesh, max(n, int(16 * mesh.area / pitch ** 2)), seed=seed + 1)[0])] = True
+    cube = np.ones((3, 3, 3), bool)
+    wall = ndimage.binary_dilation(wall, cube)
+    labels, _ = ndimage.label(~wall)
+    outside = (labels == labels[0, 0, 0]) & ~wall
+    near = ndimage.binary_dilation(outside, cube, iterations=2)
+    pts = np.zeros((0, 3))
+    for attempt in range(4):  # draw until n points are kept (a model is mostly outer surface)
+        drawn, _ = trimesh.sample.sample_surface(mesh, 4 * n * 2 ** attempt, seed=seed)
+        pts = drawn[near[cell(drawn)]]
+        if len(pts) >= n:
+            break
+    return (pts[:n] - (lo + hi) / 2) / np.linalg.norm(hi - lo)
+
+
+def chamfer_l1(va, fa, vb, fb, n: int = 10000, seed: int = 0, b_samples: np.ndarray | None = None) -> float:
+    """Symmetric Chamfer-L1 between meshes a and b, each centred on its box and scaled by its diagonal;
+    ``b_samples``: b's points already drawn (:func:`outer_samples`)."""
     from scipy.spatial import cKDTree
 
-    a, b = _normalized_samples(va, fa, n, seed), _normalized_samples(vb, fb, n, seed + 1)
+    a = _normalized_samples(va, fa, n, seed)
+    b = _normalized_samples(vb, fb, n, seed + 1) if b_samples is None else b_samples
     return float((cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean()) / 2)
 
 

@@ -113,8 +113,9 @@ def relative_rotation_error(rec_a: np.ndarray, rec_b: np.ndarray, true_a: np.nda
     return _rotation_error_deg(m_rec, m_true)
 
 
-def score_chair(model, case: dict, steps: int) -> dict:
-    """Single-view results of every input and the joint result of all, scored."""
+def score_chair(model, case: dict, steps: int, joint_settings: dict | None = None) -> dict:
+    """Single-view results of every input and the joint result of all (``joint_settings``: inversion
+    settings for the joint fit only), scored."""
     from core.api import reconstruct
     from core.joint import reconstruct_object
 
@@ -130,7 +131,8 @@ def score_chair(model, case: dict, steps: int) -> dict:
                             "novel_iou": novel_iou(model, res, [res.camera.cam2world], [_c2w(case["cams"][j])], case)})
     single_s = time.perf_counter() - t
     t = time.perf_counter()
-    obj = reconstruct_object(case["paths"], model="chairs", steps=steps, device="cpu", focal_mm=case["focal_mm"])
+    obj = reconstruct_object(case["paths"], model="chairs", steps=steps, device="cpu", focal_mm=case["focal_mm"],
+                             inversion=dict(joint_settings or {}))
     joint_s = time.perf_counter() - t
     row = {"seed": case["seed"], "family": case["family"], "singles": singles, "single_s": single_s,
            "joint_s": joint_s, "joint_ok": obj.ok}
@@ -178,21 +180,28 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="also write the per-chair rows here")
+    ap.add_argument("--first-seed", type=int, default=None,
+                    help="chairs from this seed on (default EVAL_SEEDS; 600000 for the validation chairs)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="inversion settings of the joint fit only, e.g. plane_lr=0.08 (tuning)")
 
 
 def run(args: argparse.Namespace) -> int:
     from core.model import load_model
 
     from .data import EVAL_SEEDS
+    from .evaluate import _setting
 
     torch.set_num_threads(args.threads)
+    joint_settings = dict(_setting(kv) for kv in args.set)
+    first = EVAL_SEEDS[0] if args.first_seed is None else args.first_seed
     model = load_model("chairs", "cpu")
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.views:
             t = time.time()
-            rows = [score_chair(model, make_views(seed, k, Path(tmp)), args.steps)
-                    for seed in list(EVAL_SEEDS)[:args.images]]
+            rows = [score_chair(model, make_views(seed, k, Path(tmp)), args.steps, joint_settings)
+                    for seed in range(first, first + args.images)]
             report[k] = {"summary": summarize(rows), "rows": rows}
             print(f"K={k} views, N={args.steps}, {len(rows)} chairs, {time.time() - t:.0f} s")
             print(json.dumps(report[k]["summary"], indent=1), flush=True)

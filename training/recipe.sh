@@ -200,6 +200,11 @@ step 18-average train average-encoders "$RUNS/enc11/model/$(basename "$MODEL").j
 step 18b-slots train train-slots --model "$MODEL.json" --codes "$RUNS/warm/generator.pt" --write "$MODEL" \
     --iters 6000 --batch 8 --points 4096 --weight 0.3 --lr 1e-3 --slot-hidden 64 --threads 2
 
+# 18c: the foreground segmenter for photos without alpha, trained on ray-traced training chairs composited over
+# photo-like surroundings; the rest of the model stays as it is
+step 18c-segmenter train train-segmenter --model "$MODEL.json" --out "$RUNS/seg" --images 2400 --iters 2500 \
+    --batch 16 --seed 0 --threads 2 --write "$MODEL"
+
 # measurements: how well the generator draws its own training chairs, and the model card's quality table
 step 19-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
 step 20-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30

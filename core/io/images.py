@@ -104,8 +104,8 @@ class PreparedImage:
     crop: Crop
     """where the crop lies in the original image."""
     mask_source: str
-    """'alpha' (the file's alpha channel), 'mask' (a mask file), 'auto' (colour segmentation) or
-    'encoder' (colour segmentation refined by the encoder's mask head)."""
+    """'alpha' (the file's alpha channel), 'mask' (a mask file), 'auto' (colour segmentation),
+    'segmenter' (refined by the model's segmenter) or 'encoder' (refined by the encoder's mask head)."""
     full_mask: np.ndarray
     """(H, W) float32 foreground mask at the loaded resolution."""
     loaded: LoadedImage
@@ -517,11 +517,12 @@ def load_mask(path, image: LoadedImage) -> np.ndarray:
 @dataclass
 class ForegroundNet:
     """A learned foreground estimate for :func:`segment`: ``predict`` maps a square crop (S, S, 3)
-    float32 in [0, 1] with ``S = size`` to the object's probability (S, S) (the encoder's mask head,
-    core.api.Pipeline.foreground_net)."""
+    float32 in [0, 1] with ``S = size`` to the object's probability (S, S): the model's segmenter
+    (``source`` 'segmenter') or the encoder's mask head ('encoder'; core.api.Pipeline.foreground_net)."""
 
     size: int
     predict: Callable[[np.ndarray], np.ndarray]
+    source: str = "encoder"
 
 
 FOREGROUND_MARGIN = 1.5
@@ -546,12 +547,13 @@ def segment(rgb: np.ndarray, path: str = "", net: ForegroundNet | None = None) -
     background-coloured border as certain background. Then the largest connected component(s) are
     kept and small holes filled: source ``'auto'``.
 
-    With ``net``, the square around that first mask (FOREGROUND_MARGIN) goes through the net, and a
-    second GrabCut is seeded from both (:func:`_net_seeds`): the first mask, except where the net is
-    sure it is wrong (a contact shadow or a patch of floor taken for object, white legs on a light
-    floor taken for floor). Source
-    ``'encoder'``. The first mask is kept when the net calls the edge of its crop object
-    (NET_EDGE_MAX) or the second GrabCut finds nothing.
+    With ``net``, the square around that first mask (FOREGROUND_MARGIN) goes through the net (the
+    model's segmenter, or the encoder's coarser mask head; a segmenter's square grows while it sees
+    the object reach past the box, :func:`_net_probability`), and a second GrabCut is seeded from both
+    (:func:`_net_seeds`): the first mask, except where the net is sure it is wrong (a contact shadow or
+    a patch of floor taken for object, white legs on a light floor taken for floor). Source: the
+    net's (``'segmenter'`` or ``'encoder'``). The first mask is kept when the net calls the edge of
+    its crop object (NET_EDGE_MAX) or the second GrabCut finds nothing.
 
     The mask is upsampled bilinearly (its edge is soft). Raises ReconstructionError when no object is
     found (uniform image, a region below 0.5% of the image, or one covering more than 75% of the
@@ -573,7 +575,7 @@ def segment(rgb: np.ndarray, path: str = "", net: ForegroundNet | None = None) -
     if net is not None:
         refined = _refine(small8, fg, *_net_probability(rgb, fg, factor, net))
         if refined is not None:
-            fg, source = refined, "encoder"
+            fg, source = refined, net.source
     mask = fg.astype(np.float32)
     if factor != 1.0:
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -615,25 +617,41 @@ def _refine(small8: np.ndarray, fg: np.ndarray, prob: np.ndarray, edge: float) -
     return refined
 
 
+GROW_ROUNDS = 3
+"""a segmenter whose object reaches past the box it was shown is asked again about the grown box, at
+most this many times (legs the colour segmentation missed lie outside its first box)."""
+
+
 def _net_probability(rgb: np.ndarray, fg: np.ndarray, factor: float, net: ForegroundNet) -> tuple[np.ndarray, float]:
     """The net's object probability on the segmentation grid (h, w), and its mean on the outer tenth
     of its crop: it sees the square of side FOREGROUND_MARGIN x the box of ``fg`` (h, w), cut from
-    the loaded image ``rgb``; 0 outside it."""
-    x0, y0, x1, y1 = (v / factor for v in mask_bbox(fg.astype(np.float32)))
-    crop, image = _context_crop(rgb, (x0, y0, x1, y1), net.size)
-    prob = np.asarray(net.predict(image), np.float32)
+    the loaded image ``rgb``; 0 outside it. A segmenter's crop grows to the union of that box and the
+    box of what it calls object, while that grows (GROW_ROUNDS)."""
+    box = tuple(v / factor for v in mask_bbox(fg.astype(np.float32)))
+    h, w = fg.shape
+    rounds = GROW_ROUNDS if net.source == "segmenter" else 1
+    for _ in range(rounds):
+        crop, image = _context_crop(rgb, box, net.size)
+        prob = np.asarray(net.predict(image), np.float32)
+        # segmentation pixel (x, y) -> crop pixel ((x + 0.5) / factor - crop.x0) * S / side - 0.5
+        k = net.size / crop.size / factor
+        shift_x = (0.5 / factor - crop.x0) * net.size / crop.size - 0.5
+        shift_y = (0.5 / factor - crop.y0) * net.size / crop.size - 0.5
+        warp = np.array([[k, 0, shift_x], [0, k, shift_y]], np.float64)
+        on_grid = cv2.warpAffine(prob, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        if not (on_grid > 0.5).any():
+            break
+        seen = tuple(v / factor for v in mask_bbox(on_grid))
+        grown = (min(box[0], seen[0]), min(box[1], seen[1]), max(box[2], seen[2]), max(box[3], seen[3]))
+        side = max(box[2] - box[0], box[3] - box[1], 1.0)
+        if max(abs(a - b) for a, b in zip(grown, box)) < 0.02 * side:
+            break
+        box = grown
     ring = max(1, net.size // 10)
     inner = np.zeros(prob.shape, bool)
     inner[ring:-ring, ring:-ring] = True
-    edge = float(prob[~inner].mean())
-    # segmentation pixel (x, y) -> crop pixel ((x + 0.5) / factor - crop.x0) * S / side - 0.5
-    k = net.size / crop.size / factor
-    shift_x = (0.5 / factor - crop.x0) * net.size / crop.size - 0.5
-    shift_y = (0.5 / factor - crop.y0) * net.size / crop.size - 0.5
-    warp = np.array([[k, 0, shift_x], [0, k, shift_y]], np.float64)
-    h, w = fg.shape
-    return cv2.warpAffine(prob, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0), edge
+    return on_grid, float(prob[~inner].mean())
 
 
 def _context_crop(rgb: np.ndarray, bbox, size: int) -> tuple[Crop, np.ndarray]:

@@ -1,0 +1,219 @@
+"""Train the foreground segmenter: ``python -m training train-segmenter --model chairs --out runs/seg --write STEM``.
+
+A user's photo has no alpha channel; core.io.images.segment finds the object by colour and then asks
+the model's segmenter (core.segmenter) about the square around it. The segmenter learns from the
+data generator's own chairs, ray-traced with exact coverage (thin legs and spindles as they are, not
+as the generator draws them), seen as the segmenter will see them: the object's box at 45-95% of the
+crop, off-centre, lenses of 24-85 mm, elevation 0-45 deg. Each step composites the renders anew:
+photo-like surroundings with the chair's contact shadow (training.photolike: floors, rooms, HDRI
+windows, plain backdrops) for most, white backdrops for some, material textures on half of the
+chairs, exposure, contrast and colour-cast jitter, sensor noise, blur and mirroring. Loss: binary
+cross-entropy on the coverage plus a soft Dice term.
+
+Files in ``--out``: ``renders.pt`` (the ray-traced chairs, reused while ``--images``, ``--size`` and
+``--first-seed`` stay the same) and ``segmenter_ckpt.pt`` (every 250 steps; the same command resumes).
+``--write STEM`` writes ``--model`` with the segmenter added (its other tensors unchanged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.config import SegmenterConfig
+
+CHANNELS = (16, 32, 48, 64, 96)
+FILL = (0.45, 0.95)
+"""the object's projected box as a share of the crop side (segment's crop is 1.5 times its first box)."""
+LENS_MM = (24.0, 85.0)
+WHITE_SHARE = 0.1
+"""renders on a white or near-white backdrop (product photos)."""
+
+
+def render_one(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Chair ``seed`` ray-traced at ``size`` px from a random view -> (rgb uint8 (S, S, 3), alpha uint8 (S, S))."""
+    seed, size = args
+    torch.set_num_threads(1)
+    from .data.chairs import sample_chair
+    from .data.raytrace import fit_view, make_camera, render, sample_light, view_points
+
+    spec = sample_chair(seed)
+    rng = np.random.default_rng([seed, 0x5E6])
+    focal = rng.uniform(*LENS_MM) / 36.0 * size
+    m = fit_view(view_points(spec), rng.uniform(0, 360), rng.uniform(0, 45), focal, size, size, rng.uniform(*FILL),
+                 (rng.uniform(-1, 1), rng.uniform(-1, 1)))
+    rgba = render(spec, make_camera(m, focal, size, size), sample_light(rng))
+    to8 = lambda x: np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)  # noqa: E731
+    return to8(rgba[..., :3]), to8(rgba[..., 3])
+
+
+def build_renders(seeds: list[int], size: int, threads: int) -> dict:
+    from tqdm import tqdm
+
+    jobs = [(s, size) for s in seeds]
+    with get_context("spawn").Pool(max(1, threads)) as pool:
+        out = list(tqdm(pool.imap(render_one, jobs, chunksize=8), total=len(jobs), desc="renders"))
+    return {"rgb": torch.from_numpy(np.stack([o[0] for o in out])), "alpha": torch.from_numpy(np.stack([o[1] for o in out])),
+            "seeds": torch.tensor(seeds), "size": size}
+
+
+def composite(rgb: torch.Tensor, alpha: torch.Tensor, g: torch.Generator, hdris: list) -> torch.Tensor:
+    """(B, S, S, 3) and (B, S, S) in [0, 1] -> photos (B, S, S, 3): surroundings, materials, camera effects."""
+    from .photolike import material_texture, photo_backgrounds
+
+    b, s = alpha.shape[:2]
+    rnd = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    textured = rnd(b) < 0.5
+    if textured.any():
+        rgb = rgb.clone()
+        rgb[textured] = rgb[textured] * material_texture(int(textured.sum()), s, g)
+    bg = photo_backgrounds(alpha, g, hdris)
+    white = rnd(b) < WHITE_SHARE
+    if white.any():
+        bg[white] = (0.85 + 0.15 * rnd(int(white.sum()), 1, 1, 1)).expand(-1, s, s, 3)
+    img = rgb * alpha[..., None] + bg * (1 - alpha[..., None])
+    gain = 0.7 + 0.6 * rnd(b, 1, 1, 1)
+    cast = 1 + 0.1 * (rnd(b, 1, 1, 3) - 0.5)
+    mean = img.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 0.75 + 0.5 * rnd(b, 1, 1, 1)
+    img = ((img - mean) * contrast + mean) * gain * cast
+    img = img + (0.03 * rnd(b, 1, 1, 1)) * torch.randn(img.shape, generator=g)
+    blur = rnd(b) < 0.3
+    if blur.any():
+        k = torch.tensor([0.25, 0.5, 0.25])
+        kernel = (k[:, None] * k[None]).expand(3, 1, 3, 3)
+        x = img[blur].permute(0, 3, 1, 2)
+        img[blur] = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=3).permute(0, 2, 3, 1)
+    return img.clamp(0, 1)
+
+
+def batch(data: dict, idx: torch.Tensor, g: torch.Generator, hdris: list) -> tuple[torch.Tensor, torch.Tensor]:
+    rgb = data["rgb"][idx].float() / 255
+    alpha = data["alpha"][idx].float() / 255
+    flip = torch.rand(len(idx), generator=g) < 0.5
+    rgb[flip], alpha[flip] = rgb[flip].flip(2), alpha[flip].flip(2)
+    return composite(rgb, alpha, g, hdris), alpha
+
+
+def seg_loss(logits: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    bce = F.binary_cross_entropy_with_logits(logits, alpha)
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * alpha).sum(dim=(1, 2)) + 1) / (p.sum(dim=(1, 2)) + alpha.sum(dim=(1, 2)) + 1)
+    return bce + 0.5 * dice.mean()
+
+
+def validation_iou(net, data: dict, hdris: list, seed: int = 1) -> float:
+    g = torch.Generator().manual_seed(seed)
+    ious = []
+    with torch.no_grad():
+        for start in range(0, len(data["seeds"]), 32):
+            idx = torch.arange(start, min(start + 32, len(data["seeds"])))
+            img, alpha = batch(data, idx, g, hdris)
+            pred = torch.sigmoid(net(img)) > 0.5
+            true = alpha > 0.5
+            ious += ((pred & true).sum(dim=(1, 2)) / (pred | true).sum(dim=(1, 2)).clamp(min=1)).tolist()
+    return float(np.mean(ious))
+
+
+def train(args: argparse.Namespace) -> dict:
+    from core.model import ReconstructionModel, load_model, resolve_model, save_model
+    from core.segmenter import Segmenter
+
+    from .common import Progress, load_checkpoint, save_checkpoint
+    from .data import EVAL_SEEDS
+    from .photolike import load_hdris
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    hdris = load_hdris()
+    cache = out / "renders.pt"
+    seeds = list(range(args.first_seed, args.first_seed + args.images))
+    data = torch.load(cache, weights_only=True) if cache.exists() else None
+    if data is None or data["seeds"].tolist() != seeds or int(data["size"]) != args.size:
+        t = time.time()
+        data = build_renders(seeds, args.size, args.threads)
+        torch.save(data, cache)
+        print(f"{len(seeds)} renders at {args.size} px in {time.time() - t:.0f} s -> {cache}", flush=True)
+    val_cache = out / "validation.pt"
+    val_seeds = list(range(600_000, 600_000 + args.validation))
+    assert not set(val_seeds) & set(seeds) and not set(val_seeds) & set(EVAL_SEEDS)
+    val = torch.load(val_cache, weights_only=True) if val_cache.exists() else None
+    if val is None or val["seeds"].tolist() != val_seeds or int(val["size"]) != args.size:
+        val = build_renders(val_seeds, args.size, args.threads)
+        torch.save(val, val_cache)
+    torch.set_num_threads(args.threads)
+    cfg = SegmenterConfig(image_size=args.size, channels=CHANNELS)
+    net = Segmenter(cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(args.seed)
+    start, elapsed = 0, 0.0
+    ckpt_path = out / "segmenter_ckpt.pt"
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt is not None:
+        net.load_state_dict(ckpt["net"])
+        opt.load_state_dict(ckpt["opt"])
+        g.set_state(ckpt["rng"])
+        start, elapsed = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
+        print(f"resumed at step {start}", flush=True)
+    progress = Progress(args.iters, start, label="segmenter")
+    t0 = time.time() - elapsed
+    n = len(seeds)
+    for it in range(start, args.iters):
+        lr = float(args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * it / args.iters))))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(0, n, (args.batch,), generator=g)
+        img, alpha = batch(data, idx, g, hdris)
+        loss = seg_loss(net(img), alpha)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        progress.update(it + 1, loss=float(loss.detach()))
+        if (it + 1) % 250 == 0 or it + 1 == args.iters:
+            save_checkpoint(ckpt_path, {"net": net.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
+                                        "iteration": it + 1, "elapsed_s": time.time() - t0})
+    net.eval().requires_grad_(False)
+    val_iou = validation_iou(net, val, hdris)
+    elapsed = time.time() - t0
+    print(f"validation IoU {val_iou:.3f} on {len(val_seeds)} composites ({elapsed / 60:.1f} min)", flush=True)
+    card = {"images": args.images, "first_seed": args.first_seed, "size": args.size, "channels": list(CHANNELS),
+            "iterations": args.iters, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+            "elapsed_s": round(elapsed, 1), "validation_iou": round(val_iou, 4)}
+    if args.write:
+        base = load_model(args.model, "cpu")  # the cached model stays as it is
+        model = ReconstructionModel(dataclasses.replace(base.cfg, segmenter=cfg))
+        model.load_state_dict({**base.state_dict(), **{f"segmenter.{k}": v for k, v in net.state_dict().items()}})
+        card_in = json.loads(resolve_model(args.model).read_text()).get("card", {})
+        save_model(model, Path(args.write), {**card_in, "segmenter": card})
+        print(f"wrote {args.write}.safetensors / .json", flush=True)
+    return card
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """This command's options (``python -m training train-segmenter --help``)."""
+    ap.add_argument("--model", default="chairs", help="the model the segmenter joins (name or .json)")
+    ap.add_argument("--out", default="runs/seg")
+    ap.add_argument("--images", type=int, default=2400, help="ray-traced training chairs (one view each)")
+    ap.add_argument("--first-seed", type=int, default=0, help="training chairs from this seed on")
+    ap.add_argument("--validation", type=int, default=96, help="validation chairs (seeds 600000..)")
+    ap.add_argument("--size", type=int, default=128, help="crop side in pixels")
+    ap.add_argument("--iters", type=int, default=2500)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--write", default=None, help="output model stem (the model with its segmenter)")
+
+
+def run(args: argparse.Namespace) -> int:
+    train(args)
+    return 0
