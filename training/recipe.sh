@@ -204,6 +204,8 @@ step 18b-slots train train-slots --model "$MODEL.json" --codes "$RUNS/warm/gener
 # photo-like surroundings; the rest of the model stays as it is
 step 18c-segmenter train train-segmenter --model "$MODEL.json" --out "$RUNS/seg" --images 2400 --iters 2500 \
     --batch 16 --seed 0 --threads 2 --write "$MODEL"
+step 18d-segmenter train train-segmenter --model "$MODEL.json" --out "$RUNS/seg" --images 2400 --iters 5000 \
+    --batch 16 --seed 0 --threads 2 --write "$MODEL"
 
 # measurements: how well the generator draws its own training chairs, and the model card's quality table
 step 19-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
