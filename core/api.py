@@ -88,23 +88,19 @@ class Pipeline:
         backgrounds (``encoder.photo_masks``), as a core.io.images.ForegroundNet; else None."""
         from .io.images import ForegroundNet
 
-        segmenter = getattr(self.model, "segmenter", None)
-        if segmenter is not None:
-            def predict_segmenter(image: np.ndarray) -> np.ndarray:
-                x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None].to(self.device)
-                with torch.no_grad():
-                    return torch.sigmoid(segmenter(x))[0].float().cpu().numpy()
-
-            return ForegroundNet(self.cfg.segmenter.image_size, predict_segmenter, "segmenter")
-        if not self.cfg.encoder.photo_masks:
+        if self.model.segmenter is not None:
+            logits, size, source = self.model.segmenter, self.cfg.segmenter.image_size, "segmenter"
+        elif self.cfg.encoder.photo_masks:
+            logits, size, source = (lambda x: self.model.encoder(x).mask_logits), self.cfg.encoder.image_size, "encoder"
+        else:
             return None
 
         def predict(image: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None].to(self.device)
             with torch.no_grad():
-                return torch.sigmoid(self.model.encoder(x).mask_logits)[0].float().cpu().numpy()
+                return torch.sigmoid(logits(x))[0].float().cpu().numpy()
 
-        return ForegroundNet(self.cfg.encoder.image_size, predict)
+        return ForegroundNet(size, predict, source)
 
     def encode(self, image_hi: torch.Tensor):
         lo = torch.nn.functional.avg_pool2d(image_hi.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1)

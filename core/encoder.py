@@ -32,6 +32,29 @@ def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
                          nn.Conv2d(cout, cout, 3, 1, 1), nn.GroupNorm(groups, cout), nn.SiLU())
 
 
+def unet_levels(channels: tuple[int, ...]) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The down and up blocks of a U-Net on RGB with these level channels (each level halves the
+    resolution); shared by the encoder and core.segmenter (their state dicts name them down / up)."""
+    ch = channels
+    down = nn.ModuleList([_block(3 if i == 0 else ch[i - 1], c, 1 if i == 0 else 2) for i, c in enumerate(ch)])
+    up = nn.ModuleList([_block(ch[i + 1] + ch[i], ch[i], 1) for i in reversed(range(len(ch) - 1))])
+    return down, up
+
+
+def unet_features(down: nn.ModuleList, up: nn.ModuleList, image: Tensor) -> tuple[Tensor, Tensor]:
+    """image (B, S, S, 3) in [0, 1] -> (features at full resolution (B, C0, S, S), deepest features)."""
+    x = image.permute(0, 3, 1, 2) * 2 - 1
+    skips = []
+    for block in down:
+        x = block(x)
+        skips.append(x)
+    deepest = x
+    for block, skip in zip(up, reversed(skips[:-1])):
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = block(torch.cat([x, skip], dim=1))
+    return x, deepest
+
+
 class Encoder(nn.Module):
     """U-Net with a global head for w."""
 
@@ -40,9 +63,7 @@ class Encoder(nn.Module):
         self.cfg = cfg
         self.bound = bound
         ch = cfg.channels
-        self.down = nn.ModuleList([_block(3 if i == 0 else ch[i - 1], c, 1 if i == 0 else 2)
-                                   for i, c in enumerate(ch)])
-        self.up = nn.ModuleList([_block(ch[i + 1] + ch[i], ch[i], 1) for i in reversed(range(len(ch) - 1))])
+        self.down, self.up = unet_levels(ch)
         self.head = nn.Conv2d(ch[0], 4, 1)
         self.w_head = nn.Sequential(nn.Linear(ch[-1], 256), nn.SiLU(), nn.Linear(256, w_dim))
         self.register_buffer("w_avg", torch.zeros(w_dim))
@@ -50,15 +71,8 @@ class Encoder(nn.Module):
 
     def forward(self, image: Tensor) -> EncoderOutput:
         """image (B, S, S, 3) in [0, 1], composited on the model's background."""
-        x = image.permute(0, 3, 1, 2) * 2 - 1
-        skips = []
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-        w = self.w_avg + self.w_std * self.w_head(x.mean(dim=(2, 3)))
-        for block, skip in zip(self.up, reversed(skips[:-1])):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = block(torch.cat([x, skip], dim=1))
+        x, deepest = unet_features(self.down, self.up, image)
+        w = self.w_avg + self.w_std * self.w_head(deepest.mean(dim=(2, 3)))
         out = self.head(x)
         coords = torch.tanh(out[:, :3]).permute(0, 2, 3, 1) * self.bound
         return EncoderOutput(coords=coords, mask_logits=out[:, 3], w=w)

@@ -177,6 +177,17 @@ def photo_backgrounds(alpha: torch.Tensor, g: torch.Generator, hdris: list[torch
     return bg.clamp(0, 1)
 
 
+def soft_focus(img: torch.Tensor, g: torch.Generator, share: float = 0.3) -> torch.Tensor:
+    """A 3x3 binomial blur on a random ``share`` of the images (B, S, S, 3) (focus, camera shake)."""
+    blur = torch.rand(img.shape[0], generator=g) < share
+    if blur.any():
+        k = torch.tensor([0.25, 0.5, 0.25])
+        kernel = (k[:, None] * k[None]).expand(3, 1, 3, 3)
+        x = img[blur].permute(0, 3, 1, 2)
+        img[blur] = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=3).permute(0, 2, 3, 1)
+    return img
+
+
 def material_texture(b: int, s: int, g: torch.Generator) -> torch.Tensor:
     """(B, S, S, 1) albedo factors around 1: wood grain, weave or fine grain, one per image, strength
     5-30%."""

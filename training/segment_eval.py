@@ -42,17 +42,21 @@ def make_photo(seed: int, hdris: list) -> tuple[np.ndarray, np.ndarray]:
     return img[0].clamp(0, 1).numpy(), rgba[..., 3].numpy()
 
 
-def _iou(rgb: np.ndarray, alpha: np.ndarray, net) -> tuple[float, str]:
+def _score(rgb: np.ndarray, alpha: np.ndarray, net) -> dict:
+    """IoU of the colour segmentation ('auto') and of the refined one ('net') against ``alpha``."""
     from core.errors import ReconstructionError
     from core.io.images import segment
 
     from .evaluate import mask_iou
 
-    try:
-        fg, source = segment(rgb, "", net)
-    except ReconstructionError:
-        return 0.0, "failed"
-    return mask_iou(fg > 0.5, alpha > 0.5), source
+    row = {}
+    for key, used in (("auto", None), ("net", net)) if net is not None else (("auto", None),):
+        try:
+            fg, source = segment(rgb, "", used)
+            row[key] = mask_iou(fg > 0.5, alpha > 0.5)
+        except ReconstructionError:
+            row[key], source = 0.0, "failed"
+    return {"net": row["auto"], **row, "source": source}
 
 
 def _stats(values: list[float]) -> dict:
@@ -70,24 +74,13 @@ def evaluate(model_name: str, images: int, first_seed: int, cases: Path | None) 
 
     net = Pipeline(load_model(model_name, "cpu"), torch.device("cpu")).foreground_net()
     hdris = load_hdris()
-    sets = {}
-    rows = []
-    for seed in range(first_seed, first_seed + images):
-        rgb, alpha = make_photo(seed, hdris)
-        auto, _ = _iou(rgb, alpha, None)
-        refined, source = _iou(rgb, alpha, net) if net is not None else (auto, "auto")
-        rows.append({"seed": seed, "auto": auto, "net": refined, "source": source})
-    sets["procedural"] = rows
+    sets = {"procedural": [{"seed": seed, **_score(*make_photo(seed, hdris), net)}
+                           for seed in range(first_seed, first_seed + images)]}
     if cases is not None:
         from .real.evaluate import load_cases
 
-        rows = []
-        for case in load_cases(cases, "photo"):
-            rgb, alpha = load_image(case["path"]).rgb, case["alpha"]
-            auto, _ = _iou(rgb, alpha, None)
-            refined, source = _iou(rgb, alpha, net) if net is not None else (auto, "auto")
-            rows.append({"name": case["name"], "auto": auto, "net": refined, "source": source})
-        sets["human-made photo-like"] = rows
+        sets["human-made photo-like"] = [{"name": case["name"], **_score(load_image(case["path"]).rgb, case["alpha"], net)}
+                                         for case in load_cases(cases, "photo", outer=False)]
     return {"model": model_name, "sets": {name: {"auto": _stats([r["auto"] for r in rows]),
                                                  "net": _stats([r["net"] for r in rows]), "rows": rows}
                                           for name, rows in sets.items()}}

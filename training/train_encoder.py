@@ -32,6 +32,7 @@ from core.geometry.camera import Camera, project_depth
 from core.model import ReconstructionModel, load_model, save_model
 
 from .common import Progress, load_checkpoint, save_checkpoint
+from .photolike import soft_focus
 
 
 def _surface_points(gen: Generator, state, res: int = 32) -> list[torch.Tensor]:
@@ -180,13 +181,7 @@ def augment_shading(data: dict, idx: torch.Tensor, g: torch.Generator, backgroun
         bg[photo] = photo_backgrounds(alpha[photo], g, hdris)
     img = rgb + (1 - alpha[..., None]) * bg
     img = img + 0.02 * rnd(b, 1, 1, 1) * torch.randn(img.shape, generator=g)
-    blur = rnd(b) < 0.3
-    if blur.any():
-        k = torch.tensor([0.25, 0.5, 0.25])
-        kernel = (k[:, None] * k[None]).expand(3, 1, 3, 3)
-        x = img[blur].permute(0, 3, 1, 2)
-        img[blur] = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=3).permute(0, 2, 3, 1)
-    return img.clamp(0, 1)
+    return soft_focus(img, g).clamp(0, 1)
 
 
 def encoder_losses(model: ReconstructionModel, data: dict, idx: torch.Tensor, g: torch.Generator,

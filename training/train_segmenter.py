@@ -67,7 +67,7 @@ def build_renders(seeds: list[int], size: int, threads: int) -> dict:
 
 def composite(rgb: torch.Tensor, alpha: torch.Tensor, g: torch.Generator, hdris: list) -> torch.Tensor:
     """(B, S, S, 3) and (B, S, S) in [0, 1] -> photos (B, S, S, 3): surroundings, materials, camera effects."""
-    from .photolike import material_texture, photo_backgrounds
+    from .photolike import material_texture, photo_backgrounds, soft_focus
 
     b, s = alpha.shape[:2]
     rnd = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
@@ -86,13 +86,7 @@ def composite(rgb: torch.Tensor, alpha: torch.Tensor, g: torch.Generator, hdris:
     contrast = 0.75 + 0.5 * rnd(b, 1, 1, 1)
     img = ((img - mean) * contrast + mean) * gain * cast
     img = img + (0.03 * rnd(b, 1, 1, 1)) * torch.randn(img.shape, generator=g)
-    blur = rnd(b) < 0.3
-    if blur.any():
-        k = torch.tensor([0.25, 0.5, 0.25])
-        kernel = (k[:, None] * k[None]).expand(3, 1, 3, 3)
-        x = img[blur].permute(0, 3, 1, 2)
-        img[blur] = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=3).permute(0, 2, 3, 1)
-    return img.clamp(0, 1)
+    return soft_focus(img, g).clamp(0, 1)
 
 
 def batch(data: dict, idx: torch.Tensor, g: torch.Generator, hdris: list) -> tuple[torch.Tensor, torch.Tensor]:

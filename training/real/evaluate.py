@@ -33,9 +33,10 @@ FLIP_DEG = 30.0
 """a rotation error above this counts as a wrong pose (flip)."""
 
 
-def load_cases(path: Path, condition: str = "both", limit: int | None = None) -> list[dict]:
+def load_cases(path: Path, condition: str = "both", limit: int | None = None, outer: bool = True) -> list[dict]:
     """The records of ``cases.json`` for ``condition`` ('cutout', 'photo' or 'both'), with the
-    true mask (H, W) in [0, 1], cam2world (4, 4) and mesh (vertices, faces) loaded."""
+    true mask (H, W) in [0, 1], cam2world (4, 4), mesh (vertices, faces) and, with ``outer``, points
+    on the mesh's outer surface (training.evaluate.outer_samples) loaded."""
     root = path.parent
     records = json.loads(path.read_text())["cases"]
     if condition != "both":
@@ -44,16 +45,16 @@ def load_cases(path: Path, condition: str = "both", limit: int | None = None) ->
     from ..evaluate import outer_samples
 
     meshes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    outer: dict[str, np.ndarray] = {}
+    surfaces: dict[str, np.ndarray | None] = {}
     cases = []
     for r in records:
         if r["mesh"] not in meshes:
             with np.load(root / r["mesh"]) as d:
                 meshes[r["mesh"]] = (d["vertices"].astype(np.float64), d["faces"].astype(np.int64))
-            outer[r["mesh"]] = outer_samples(*meshes[r["mesh"]])
+            surfaces[r["mesh"]] = outer_samples(*meshes[r["mesh"]]) if outer else None
         cases.append({**r, "path": str(root / r["image"]), "mask_path": str(root / r["mask"]), "cam2world": np.asarray(r["cam2world"], dtype=np.float64),
                       "alpha": np.asarray(Image.open(root / r["mask"]).convert("L")) / 255.0,
-                      "verts_faces": meshes[r["mesh"]], "outer_samples": outer[r["mesh"]]})
+                      "verts_faces": meshes[r["mesh"]], "outer_samples": surfaces[r["mesh"]]})
     return cases
 
 
