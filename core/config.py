@@ -140,6 +140,8 @@ class InversionConfig:
     """first step at which the offset moves."""
     plane_reg: float = 0.0
     """L2 pull of the offset toward zero."""
+    joint_plane_lr: float | None = None
+    """``plane_lr`` when several photos are fitted together (core.joint; None: ``plane_lr``)."""
     steps: int = 10
     """Adam steps (0: encoder only, 10: fast, 30: slow); a call's ``steps`` overrides it."""
     seed: int = 0

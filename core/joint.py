@@ -10,7 +10,8 @@ its camera in the object's canonical frame, so the photos' cameras are placed re
 by the same frame. The first latent is the one that explains all the photos best (each photo's
 encoding and their mean are scored against every photo at low resolution); each camera then gets the
 pose hypotheses (turns about the up axis) scored with that shared latent, and one inversion fits one
-latent and one offset to all photos, each with its own camera and light, the loss summed over them.
+latent and one offset to all photos, each with its own camera and light, the loss summed over them (the
+offset at its own rate, the inversion's ``joint_plane_lr``).
 
 A photo that cannot be placed (a different object, or a view the solver put far off) is dropped and
 reported: when its loss after the fit stays above ``DROP_RATIO`` times the median of the other
@@ -19,6 +20,7 @@ photos', the fit is run again without it. Photos that fail to load are reported 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Callable, Sequence
@@ -55,6 +57,7 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
     options, inversion_changes = _options(options, changes)
     images, masks = check_inputs(images, masks, progress, cancel)
     call, load_model_s = _start_call(options, inversion_changes, progress, cancel)
+    call = _joint_settings(call)
     t_start = time.perf_counter()
     keep = [*masks, *images[1:]]
     stem = output_stems(images[:1], (f".{call.options.fmt}", ".json"), call.options.out_dir, keep)[0]
@@ -90,6 +93,15 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
         obj.error = f"no photo of the object could be placed ({reasons})" if reasons else "no photo could be placed"
     obj.timings["total"] = time.perf_counter() - t_start + load_model_s
     return obj
+
+
+def _joint_settings(call: _Call) -> _Call:
+    """``call`` with the inversion's ``joint_plane_lr`` (when set) as its ``plane_lr``: the offset fitted to
+    several photos moves at its own rate."""
+    inv = call.inversion
+    if inv.joint_plane_lr is None:
+        return call
+    return dataclasses.replace(call, inversion=dataclasses.replace(inv, plane_lr=inv.joint_plane_lr))
 
 
 def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:

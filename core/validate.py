@@ -33,6 +33,7 @@ import numbers
 import os
 import re
 import stat
+import types
 import typing
 from pathlib import Path
 
@@ -286,7 +287,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                       "w_gain": (0.0, 1e4), "pose_gain": (0.0, 1e4), "mask_weight": (0.0, 1e4),
                       "mask_pyramid": (0, 16), "n_patches": (0, 4096), "patch_size": (1, 2048),
                       "plane_lr": (0.0, 10.0), "plane_res": (0, 2048), "plane_start": (0, STEPS_MAX),
-                      "plane_reg": (0.0, 1e6), "steps": (0, STEPS_MAX), "seed": (0, SEED_MAX)},
+                      "plane_reg": (0.0, 1e6), "joint_plane_lr": (0.0, 10.0), "steps": (0, STEPS_MAX), "seed": (0, SEED_MAX)},
     PoseConfig: {"default_focal_mm": FOCAL_MM, "focal_min": (1e-3, 1e3), "focal_max": (1e-3, 1e3),
                  "focal_count": (1, 1000), "yaw_hypotheses": (-360.0, 360.0), "yaw_margin": (0.0, 1.0),
                  "hypothesis_size": (8, 512)},
@@ -327,6 +328,10 @@ def _check_section(section, label: str, where: str | None, tail: str) -> None:
             if not isinstance(value, str):
                 refuse(f.name, "a string", value)
             continue
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            if value is None and type(None) in typing.get_args(hint):
+                continue
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
         items = [value]
         if typing.get_origin(hint) is tuple:
             lo_n, hi_n = _LENGTHS.get(f.name, (0, 4096))

@@ -514,6 +514,8 @@ def test_cli_refuses_options_with_one_line(args, words, _api, fast_model, tmp_pa
     (None, "unknown inversion loss 'bogus'", {"inversion": {"loss": "bogus"}}),
     (None, "inversion setting 'size' must be a whole number from 8 to 2048, got 0", {"inversion": {"size": 0}}),
     (None, "inversion setting 'lr' must be a finite number", {"inversion": {"lr": math.nan}}),
+    (None, "inversion setting 'joint_plane_lr' must be a finite number from 0.0 to 10.0, got -1.0",
+     {"inversion": {"joint_plane_lr": -1.0}}),
     (None, "batch size must be", {"batch_size": 0}),
     (None, "unknown option 'loss'", {"loss": "bogus"}),
 ], ids=lambda v: None)

@@ -78,6 +78,22 @@ def test_object_from_two_photos_writes_one_mesh_and_every_camera(tiny, tmp_path)
     assert len(data["losses"]) == 2 and "palette" in data and "mesh" not in data["views"][0]
 
 
+def test_the_joint_fit_moves_the_offset_at_joint_plane_lr(tiny, tmp_path):
+    """``joint_plane_lr`` replaces ``plane_lr`` for several photos (0 turns the offset off there) and
+    leaves a single photo's fit alone; unset, the joint fit uses ``plane_lr``."""
+    from core.api import reconstruct
+
+    a, b = _blob(tmp_path / "a.png"), _blob(tmp_path / "b.png", centre=(60, 45))
+    run = dict(model=tiny, steps=2, mesh_resolution=32)
+    off = reconstruct_object([str(a), str(b)], inversion={"plane_lr": 0.04, "joint_plane_lr": 0.0}, **run)
+    same = reconstruct_object([str(a), str(b)], inversion={"plane_lr": 0.04}, **run)
+    single = reconstruct(str(a), inversion={"plane_lr": 0.04, "joint_plane_lr": 0.0}, **run)[0]
+    assert off.ok and same.ok and single.ok
+    assert off.plane_offset is None
+    assert same.plane_offset is not None and np.abs(same.plane_offset).max() > 0
+    assert single.plane_offset is not None and np.abs(single.plane_offset).max() > 0
+
+
 def test_an_unreadable_photo_in_the_group_is_named_and_the_rest_still_make_the_object(tiny, tmp_path):
     a, b = _blob(tmp_path / "a.png"), _blob(tmp_path / "b.png", centre=(60, 45))
     bad = tmp_path / "broken.png"

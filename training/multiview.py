@@ -183,7 +183,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--first-seed", type=int, default=None,
                     help="chairs from this seed on (default EVAL_SEEDS; 600000 for the validation chairs)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="inversion settings of the joint fit only, e.g. plane_lr=0.08 (tuning)")
+                    help="inversion settings of the joint fit only, e.g. joint_plane_lr=0.04 (tuning)")
 
 
 def run(args: argparse.Namespace) -> int:

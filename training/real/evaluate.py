@@ -126,7 +126,7 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def evaluate(cases: list[dict], model_name: str, steps_list: list[int], batch: int, mesh_resolution: int,
-             log=print, true_masks: bool = False) -> dict:
+             log=print, true_masks: bool = False, inversion: dict | None = None) -> dict:
     from core.api import Pipeline, reconstruct
     from core.model import load_model
 
@@ -143,14 +143,16 @@ def evaluate(cases: list[dict], model_name: str, steps_list: list[int], batch: i
                 masks = [c["mask_path"] if true_masks and cond == "photo" else None
                          for c in chunk]
                 results = reconstruct([c["path"] for c in chunk], model=model_name, steps=steps, device="cpu",
-                                      mesh_resolution=mesh_resolution, batch_size=batch, masks=masks)
+                                      mesh_resolution=mesh_resolution, batch_size=batch, masks=masks,
+                                      inversion=dict(inversion or {}))
                 per_image = (time.time() - t) / len(chunk)
                 rows[steps] += [score(model, c, r, per_image, net) for c, r in zip(chunk, results)]
             s = summarize([r for r in rows[steps] if r["condition"] == cond])
             log(f"N={steps} {cond}: " + ", ".join(f"{k} {v:.4g}" for k, v in s.items()))
     table = {f"{cond} N={n}": summarize([r for r in rows[n] if r["condition"] == cond])
              for cond in conditions for n in steps_list}
-    return {"model": model_name, "mesh_resolution": mesh_resolution, "conditions": conditions,
+    return {"model": model_name, "mesh_resolution": mesh_resolution, "inversion": inversion or {},
+            "conditions": conditions,
             "chairs": sorted({c["chair"] for c in cases}), "table": table,
             "per_image": {n: r for n, r in rows.items()}}
 
@@ -187,19 +189,25 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--json", default=None, help="also write the full report (per image) here")
     ap.add_argument("--true-masks", action="store_true",
                     help="give the photo-like renders their true mask (what the automatic segmentation costs)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="inversion settings on top of the model's, e.g. plane_lr=0.02 (tuning)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluate import _setting
+
     torch.set_num_threads(args.threads)
     cases = load_cases(Path(args.cases), args.condition, args.limit)
     if not cases:
         print(f"{args.cases}: no renders for condition '{args.condition}'")
         return 1
     t0 = time.time()
-    report = evaluate(cases, args.model, args.steps, args.batch, args.mesh_resolution, true_masks=args.true_masks)
+    report = evaluate(cases, args.model, args.steps, args.batch, args.mesh_resolution, true_masks=args.true_masks,
+                      inversion=dict(_setting(kv) for kv in args.set))
     report["seconds_total"] = round(time.time() - t0, 1)
     print(f"\n{len(cases)} renders of {len(report['chairs'])} Sweet Home 3D chairs ({args.cases}), model "
-          f"{args.model}, mesh {args.mesh_resolution}^3, {report['seconds_total']:.0f}s:\n")
+          f"{args.model}{''.join(f', {k}={v}' for k, v in report['inversion'].items())}, mesh {args.mesh_resolution}^3, "
+          f"{report['seconds_total']:.0f}s:\n")
     print(markdown_table(report))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
