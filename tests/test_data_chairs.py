@@ -11,19 +11,21 @@ import torch
 from scipy import ndimage
 
 from core.geometry.camera import project_depth
-from training.data import EVAL_SEEDS, EXAMPLE_SEEDS, TRAIN_SEEDS
+from training.data import EVAL_SEEDS, EXAMPLE_SEEDS, EXTRA_SEEDS, TRAIN_SEEDS
 from training.data.chairs import (
     ARC,
     BOX,
     CAPSULE,
     CYLINDER,
     EXTENT,
+    EXTRA_FAMILIES,
     FAMILIES,
     TORUS,
     chair_albedo,
     chair_mesh,
     chair_sdf,
     chair_sdf_albedo,
+    part_bounds,
     sample_chair,
     sdf_grad,
     sdf_grid,
@@ -52,9 +54,42 @@ def _threads():
 
 
 def test_seed_ranges_disjoint():
-    tr, ev, ex = set(TRAIN_SEEDS), set(EVAL_SEEDS), set(EXAMPLE_SEEDS)
+    tr, ev, ex, extra = set(TRAIN_SEEDS), set(EVAL_SEEDS), set(EXAMPLE_SEEDS), set(EXTRA_SEEDS)
     assert not tr & ev and not tr & ex and not ev & ex
+    assert not extra & (tr | ev | ex)
     assert min(EXAMPLE_SEEDS) >= 900000
+
+
+# the first training seeds' chairs, pinned: the shipped model was trained on them
+PINNED = [("dining", "windsor"), ("folding", "director"), ("lounge", "recliner_footrest"), ("barstool", "legs4_band"),
+          ("dining", "slats"), ("office", "padded_arms"), ("lounge", "pedestal_arms"), ("armchair", "modern")]
+
+
+def test_extra_seeds_draw_the_added_families_and_the_other_seeds_keep_their_chairs():
+    assert [(sample_chair(s).family, sample_chair(s).style) for s in range(len(PINNED))] == PINNED
+    extra = [sample_chair(s) for s in EXTRA_SEEDS[:60]]
+    assert {c.family for c in extra} == set(EXTRA_FAMILIES)
+    assert not {c.family for c in extra} & set(FAMILIES)
+    styles = {c.style for c in extra}
+    assert {"stool_legs4", "stool_bent4", "stool_legs3", "stool_column"} <= styles
+    for c in extra:
+        assert abs((c.bbox_max - c.bbox_min).max() - EXTENT) < 1e-4
+        if c.family == "stool":  # no back: the top is the highest part
+            top = max(part_bounds(p)[1][2] for p in c.parts if p.name == "seat")
+            assert c.bbox_max[2] - top < 1e-6, c.style
+
+
+@pytest.mark.parametrize("family", EXTRA_FAMILIES)
+def test_added_families_are_one_solid(family):
+    """Rockers under the legs, a cantilever's tube loop, a stool's legs under its top: one connected solid
+    (as test_connected; an offline sweep checks 300 extra seeds the same way)."""
+    seed = next(s for s in EXTRA_SEEDS if sample_chair(s).family == family)
+    spec = sample_chair(seed)
+    res, lo, hi = 64, -0.85, 0.85
+    vox = (hi - lo) / (res - 1)
+    g = sdf_grid(spec, res, lo, hi).numpy()
+    _, n = ndimage.label(g < 0.6 * vox, structure=np.ones((3, 3, 3)))
+    assert n == 1, (family, spec.seed, spec.style, n)
 
 
 def test_determinism():

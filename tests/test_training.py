@@ -37,6 +37,27 @@ def test_train_generator_learns_resumes_and_writes(tmp_path):
     assert final["generator"]["w_std"].min() > 0  # w statistics for the encoder were measured
 
 
+def test_train_generator_adds_chairs_of_the_later_families_to_a_checkpoint(tmp_path):
+    """--extra-shapes on a checkpoint without their codes: the cache keeps the chairs it has and builds
+    the new ones, their codes are fitted, and training goes on with every chair."""
+    from training.data import EXTRA_SEEDS
+    from training.train_generator import train_generator
+
+    out = tmp_path / "gen"
+    run = dict(shapes=2, batch_size=2, points=512, seed=0, threads=1, config=tiny_config())
+    train_generator(out, iters=4, **run)
+    before = torch.load(out / "chairs_cache.pt", weights_only=True)
+    path = train_generator(out, iters=8, extra_shapes=2, fit_steps=3, **run)
+    after = torch.load(out / "chairs_cache.pt", weights_only=True)
+    assert after["seeds"].tolist() == [0, 1, EXTRA_SEEDS[0], EXTRA_SEEDS[1]]
+    assert torch.equal(after["points"][:2], before["points"])
+    ckpt = torch.load(out / "generator_ckpt.pt", weights_only=True)
+    assert ckpt["iteration"] == 8 and ckpt["codes"].shape[0] == 4 and ckpt["extra_shapes"] == 2
+    assert ckpt["codes"][2:].abs().sum() > 0
+    final = torch.load(path, weights_only=True)
+    assert final["codes"].shape[0] == 4 and final["extra_shapes"] == 2
+
+
 def test_train_generator_lowers_the_sdf_loss(tmp_path):
     from core.field.generator import Generator
     from training.train_generator import LOSS_WEIGHTS, build_dataset, generator_losses

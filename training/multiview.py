@@ -131,8 +131,9 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
                             "novel_iou": novel_iou(model, res, [res.camera.cam2world], [_c2w(case["cams"][j])], case)})
     single_s = time.perf_counter() - t
     t = time.perf_counter()
-    obj = reconstruct_object(case["paths"], model="chairs", steps=steps, device="cpu", focal_mm=case["focal_mm"],
-                             inversion=dict(joint_settings or {}))
+    joint_settings = dict(joint_settings or {})
+    obj = reconstruct_object(case["paths"], model="chairs", steps=joint_settings.pop("steps", steps), device="cpu",
+                             focal_mm=case["focal_mm"], inversion=joint_settings)
     joint_s = time.perf_counter() - t
     row = {"seed": case["seed"], "family": case["family"], "singles": singles, "single_s": single_s,
            "joint_s": joint_s, "joint_ok": obj.ok}

@@ -48,24 +48,27 @@ def _make_shape(seed: int) -> dict:
 
 def _build_cached(cache: Path, seeds: list[int], make, label: str, workers: int) -> dict[str, Tensor]:
     """``make(seed)`` for every seed in ``workers`` processes, stacked per key and cached in ``cache``
-    (reused while its seeds are the same)."""
-    if cache.exists():
-        data = torch.load(cache, map_location="cpu", weights_only=True)
-        if data["seeds"].tolist() == list(seeds):
-            return data
+    (the entries of seeds the cache already holds are reused)."""
+    old = torch.load(cache, map_location="cpu", weights_only=True) if cache.exists() else None
+    if old is not None and old["seeds"].tolist() == list(seeds):
+        return old
+    have = {} if old is None else {int(s): i for i, s in enumerate(old["seeds"].tolist())}
+    todo = [s for s in seeds if s not in have]
     import multiprocessing as mp
 
     t0 = time.time()
-    progress = Progress(len(seeds), label=label)
-    items = []
-    with mp.get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        for i, item in enumerate(pool.imap(make, seeds, chunksize=4)):
-            items.append(item)
-            progress.update(i + 1)
-    data = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+    built = {}
+    if todo:
+        progress = Progress(len(todo), label=label)
+        with mp.get_context("spawn").Pool(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            for i, item in enumerate(pool.imap(make, todo, chunksize=4)):
+                built[todo[i]] = item
+                progress.update(i + 1)
+    keys = next(iter(built.values())).keys() if built else [k for k in old if k != "seeds"]
+    data = {k: torch.stack([built[s][k] if s in built else old[k][have[s]] for s in seeds]) for k in keys}
     data["seeds"] = torch.tensor(list(seeds))
     save_checkpoint(cache, data)
-    print(f"built {label} of {len(seeds)} chairs in {time.time() - t0:.0f}s -> {cache}")
+    print(f"built {label} of {len(todo)} chairs ({len(seeds) - len(todo)} reused) in {time.time() - t0:.0f}s -> {cache}")
     return data
 
 
@@ -251,6 +254,16 @@ def fit_codes(gen: Generator, data: dict[str, Tensor], steps: int, batch_size: i
     return codes.detach(), {k: sum(v) / len(v) for k, v in tail.items()}
 
 
+def _grow_codes(opt: torch.optim.Optimizer, codes: nn.Parameter, held: int, fitted: Tensor) -> None:
+    """Rows ``held:`` of ``codes`` become ``fitted``; their Adam moments start at zero."""
+    with torch.no_grad():
+        codes[held:] = fitted
+    state = opt.state.get(codes, {})
+    for key in ("exp_avg", "exp_avg_sq"):
+        if key in state and state[key].shape[0] == held:
+            state[key] = torch.cat([state[key], torch.zeros_like(fitted)])
+
+
 DEFAULT_LR = 1e-3
 
 
@@ -263,7 +276,7 @@ def lr_factor(it: int, start: int, end: int) -> float:
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
                     threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float | None = None,
                     render_weight: float = 0.0, render_rays: int = 384, schedule_from: int = 0,
-                    init: str | None = None, fit_steps: int = 5000) -> Path:
+                    init: str | None = None, fit_steps: int = 5000, extra_shapes: int = 0) -> Path:
     """Train (or resume) the generator. `lr` is the peak learning rate; None keeps the checkpoint's (1e-3 when
     starting fresh), a number replaces it on resume. The rate follows a cosine from `schedule_from` (the first
     iteration of this phase; 0 for a run from scratch) to `iters`, down to 5% of the peak.
@@ -271,7 +284,11 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     `init` (a model name or .json, used only when `out` has no checkpoint yet) starts from that model's
     generator at the iteration its card records: its training codes are not in the model file, so they are
     fitted first (`fit_steps` steps, generator frozen) and checkpointed; `iters` equal to that iteration
-    only fits the codes and writes generator.pt (e.g. for `train-encoder --code-share`)."""
+    only fits the codes and writes generator.pt (e.g. for `train-encoder --code-share`).
+
+    `extra_shapes` adds that many chairs of the later families (training.data.EXTRA_SEEDS) after the
+    `shapes` chairs. A checkpoint (or `init`) that holds codes for fewer chairs gets the missing ones
+    fitted first (`fit_steps` steps, generator frozen), then training goes on with all of them."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
@@ -293,11 +310,11 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     if ckpt is not None and config is None and "config" in ckpt:
         config = ModelConfig.from_dict(ckpt["config"])  # a resumed run keeps its architecture
     cfg = config or ModelConfig()
-    data = build_dataset(out / "chairs_cache.pt", list(range(first_seed, first_seed + shapes)), workers=threads)
-    views = None
-    if render_weight > 0:
-        views = build_silhouettes(out / "silhouettes.pt", list(range(first_seed, first_seed + shapes)),
-                                  workers=threads)
+    from .data import EXTRA_SEEDS
+
+    seeds = list(range(first_seed, first_seed + shapes)) + list(EXTRA_SEEDS[:extra_shapes])
+    data = build_dataset(out / "chairs_cache.pt", seeds, workers=threads)
+    views = build_silhouettes(out / "silhouettes.pt", seeds, workers=threads) if render_weight > 0 else None
     gen = Generator(cfg.generator)
     codes = nn.Parameter(torch.randn(len(data["seeds"]), cfg.generator.z_dim))  # one z per chair, ~N(0, I)
     named = [(n, p) for n, p in gen.named_parameters() if n != "log_beta"]
@@ -321,17 +338,34 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
                                     "optimizer": opt.state_dict(), "iteration": start, "elapsed_s": elapsed,
-                                    "config": cfg.to_dict(), "seed": seed, "shapes": shapes})
+                                    "config": cfg.to_dict(), "seed": seed, "shapes": shapes,
+                                    "extra_shapes": extra_shapes})
     elif ckpt is not None:
         gen.load_state_dict(ckpt["generator"])
+        if ckpt["codes"].shape[0] > len(seeds):
+            raise ValueError(f"{ckpt_path} holds {ckpt['codes'].shape[0]} chairs' codes, more than --shapes and "
+                             "--extra-shapes ask for")
         with torch.no_grad():
-            codes.copy_(ckpt["codes"])
+            codes[:ckpt["codes"].shape[0]].copy_(ckpt["codes"])
         opt.load_state_dict(ckpt["optimizer"])  # restores the checkpoint's peak rates
         if lr is not None:  # ... unless the command names one
             for group, gain in zip(opt.param_groups, gains):
                 group["base_lr"] = gain * lr
         start, elapsed = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
         print(f"resuming from iteration {start}")
+        held = int(ckpt["codes"].shape[0])
+        if held < len(seeds):
+            t_fit = time.time()
+            fitted, terms = fit_codes(gen, {k: v[held:] for k, v in data.items()}, fit_steps,
+                                      min(batch_size, len(seeds) - held), points, np.random.default_rng(seed + held))
+            _grow_codes(opt, codes, held, fitted)
+            elapsed += time.time() - t_fit
+            print(f"codes of {len(seeds) - held} added chairs fitted in {(time.time() - t_fit) / 60:.1f} min: "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in terms.items()))
+            save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
+                                        "optimizer": opt.state_dict(), "iteration": start, "elapsed_s": elapsed,
+                                        "config": cfg.to_dict(), "seed": seed, "shapes": shapes,
+                                        "extra_shapes": extra_shapes})
     rng = np.random.default_rng(seed * 1000 + start)
     progress = Progress(iters, start, label="generator")
     t0 = time.time()
@@ -359,7 +393,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
             save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
                                         "optimizer": opt.state_dict(), "iteration": it + 1,
                                         "elapsed_s": elapsed + time.time() - t0, "config": cfg.to_dict(),
-                                        "seed": seed, "shapes": shapes})
+                                        "seed": seed, "shapes": shapes, "extra_shapes": extra_shapes})
     with torch.no_grad():
         codes_z = fold_code_distribution(gen, codes.detach())
         # w statistics for the encoder's output scaling and for sampling
@@ -369,7 +403,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     final = out / "generator.pt"
     save_checkpoint(final, {"generator": gen.state_dict(), "config": cfg.to_dict(), "iterations": iters,
                             "elapsed_s": elapsed + time.time() - t0, "seed": seed, "shapes": shapes,
-                            "codes": codes_z})
+                            "extra_shapes": extra_shapes, "codes": codes_z})
     print(f"generator trained: {final} ({(elapsed + time.time() - t0) / 60:.1f} min)")
     return final
 
@@ -394,6 +428,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="start from this model's generator (name or .json, e.g. chairs) when --out has no checkpoint: "
                     "its training codes are fitted first, then training goes on from the iteration its card records")
     ap.add_argument("--fit-steps", type=int, default=5000, help="steps that fit the codes for --init")
+    ap.add_argument("--extra-shapes", type=int, default=0, metavar="N",
+                    help="also train on N chairs of the later families (training.data.EXTRA_SEEDS); a checkpoint "
+                    "without their codes gets them fitted first")
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
 
 
@@ -404,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
         train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
                         tiny_config() if args.tiny else None, lr=args.lr, render_weight=args.render_weight,
                         render_rays=args.render_rays, schedule_from=args.schedule_from, init=args.init,
-                        fit_steps=args.fit_steps)
+                        fit_steps=args.fit_steps, extra_shapes=args.extra_shapes)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     return 0

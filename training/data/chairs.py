@@ -12,7 +12,7 @@ base colour modulated by a procedural pattern (wood grain, fabric weave, tufting
 leather grain, brushed metal) evaluated in the part's own frame.
 
 Families (the chairs users photograph): dining, shell, folding, barstool, office, armchair, lounge,
-child. Everything is vectorized torch (float32, CPU): the only Python loops run over primitive
+child; the seeds of ``training.data.EXTRA_SEEDS`` draw backless stools, rocking and cantilever chairs. Everything is vectorized torch (float32, CPU): the only Python loops run over primitive
 kinds, never over points.
 """
 
@@ -47,6 +47,10 @@ FAMILIES = ("dining", "shell", "folding", "barstool", "office", "armchair", "lou
 """chair families (the kinds of chairs users photograph)."""
 FAMILY_WEIGHTS = (0.24, 0.12, 0.10, 0.10, 0.13, 0.13, 0.10, 0.08)
 """sampling probability of each family (sums to 1)."""
+EXTRA_FAMILIES = ("stool", "rocking", "cantilever")
+"""families drawn only by the seeds of :data:`training.data.EXTRA_SEEDS` (the others keep their chairs)."""
+EXTRA_WEIGHTS = (0.4, 0.3, 0.3)
+"""sampling probability of each extra family (sums to 1)."""
 
 
 @dataclass
@@ -938,8 +942,136 @@ def _child(b, rng):
     return "child_block"
 
 
+def _stool(b, rng):
+    """Backless stool, kitchen or bar height: a round or square top on four straight, splayed or bent
+    legs, three legs, or a column on a disc; a footrest ring or stretchers."""
+    H = rng.uniform(0.42, 0.52) if rng.random() < 0.55 else rng.uniform(0.62, 0.78)
+    rs = rng.uniform(0.15, 0.2)
+    T = rng.uniform(0.025, 0.055)
+    frame = _metal(rng, 0.35) if rng.random() < 0.6 else _wood(rng)
+    top = str(rng.choice(["wood", "upholstered", "plastic"], p=[0.55, 0.3, 0.15]))
+    topm = _wood(rng) if top == "wood" else (_upholstery(rng, 0.4) if top == "upholstered" else _plastic(rng))
+    round_top = rng.random() < 0.7
+    if round_top:
+        b.cyl("seat", _v(0, 0, H - T / 2), rs, T / 2, topm, r=min(0.9 * T / 2, 0.015))
+    else:
+        b.box("seat", _v(0, 0, H - T / 2), (rs * 0.9, rs * 0.9, T / 2), topm, r=min(0.9 * T / 2, 0.015))
+    metal = frame.material == METAL
+    half = rng.uniform(0.01, 0.015) if metal else rng.uniform(0.014, 0.022)
+    style = str(rng.choice(["legs4", "bent4", "legs3", "column"], p=[0.4, 0.25, 0.15, 0.2]))
+    z_under = H - T + 0.004
+    if style == "column":
+        cr = rng.uniform(0.02, 0.035)
+        b.cyl("column", _v(0, 0, H / 2), cr, H / 2 - 0.01, frame)
+        b.cyl("base_disc", _v(0, 0, 0.012), rng.uniform(0.16, 0.22), 0.012, frame, r=0.008)
+        if H > 0.6:  # a footrest ring on three spokes
+            zf, rr = rng.uniform(0.22, 0.3), rng.uniform(0.13, 0.17)
+            b.torus("footrest_ring", _v(0, 0, zf), rr, 0.01, frame)
+            for k in range(3):
+                a = 2 * math.pi * k / 3 + math.pi / 2
+                b.capsule(f"footrest_spoke_{k}", _v(0, 0, zf), _v(rr * math.cos(a), rr * math.sin(a), zf), 0.008, frame)
+        return "stool_column"
+    n = 3 if style == "legs3" else 4
+    spread = rs * rng.uniform(0.55, 0.75)
+    splay = rng.uniform(0.02, 0.08) * (H / 0.5) if style != "legs4" or rng.random() < 0.6 else 0.0
+    zf = rng.uniform(0.18, 0.3) * (H / 0.5)
+    ring = rng.random() < 0.5
+    feet = []
+    for k in range(n):
+        a = 2 * math.pi * k / n + (math.pi / 4 if n == 4 else math.pi / 2)
+        d = _v(math.cos(a), math.sin(a), 0.0)
+        top_pt = spread * d + _v(0, 0, z_under)
+        foot = (spread + splay) * d
+        if style == "bent4":  # a tube bent under the top: straight leg, then inward to the top's rim
+            knee = (spread + splay * 0.3 + rng.uniform(0.01, 0.03)) * d + _v(0, 0, z_under - rng.uniform(0.04, 0.08))
+            b.capsule(f"leg_{k}", foot + _v(0, 0, half), knee, half, frame)
+            b.capsule(f"leg_{k}_bend", knee, top_pt, half, frame)
+        else:
+            b.leg(f"leg_{k}", foot, top_pt, half, frame, "round" if metal else str(rng.choice(["round", "tapered"])))
+        feet.append((foot, top_pt))
+    if ring:
+        p = _on_leg(*feet[0], zf)
+        b.torus("footrest_ring", _v(0, 0, zf), math.hypot(p[0], p[1]), max(0.7 * half, 0.008), frame)
+    elif rng.random() < 0.6:
+        for k in range(n):
+            b.capsule(f"stretcher_{k}", _on_leg(*feet[k], zf), _on_leg(*feet[(k + 1) % n], zf), 0.7 * half, frame)
+    return "stool_" + style
+
+
+def _lower_end(part: Part) -> np.ndarray:
+    """The lower end of a leg-like part's axis (box, capsule or cylinder)."""
+    axis = part.rot[:, 2]
+    length = {BOX: part.params[2], CAPSULE: part.params[0], CYLINDER: part.params[1]}[part.kind]
+    a, c = part.center - axis * length, part.center + axis * length
+    return a if a[2] < c[2] else c
+
+
+def _rocking(b, rng):
+    """A dining or Windsor chair standing on two rockers."""
+    style = _dining(b, rng)
+    legs = {p.name: p for p in b.parts if p.name in ("leg_fl", "leg_fr", "leg_bl", "leg_br")}
+    feet = {name: _lower_end(p) for name, p in legs.items()}
+    R = rng.uniform(0.7, 1.2)
+    tb = rng.uniform(0.012, 0.02)  # half the rocker's height
+    hz = rng.uniform(0.008, 0.013)  # half its width
+    mat = legs["leg_fl"].mat
+    ys = max(abs(feet["leg_fl"][1]), abs(feet["leg_bl"][1]))
+    lift = R - math.sqrt((R - 2 * tb) ** 2 - ys ** 2) - 0.004  # the feet rest on the rockers' top edge
+    for p in b.parts:
+        p.center = p.center + _v(0, 0, lift)
+    half_angle = math.asin(min(0.9, (ys + rng.uniform(0.08, 0.2)) / (R - tb)))
+    rot = np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # arc's local y toward -Z, x toward +Y
+    for side, (f, k) in {"l": ("leg_fl", "leg_bl"), "r": ("leg_fr", "leg_br")}.items():
+        x = (feet[f][0] + feet[k][0]) / 2
+        b.arc("rocker_" + side, _v(x, 0.0, R), R - tb, half_angle, tb, hz, mat, rot, r=0.8 * min(tb, hz))
+    return "rocking_" + style
+
+
+def _cantilever(b, rng):
+    """Cantilever chair: one bent tube per side runs along the floor, rises at the front to the seat,
+    goes back under it and up into the back; a seat and back panel or sling."""
+    H, W, D = rng.uniform(0.43, 0.48), rng.uniform(0.42, 0.5), rng.uniform(0.4, 0.48)
+    tube = _metal(rng, 0.6) if rng.random() < 0.85 else _plastic(rng)
+    r = rng.uniform(0.009, 0.013)
+    T = rng.uniform(0.02, 0.045)
+    kind = str(rng.choice(["panel", "upholstered", "cane", "shell"], p=[0.3, 0.3, 0.2, 0.2]))
+    seatm = {"panel": _wood(rng), "upholstered": _upholstery(rng, 0.5), "cane": _rattan(rng),
+             "shell": _plastic(rng)}[kind]
+    lean = math.radians(rng.uniform(5, 15))
+    Bh = rng.uniform(0.3, 0.42)
+    xs = W / 2 - r
+    y_front = -D / 2 - rng.uniform(0.0, 0.04)
+    y_floor_back = D / 2 - rng.uniform(0.0, 0.08)
+    sb = H - T
+    y_post = D / 2 - 0.02
+    top = _v(0, y_post + Bh * math.tan(lean), H + Bh)
+    for ix, nm in ((-1, "l"), (1, "r")):
+        x = ix * xs
+        fb, ff = _v(x, y_floor_back, r), _v(x, y_front, r)
+        sf, sbk = _v(x, y_front + rng.uniform(0.0, 0.03), sb - r), _v(x, y_post, sb - r)
+        b.capsule("runner_" + nm, fb, ff, r, tube)
+        b.capsule("front_" + nm, ff, sf, r, tube)
+        b.capsule("seat_rail_" + nm, sf, sbk, r, tube)
+        b.capsule("back_post_" + nm, sbk, top + _v(x, 0, 0), r, tube)
+    b.capsule("runner_back", _v(-xs, y_floor_back, r), _v(xs, y_floor_back, r), r, tube)
+    b.box("seat", _v(0, -0.01, H - T / 2), (W / 2 - 0.5 * r, D / 2 - 0.01, T / 2), seatm, r=min(0.9 * T / 2, 0.015))
+    rot = lean_rot(lean)
+    bh = Bh * rng.uniform(0.4, 0.7)
+    th = rng.uniform(0.01, 0.03) if kind == "upholstered" else rng.uniform(0.008, 0.014)
+    pm = _v(0, y_post + (Bh - bh / 2) * math.tan(lean), H + Bh - bh / 2)
+    b.box("back_panel", pm, (xs, th, bh / 2 / math.cos(lean)), seatm, rot, r=0.8 * th)
+    if rng.random() < 0.3:  # armrests: a loop of the same tube
+        za = H + rng.uniform(0.18, 0.24)
+        for ix, nm in ((-1, "l"), (1, "r")):
+            x = ix * (xs + 2.5 * r)
+            b.capsule("arm_" + nm, _v(x, y_front + 0.06, za), _v(x, y_post, za), r, tube)
+            b.capsule("arm_front_" + nm, _v(x, y_front + 0.06, za), _v(ix * xs, y_front + 0.04, sb - r), r, tube)
+    return "cantilever_" + kind
+
+
 _BUILDERS = {"dining": _dining, "shell": _shell, "folding": _folding, "barstool": _barstool, "office": _office,
-             "armchair": _armchair, "lounge": _lounge, "child": _child}
+             "armchair": _armchair, "lounge": _lounge, "child": _child, "stool": _stool, "rocking": _rocking,
+             "cantilever": _cantilever}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1008,8 +1140,13 @@ def _thicken(parts: list[Part], m: float) -> None:
 
 def sample_chair(seed: int) -> ChairSpec:
     """The chair of ``seed`` (deterministic): family, style, parts, normalized to EXTENT."""
+    from . import EXTRA_SEEDS
+
     rng = np.random.default_rng([int(seed), 0xC4A1])
-    family = str(rng.choice(FAMILIES, p=FAMILY_WEIGHTS))
+    if int(seed) in EXTRA_SEEDS:
+        family = str(rng.choice(EXTRA_FAMILIES, p=EXTRA_WEIGHTS))
+    else:
+        family = str(rng.choice(FAMILIES, p=FAMILY_WEIGHTS))
     b = _Builder(np.random.default_rng([int(seed), 0xA11]))
     style = _BUILDERS[family](b, rng)
     parts = b.parts
