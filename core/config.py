@@ -142,8 +142,6 @@ class InversionConfig:
     """L2 pull of the offset toward zero."""
     joint_plane_lr: float | None = None
     """``plane_lr`` when several photos are fitted together (core.joint; None: ``plane_lr``)."""
-    joint_plane_start: int | None = None
-    """``plane_start`` when several photos are fitted together (None: ``plane_start``)."""
     steps: int = 10
     """Adam steps (0: encoder only, 10: fast, 30: slow); a call's ``steps`` overrides it."""
     seed: int = 0

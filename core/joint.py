@@ -11,7 +11,7 @@ by the same frame. The first latent is the one that explains all the photos best
 encoding and their mean are scored against every photo at low resolution); each camera then gets the
 pose hypotheses (turns about the up axis) scored with that shared latent, and one inversion fits one
 latent and one offset to all photos, each with its own camera and light, the loss summed over them (the
-offset on its own schedule, the inversion's ``joint_plane_lr`` and ``joint_plane_start``).
+offset at its own rate, the inversion's ``joint_plane_lr``).
 
 A photo that cannot be placed (a different object, or a view the solver put far off) is dropped and
 reported: when its loss after the fit stays above ``DROP_RATIO`` times the median of the other
@@ -96,12 +96,12 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
 
 
 def _joint_settings(call: _Call) -> _Call:
-    """``call`` with the inversion's ``joint_plane_lr`` and ``joint_plane_start`` (where set) as its
-    ``plane_lr`` and ``plane_start``: the offset fitted to several photos has its own schedule."""
+    """``call`` with the inversion's ``joint_plane_lr`` (when set) as its ``plane_lr``: the offset fitted to
+    several photos moves at its own rate."""
     inv = call.inversion
-    changes = {name: value for name, value in (("plane_lr", inv.joint_plane_lr), ("plane_start", inv.joint_plane_start))
-               if value is not None}
-    return dataclasses.replace(call, inversion=dataclasses.replace(inv, **changes)) if changes else call
+    if inv.joint_plane_lr is None:
+        return call
+    return dataclasses.replace(call, inversion=dataclasses.replace(inv, plane_lr=inv.joint_plane_lr))
 
 
 def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
