@@ -354,6 +354,13 @@ def from_dict(kind, data, where: str = "", prefix: str = ""):
     return kind(**values)
 
 
+def optional(hint):
+    """The type inside ``X | None`` (``Optional[X]``); None for any other hint."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return None
+
+
 def _typed(hint, value, where: str, name: str):
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where, name + ".")
@@ -363,10 +370,10 @@ def _typed(hint, value, where: str, name: str):
             raise ReconstructionError(f"setting '{name}' must be a list, got {value!r}", where)
         item = typing.get_args(hint)[0]
         return tuple(_typed(item, v, where, name) for v in value)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(hint):
+    if optional(hint):
+        if value is None:
             return None
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        hint = optional(hint)
     ok = {bool: isinstance(value, bool),
           int: isinstance(value, int) and not isinstance(value, bool),
           float: isinstance(value, (int, float)) and not isinstance(value, bool),

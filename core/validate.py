@@ -33,7 +33,6 @@ import numbers
 import os
 import re
 import stat
-import types
 import typing
 from pathlib import Path
 
@@ -51,6 +50,7 @@ from .config import (
     ReconstructOptions,
     RenderConfig,
     SegmenterConfig,
+    optional,
 )
 from .errors import ReconstructionError
 from .registry import resolve_model
@@ -328,10 +328,10 @@ def _check_section(section, label: str, where: str | None, tail: str) -> None:
             if not isinstance(value, str):
                 refuse(f.name, "a string", value)
             continue
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            if value is None and type(None) in typing.get_args(hint):
+        if optional(hint):
+            if value is None:
                 continue
-            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+            hint = optional(hint)
         items = [value]
         if typing.get_origin(hint) is tuple:
             lo_n, hi_n = _LENGTHS.get(f.name, (0, 4096))

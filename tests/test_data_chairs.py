@@ -85,11 +85,7 @@ def test_added_families_are_one_solid(family):
     (as test_connected; an offline sweep checks 300 extra seeds the same way)."""
     seed = next(s for s in EXTRA_SEEDS if sample_chair(s).family == family)
     spec = sample_chair(seed)
-    res, lo, hi = 64, -0.85, 0.85
-    vox = (hi - lo) / (res - 1)
-    g = sdf_grid(spec, res, lo, hi).numpy()
-    _, n = ndimage.label(g < 0.6 * vox, structure=np.ones((3, 3, 3)))
-    assert n == 1, (family, spec.seed, spec.style, n)
+    assert _solids(spec) == 1, (family, spec.seed, spec.style)
 
 
 def test_determinism():
@@ -142,11 +138,15 @@ def test_connected():
     that thin rods stay connected). An offline sweep checks seeds 0..2999 the same way."""
     for family in FAMILIES:
         spec = sample_chair(FAMILY_SEEDS[family])
-        res, lo, hi = 64, -0.85, 0.85
-        vox = (hi - lo) / (res - 1)
-        g = sdf_grid(spec, res, lo, hi).numpy()
-        _, n = ndimage.label(g < 0.6 * vox, structure=np.ones((3, 3, 3)))
-        assert n == 1, (family, spec.seed, spec.style, n)
+        assert _solids(spec) == 1, (family, spec.seed, spec.style)
+
+
+def _solids(spec) -> int:
+    """Connected pieces of the chair on a 64^3 grid thresholded at 0.6 voxel."""
+    res, lo, hi = 64, -0.85, 0.85
+    vox = (hi - lo) / (res - 1)
+    g = sdf_grid(spec, res, lo, hi).numpy()
+    return ndimage.label(g < 0.6 * vox, structure=np.ones((3, 3, 3)))[1]
 
 
 @pytest.mark.parametrize("family", FAMILIES)

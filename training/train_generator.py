@@ -325,6 +325,13 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     opt = torch.optim.Adam([{"params": group, "lr": gain * peak, "base_lr": gain * peak}
                             for group, gain in zip((params, basis, [codes]), gains)], betas=(0.9, 0.99))
     start, elapsed = 0, 0.0
+
+    def checkpoint(iteration: int, elapsed_s: float) -> None:
+        save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
+                                    "optimizer": opt.state_dict(), "iteration": iteration, "elapsed_s": elapsed_s,
+                                    "config": cfg.to_dict(), "seed": seed, "shapes": shapes,
+                                    "extra_shapes": extra_shapes})
+
     if source is not None:
         gen.load_state_dict(source.generator.state_dict())
         start, elapsed = int(card["iterations"]), float(card.get("elapsed_s", 0.0))
@@ -335,11 +342,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         elapsed += time.time() - t_fit
         print(f"started from {init} at iteration {start}; codes fitted in {(time.time() - t_fit) / 60:.1f} min: "
               + ", ".join(f"{k} {v:.4f}" for k, v in terms.items()))
-        out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
-                                    "optimizer": opt.state_dict(), "iteration": start, "elapsed_s": elapsed,
-                                    "config": cfg.to_dict(), "seed": seed, "shapes": shapes,
-                                    "extra_shapes": extra_shapes})
+        checkpoint(start, elapsed)
     elif ckpt is not None:
         gen.load_state_dict(ckpt["generator"])
         if ckpt["codes"].shape[0] > len(seeds):
@@ -362,10 +365,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
             elapsed += time.time() - t_fit
             print(f"codes of {len(seeds) - held} added chairs fitted in {(time.time() - t_fit) / 60:.1f} min: "
                   + ", ".join(f"{k} {v:.4f}" for k, v in terms.items()))
-            save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
-                                        "optimizer": opt.state_dict(), "iteration": start, "elapsed_s": elapsed,
-                                        "config": cfg.to_dict(), "seed": seed, "shapes": shapes,
-                                        "extra_shapes": extra_shapes})
+            checkpoint(start, elapsed)
     rng = np.random.default_rng(seed * 1000 + start)
     progress = Progress(iters, start, label="generator")
     t0 = time.time()
@@ -390,10 +390,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         progress.update(it + 1, loss=float(loss.detach()), sdf=terms["sdf"], color=terms["color"], prior=terms["prior"],
                         **({"render": terms["render"]} if "render" in terms else {}))
         if (it + 1) % 500 == 0 or it + 1 == iters:
-            save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
-                                        "optimizer": opt.state_dict(), "iteration": it + 1,
-                                        "elapsed_s": elapsed + time.time() - t0, "config": cfg.to_dict(),
-                                        "seed": seed, "shapes": shapes, "extra_shapes": extra_shapes})
+            checkpoint(it + 1, elapsed + time.time() - t0)
     with torch.no_grad():
         codes_z = fold_code_distribution(gen, codes.detach())
         # w statistics for the encoder's output scaling and for sampling

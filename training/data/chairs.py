@@ -12,7 +12,8 @@ base colour modulated by a procedural pattern (wood grain, fabric weave, tufting
 leather grain, brushed metal) evaluated in the part's own frame.
 
 Families (the chairs users photograph): dining, shell, folding, barstool, office, armchair, lounge,
-child; the seeds of ``training.data.EXTRA_SEEDS`` draw backless stools, rocking and cantilever chairs. Everything is vectorized torch (float32, CPU): the only Python loops run over primitive
+child; the seeds of ``training.data.EXTRA_SEEDS`` draw backless stools, rocking and cantilever
+chairs. Everything is vectorized torch (float32, CPU): the only Python loops run over primitive
 kinds, never over points.
 """
 
