@@ -12,6 +12,7 @@ COMMANDS = {
     "train-encoder": ("train_encoder", "train the encoder on renders of a trained generator"),
     "train-slots": ("train_slots", "teach the colour slots the chair's parts (seat, back, arms, frame)"),
     "train-segmenter": ("train_segmenter", "train the foreground segmenter for photos without alpha"),
+    "graft": ("graft", "give a model another model's segmenter and inference settings"),
     "average-encoders": ("average", "average the encoders of fine-tunes of one generator (model soup)"),
     "evaluate": ("evaluate", "quality on held-out procedural chairs"),
     "parts-evaluate": ("parts_eval", "recoloring the seat part on held-out procedural chairs"),

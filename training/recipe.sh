@@ -207,6 +207,9 @@ step 18c-segmenter train train-segmenter --model "$MODEL.json" --out "$RUNS/seg"
 step 18d-segmenter train train-segmenter --model "$MODEL.json" --out "$RUNS/seg" --images 2400 --iters 5000 \
     --batch 16 --seed 0 --threads 2 --write "$MODEL"
 
+# 18e: the joint fit of several photos moves the triplane offset at its own rate
+step 18e-settings train graft "$MODEL.json" --set inversion.joint_plane_lr=0.02 --write "$MODEL"
+
 # measurements: how well the generator draws its own training chairs, and the model card's quality table
 step 19-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
 step 20-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30
