@@ -113,9 +113,10 @@ def relative_rotation_error(rec_a: np.ndarray, rec_b: np.ndarray, true_a: np.nda
     return _rotation_error_deg(m_rec, m_true)
 
 
-def score_chair(model, case: dict, steps: int, joint_settings: dict | None = None) -> dict:
+def score_chair(model, case: dict, steps: int, joint_settings: dict | None = None, name: str = "chairs") -> dict:
     """Single-view results of every input and the joint result of all (``joint_settings``: inversion
-    settings for the joint fit only), scored."""
+    settings for the joint fit only), scored; ``model`` is loaded model ``name``. Rows keep the true and
+    recovered camera-to-world matrices (``true_c2w``, ``singles[].c2w``, ``joint_c2w``)."""
     from core.api import reconstruct
     from core.joint import reconstruct_object
 
@@ -124,19 +125,21 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
     verts, faces = case["mesh"]
     singles = []
     t = time.perf_counter()
-    for j, res in enumerate(reconstruct(case["paths"], model="chairs", steps=steps, device="cpu",
+    for j, res in enumerate(reconstruct(case["paths"], model=name, steps=steps, device="cpu",
                                             focal_mm=case["focal_mm"])):
         if res.ok:
             singles.append({"view": j, "chamfer": chamfer_l1(res.mesh.vertices, res.mesh.faces, verts, faces),
-                            "novel_iou": novel_iou(model, res, [res.camera.cam2world], [_c2w(case["cams"][j])], case)})
+                            "novel_iou": novel_iou(model, res, [res.camera.cam2world], [_c2w(case["cams"][j])], case),
+                            "c2w": np.asarray(res.camera.cam2world).round(5).tolist()})
     single_s = time.perf_counter() - t
     t = time.perf_counter()
     joint_settings = dict(joint_settings or {})
-    obj = reconstruct_object(case["paths"], model="chairs", steps=joint_settings.pop("steps", steps), device="cpu",
+    obj = reconstruct_object(case["paths"], model=name, steps=joint_settings.pop("steps", steps), device="cpu",
                              focal_mm=case["focal_mm"], inversion=joint_settings)
     joint_s = time.perf_counter() - t
     row = {"seed": case["seed"], "family": case["family"], "singles": singles, "single_s": single_s,
-           "joint_s": joint_s, "joint_ok": obj.ok}
+           "joint_s": joint_s, "joint_ok": obj.ok,
+           "true_c2w": [_c2w(cam).round(5).tolist() for cam in case["cams"]]}
     if not obj.ok:
         return row
     placed = [j for j, v in enumerate(obj.views) if v.ok]
@@ -145,7 +148,8 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
                                    [_c2w(case["cams"][j]) for j in placed], case),
                novel_iou_first=novel_iou(model, obj.views[placed[0]], [obj.views[placed[0]].camera.cam2world],
                                          [_c2w(case["cams"][placed[0]])], case),
-               dropped=[j for j, v in enumerate(obj.views) if not v.ok])
+               dropped=[j for j, v in enumerate(obj.views) if not v.ok],
+               joint_c2w=[np.asarray(v.camera.cam2world).round(5).tolist() if v.ok else None for v in obj.views])
     if obj.views[0].ok and obj.views[1].ok:
         row["rel_rot"] = relative_rotation_error(obj.views[0].camera.cam2world, obj.views[1].camera.cam2world,
                                                  _c2w(case["cams"][0]), _c2w(case["cams"][1]))
@@ -176,6 +180,7 @@ def summarize(rows: list[dict]) -> dict:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """This command's options (``python -m training multiview-evaluate --help``)."""
+    ap.add_argument("--model", default="chairs", help="model name or .json path")
     ap.add_argument("--images", type=int, default=50, help="evaluation chairs")
     ap.add_argument("--views", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--steps", type=int, default=10)
@@ -196,12 +201,12 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     joint_settings = dict(_setting(kv) for kv in args.set)
     first = EVAL_SEEDS[0] if args.first_seed is None else args.first_seed
-    model = load_model("chairs", "cpu")
+    model = load_model(args.model, "cpu")
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.views:
             t = time.time()
-            rows = [score_chair(model, make_views(seed, k, Path(tmp)), args.steps, joint_settings)
+            rows = [score_chair(model, make_views(seed, k, Path(tmp)), args.steps, joint_settings, args.model)
                     for seed in range(first, first + args.images)]
             report[k] = {"summary": summarize(rows), "rows": rows}
             print(f"K={k} views, N={args.steps}, {len(rows)} chairs, {time.time() - t:.0f} s")
