@@ -429,3 +429,39 @@ def test_graft_gives_a_model_another_models_segmenter_and_settings(tmp_path):
     assert main(["graft", str(tmp_path / "new.json"), "--segmenter-from", str(tmp_path / "new.json"),
                  "--write", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_the_held_back_camera_follows_the_recovered_cameras_size_and_all():
+    """multiview-evaluate places the held-back camera by the similarity from the true to the recovered
+    cameras: a scene reconstructed larger and turned about the object's centre puts it exactly where that
+    similarity does; the rigid placement keeps the distances as they were."""
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    from training.multiview import place_held_back
+
+    rng = np.random.default_rng(0)
+
+    def camera(yaw: float) -> np.ndarray:
+        c2w = np.eye(4)
+        c2w[:3, :3] = Rotation.from_euler("xz", [70, yaw], degrees=True).as_matrix()
+        c2w[:3, 3] = c2w[:3, :3] @ np.array([0.0, 0.0, -2.5]) + rng.normal(0, 0.05, 3)
+        return c2w
+
+    true = [camera(yaw) for yaw in (0, 60, 150, 250)]
+    turn = Rotation.from_euler("xyz", [3, -5, 40], degrees=True).as_matrix()
+    size = 1.2
+
+    def moved(c2w: np.ndarray) -> np.ndarray:
+        out = np.eye(4)
+        out[:3, :3], out[:3, 3] = turn @ c2w[:3, :3], size * turn @ c2w[:3, 3]
+        return out
+
+    recovered = [moved(c) for c in true[:3]]
+    placed = place_held_back(recovered, true[:3], true[3])
+    assert np.allclose(placed, moved(true[3]), atol=1e-6)
+    for k in (1, 2):  # one or two views: the same similarity
+        assert np.allclose(place_held_back(recovered[:k], true[:k], true[3]), moved(true[3]), atol=1e-6)
+    rigid = place_held_back(recovered, true[:3], true[3], scale=False)
+    assert np.allclose(rigid[:3, :3], turn @ true[3][:3, :3], atol=1e-6)
+    assert abs(np.linalg.norm(rigid[:3, 3] - placed[:3, 3])) > 0.1  # the rigid one stays at the old distance

@@ -9,10 +9,14 @@ convention), so that the novel view measures the shape and not the focal-length 
 
 - Chamfer-L1 between the reconstructed and the true mesh (training.evaluate.chamfer_l1);
 - novel-view IoU: the reconstruction's silhouette through the held-back camera placed relative to
-  the recovered cameras as it truly is relative to the input cameras (the rigid motion from the true
-  to the recovered frame, averaged over the placed views: rotations by their chordal mean,
-  translations by their mean; a single-view result has one view), against the true silhouette of the
-  held-back view;
+  the recovered cameras as it truly is relative to the input cameras, against the true silhouette of
+  the held-back view. Photos fix a scene only up to its size (the object twice as large, every camera
+  twice as far, gives the same photos), so the held-back camera is placed by the similarity from the
+  true to the recovered frame, as pose-free multi-view work aligns recovered cameras (GNeRF, BARF):
+  rotation the chordal mean of the placed views' rotations from true to recovered, scale the ratio of
+  the cameras' summed distances from the object's centre, translation the mean remainder; a
+  single-view result has one view. ``novel_iou_rigid`` keeps the size as reconstructed (the rigid
+  motion averaged over the views: rotations by their chordal mean, translations by their mean);
 - relative rotation error: the angle between the recovered and the true relative rotation of the
   cameras of views 1 and 2 (joint result).
 
@@ -91,12 +95,28 @@ def true_to_recovered(recovered: list[np.ndarray], true: list[np.ndarray]) -> np
     return out
 
 
-def novel_iou(model, result_like, recovered: list[np.ndarray], true: list[np.ndarray], case: dict) -> float:
+def place_held_back(recovered: list[np.ndarray], true: list[np.ndarray], held: np.ndarray,
+                    scale: bool = True) -> np.ndarray:
+    """(4, 4) camera-to-world of the held-back camera ``held`` (true frame) in the recovered frame: by the
+    similarity from the true to the recovered cameras (``scale``), else by :func:`true_to_recovered`."""
+    if not scale:
+        return true_to_recovered(recovered, true) @ held
+    u, _, vt = np.linalg.svd(sum(r[:3, :3] @ t[:3, :3].T for r, t in zip(recovered, true)))
+    rot = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+    size = sum(np.linalg.norm(r[:3, 3]) for r in recovered) / sum(np.linalg.norm(t[:3, 3]) for t in true)
+    shift = np.mean([r[:3, 3] - size * rot @ t[:3, 3] for r, t in zip(recovered, true)], axis=0)
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = rot @ held[:3, :3], size * rot @ held[:3, 3] + shift
+    return out
+
+
+def novel_iou(model, result_like, recovered: list[np.ndarray], true: list[np.ndarray], case: dict,
+              scale: bool = True) -> float:
     """Silhouette IoU in the held-back view through the recovered cameras' frame (see the module docstring)."""
     from .evaluate import _render_model, mask_iou
 
     nv = case["cams"][-1]
-    moved = true_to_recovered(recovered, true) @ _c2w(nv)
+    moved = place_held_back(recovered, true, _c2w(nv), scale)
     _, alpha = _render_model(model, result_like.latent, result_like.light or (0.5, 0.5), moved, float(nv.focal[0]),
                              float(nv.cx[0]), float(nv.cy[0]), VIEW_SIZE, result_like.plane_offset)
     return mask_iou(alpha > 0.5, case["novel_alpha"] > 0.5)
@@ -130,6 +150,8 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
         if res.ok:
             singles.append({"view": j, "chamfer": chamfer_l1(res.mesh.vertices, res.mesh.faces, verts, faces),
                             "novel_iou": novel_iou(model, res, [res.camera.cam2world], [_c2w(case["cams"][j])], case),
+                            "novel_iou_rigid": novel_iou(model, res, [res.camera.cam2world], [_c2w(case["cams"][j])],
+                                                         case, scale=False),
                             "c2w": np.asarray(res.camera.cam2world).round(5).tolist()})
     single_s = time.perf_counter() - t
     t = time.perf_counter()
@@ -146,6 +168,8 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
     row.update(chamfer=chamfer_l1(obj.mesh.vertices, obj.mesh.faces, verts, faces),
                novel_iou=novel_iou(model, obj.views[placed[0]], [obj.views[j].camera.cam2world for j in placed],
                                    [_c2w(case["cams"][j]) for j in placed], case),
+               novel_iou_rigid=novel_iou(model, obj.views[placed[0]], [obj.views[j].camera.cam2world for j in placed],
+                                         [_c2w(case["cams"][j]) for j in placed], case, scale=False),
                novel_iou_first=novel_iou(model, obj.views[placed[0]], [obj.views[placed[0]].camera.cam2world],
                                          [_c2w(case["cams"][placed[0]])], case),
                dropped=[j for j, v in enumerate(obj.views) if not v.ok],
@@ -166,12 +190,18 @@ def summarize(rows: list[dict]) -> dict:
     ch = np.array([r["chamfer"] for r in both])
     iou = np.array([r["novel_iou"] for r in both])
     rot = np.array([r["rel_rot"] for r in both if "rel_rot" in r])
+    rigid = np.array([r["novel_iou_rigid"] for r in both])
+    best_rigid = np.array([max(s["novel_iou_rigid"] for s in r["singles"]) for r in both])
     return {"chairs": len(rows), "scored": len(both),
             "joint_chamfer_median": float(np.median(ch)), "best_single_chamfer_median": float(np.median(best_ch)),
             "joint_novel_iou_mean": float(iou.mean()), "best_single_novel_iou_mean": float(best_iou.mean()),
             "single_novel_iou_mean": float(mean_single_iou.mean()),
             "joint_novel_iou_first_view_mean": float(np.mean([r["novel_iou_first"] for r in both])),
             "chairs_chamfer_better": float((ch < best_ch).mean()), "chairs_novel_iou_better": float((iou > best_iou).mean()),
+            "joint_novel_iou_rigid_mean": float(rigid.mean()),
+            "single_novel_iou_rigid_mean": float(np.mean([np.mean([s["novel_iou_rigid"] for s in r["singles"]])
+                                                          for r in both])),
+            "chairs_novel_iou_rigid_better": float((rigid > best_rigid).mean()),
             "rel_rot_median": float(np.median(rot)) if len(rot) else float("nan"),
             "dropped_views": int(sum(len(r.get("dropped", [])) for r in both)),
             "joint_s_mean": float(np.mean([r["joint_s"] for r in both])),
