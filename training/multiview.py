@@ -12,7 +12,7 @@ convention), so that the novel view measures the shape and not the focal-length 
   the recovered cameras as it truly is relative to the input cameras, against the true silhouette of
   the held-back view. Photos fix a scene only up to its size (the object twice as large, every camera
   twice as far, gives the same photos), so the held-back camera is placed by the similarity from the
-  true to the recovered frame, as pose-free multi-view work aligns recovered cameras (GNeRF, BARF):
+  true to the recovered frame, as pose-free multi-view work aligns recovered cameras before scoring (BARF):
   rotation the chordal mean of the placed views' rotations from true to recovered, scale the ratio of
   the cameras' summed distances from the object's centre, translation the mean remainder; a
   single-view result has one view. ``novel_iou_rigid`` keeps the size as reconstructed (the rigid
