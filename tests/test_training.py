@@ -400,8 +400,9 @@ def test_train_segmenter_learns_resumes_and_joins_the_model(tmp_path, capsys):
 
 
 def test_graft_gives_a_model_another_models_segmenter_and_settings(tmp_path):
-    """graft: the new model keeps its generator and encoder, takes the donor's segmenter (configuration
-    and tensors) and the given inference settings; a setting that does not exist is refused."""
+    """graft: the new model keeps its generator and encoder, takes the donor's segmenter (configuration,
+    tensors and training card) and the given inference settings; a setting that does not exist is refused."""
+    import json
     from core.config import SegmenterConfig, tiny_config
     from core.model import ReconstructionModel, load_model, save_model
     from training.cli import main
@@ -412,13 +413,15 @@ def test_graft_gives_a_model_another_models_segmenter_and_settings(tmp_path):
     donor_cfg.segmenter = SegmenterConfig(image_size=32, channels=(8, 16, 24))
     donor = ReconstructionModel(donor_cfg)
     save_model(new, tmp_path / "new", {"note": "new"}, half=False)
-    save_model(donor, tmp_path / "donor", half=False)
+    save_model(donor, tmp_path / "donor", {"segmenter": {"iterations": 7}}, half=False)
     assert main(["graft", str(tmp_path / "new.json"), "--segmenter-from", str(tmp_path / "donor.json"),
                  "--set", "inversion.joint_plane_lr=0.02", "pose.focal_count=6",
                  "--write", str(tmp_path / "out")]) == 0
     out = load_model(str(tmp_path / "out.json"), "cpu")
     assert out.cfg.inversion.joint_plane_lr == 0.02 and out.cfg.pose.focal_count == 6
     assert out.cfg.segmenter.channels == (8, 16, 24)
+    card = json.loads((tmp_path / "out.json").read_text())["card"]
+    assert card["note"] == "new" and card["segmenter"] == {"iterations": 7}
     state = out.state_dict()
     for source, prefix in ((donor, "segmenter."), (new, "generator."), (new, "encoder.")):
         kept = {k: v for k, v in source.state_dict().items() if k.startswith(prefix)}

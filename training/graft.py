@@ -50,6 +50,8 @@ def graft(model: str, write: Path, segmenter_from: str | None = None,
     out.load_state_dict(state)
     out.eval()
     card = dict(_card(model))
+    if segmenter_from is not None and "segmenter" in _card(segmenter_from):
+        card["segmenter"] = _card(segmenter_from)["segmenter"]  # how the kept segmenter was trained
     card["graft"] = {"segmenter_from": segmenter_from, "settings": settings or {}}
     save_model(out, Path(write), card)
     load_model(str(Path(write).with_suffix(".json")), "cpu")  # the written file passes the loader's checks
