@@ -14,8 +14,9 @@ convention), so that the novel view measures the shape and not the focal-length 
   twice as far, gives the same photos), so the held-back camera is placed by the similarity from the
   true to the recovered frame, as pose-free multi-view work aligns recovered cameras before scoring (BARF):
   rotation the chordal mean of the placed views' rotations from true to recovered, scale the ratio of
-  the cameras' summed distances from the object's centre, translation the mean remainder; a
-  single-view result has one view. ``novel_iou_rigid`` keeps the size as reconstructed (the rigid
+  the cameras' summed distances from the object's centre, translation the mean of each view's
+  remainder after its own rotation and that scale (a view placed a few degrees round the object then
+  shifts nothing); a single-view result has one view. ``novel_iou_rigid`` keeps the size as reconstructed (the rigid
   motion averaged over the views: rotations by their chordal mean, translations by their mean);
 - relative rotation error: the angle between the recovered and the true relative rotation of the
   cameras of views 1 and 2 (joint result).
@@ -101,10 +102,12 @@ def place_held_back(recovered: list[np.ndarray], true: list[np.ndarray], held: n
     similarity from the true to the recovered cameras (``scale``), else by :func:`true_to_recovered`."""
     if not scale:
         return true_to_recovered(recovered, true) @ held
-    u, _, vt = np.linalg.svd(sum(r[:3, :3] @ t[:3, :3].T for r, t in zip(recovered, true)))
+    turns = [r[:3, :3] @ t[:3, :3].T for r, t in zip(recovered, true)]
+    u, _, vt = np.linalg.svd(sum(turns))
     rot = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
     size = sum(np.linalg.norm(r[:3, 3]) for r in recovered) / sum(np.linalg.norm(t[:3, 3]) for t in true)
-    shift = np.mean([r[:3, 3] - size * rot @ t[:3, 3] for r, t in zip(recovered, true)], axis=0)
+    # each view's own turn in its shift: a camera placed a few degrees round the object moves by no shift
+    shift = np.mean([r[:3, 3] - size * q @ t[:3, 3] for r, t, q in zip(recovered, true, turns)], axis=0)
     out = np.eye(4)
     out[:3, :3], out[:3, 3] = rot @ held[:3, :3], size * rot @ held[:3, 3] + shift
     return out
