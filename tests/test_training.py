@@ -468,3 +468,12 @@ def test_the_held_back_camera_follows_the_recovered_cameras_size_and_all():
     rigid = place_held_back(recovered, true[:3], true[3], scale=False)
     assert np.allclose(rigid[:3, :3], turn @ true[3][:3, :3], atol=1e-6)
     assert abs(np.linalg.norm(rigid[:3, 3] - placed[:3, 3])) > 0.1  # the rigid one stays at the old distance
+    # each camera placed a few degrees round the object, its own way: no size change, so both placements agree
+    orbits = [Rotation.from_euler("xyz", rng.normal(0, 3, 3), degrees=True).as_matrix() for _ in range(3)]
+    orbited = []
+    for q, c in zip(orbits, true[:3]):
+        m = np.eye(4)
+        m[:3, :3], m[:3, 3] = q @ c[:3, :3], q @ c[:3, 3]
+        orbited.append(m)
+    assert np.allclose(place_held_back(orbited, true[:3], true[3]),
+                       place_held_back(orbited, true[:3], true[3], scale=False), atol=1e-6)
