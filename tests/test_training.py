@@ -429,6 +429,8 @@ def test_graft_gives_a_model_another_models_segmenter_and_settings(tmp_path):
     assert load_model(str(tmp_path / "new.json"), "cpu").segmenter is None  # the source file is untouched
     assert main(["graft", str(tmp_path / "new.json"), "--set", "inversion.no_such_setting=1",
                  "--write", str(tmp_path / "bad")]) == 2
+    assert main(["graft", str(tmp_path / "new.json"), "--set", "inversion.joint_plane_lr=-1",
+                 "--write", str(tmp_path / "bad")]) == 2  # out of range: refused before anything is written
     assert main(["graft", str(tmp_path / "new.json"), "--segmenter-from", str(tmp_path / "new.json"),
                  "--write", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad.json").exists()

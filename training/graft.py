@@ -4,7 +4,8 @@
 The segmenter is trained on ray-traced chairs, not on the generator's renders, so a model with a retrained
 generator and encoder can keep the segmenter of the model it replaces instead of training one again.
 ``--set SECTION.KEY=VALUE`` changes an inference setting (sections ``inversion``, ``pose``, ``mesh``,
-``render``); the written model is checked like any model file before the command says it is done.
+``render``); the settings are range-checked before anything is written, and the written model is
+loaded once as any model file is.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from core.config import ModelConfig
 from core.errors import ReconstructionError
 from core.model import ReconstructionModel, load_model, save_model
+from core.validate import check_model_config
 
 from .evaluate import _setting
 
@@ -41,12 +43,12 @@ def graft(model: str, write: Path, segmenter_from: str | None = None,
         if donor.segmenter is None:
             raise ValueError(f"{segmenter_from} has no segmenter to give")
         cfg["segmenter"] = donor.cfg.to_dict()["segmenter"]
-    out = ReconstructionModel(ModelConfig.from_dict(cfg))
-    state = {k: v for k, v in base.state_dict().items() if not k.startswith("segmenter.")}
+    where = str(Path(write).with_suffix(".json"))
+    out = ReconstructionModel(check_model_config(ModelConfig.from_dict(cfg, where), where))  # before writing
+    state = base.state_dict()
     if donor is not None:
+        state = {k: v for k, v in state.items() if not k.startswith("segmenter.")}
         state.update({k: v for k, v in donor.state_dict().items() if k.startswith("segmenter.")})
-    elif base.segmenter is not None:
-        state.update({k: v for k, v in base.state_dict().items() if k.startswith("segmenter.")})
     out.load_state_dict(state)
     out.eval()
     card = dict(_card(model))

@@ -12,12 +12,14 @@ convention), so that the novel view measures the shape and not the focal-length 
   the recovered cameras as it truly is relative to the input cameras, against the true silhouette of
   the held-back view. Photos fix a scene only up to its size (the object twice as large, every camera
   twice as far, gives the same photos), so the held-back camera is placed by the similarity from the
-  true to the recovered frame, as pose-free multi-view work aligns recovered cameras before scoring (BARF):
+  true to the recovered frame, as pose-free multi-view work aligns recovered cameras before scoring
+  (BARF):
   rotation the chordal mean of the placed views' rotations from true to recovered, scale the ratio of
   the cameras' summed distances from the object's centre, translation the mean of each view's
   remainder after its own rotation and that scale (a view placed a few degrees round the object then
-  shifts nothing); a single-view result has one view. ``novel_iou_rigid`` keeps the size as reconstructed (the rigid
-  motion averaged over the views: rotations by their chordal mean, translations by their mean);
+  shifts nothing); a single-view result has one view. ``novel_iou_rigid`` keeps the size as
+  reconstructed (the rigid motion averaged over the views: rotations by their chordal mean,
+  translations by their mean);
 - relative rotation error: the angle between the recovered and the true relative rotation of the
   cameras of views 1 and 2 (joint result).
 
