@@ -479,3 +479,35 @@ def test_the_held_back_camera_follows_the_recovered_cameras_size_and_all():
         orbited.append(m)
     assert np.allclose(place_held_back(orbited, true[:3], true[3]),
                        place_held_back(orbited, true[:3], true[3], scale=False), atol=1e-6)
+
+
+def test_mesh_level_scores_mesh_silhouettes_like_the_photo(tiny_model_dir, tmp_path):
+    import numpy as np
+
+    from core.api import Pipeline, reconstruct
+    from core.model import load_model
+    from training.evaluate import make_case, mask_iou
+    from training.mesh_level import level_scores, mesh_silhouette
+
+    # a true chair's mesh through its true camera covers the rendered alpha: the camera convention agrees
+    case = make_case(600_000, tmp_path)
+    cam = case["cam_in"]
+    truth = case["alpha_in"] > 0.5
+    sil = mesh_silhouette(*case["mesh"], cam.cam2world[0].numpy(), float(cam.focal[0]), float(cam.cx[0]),
+                          float(cam.cy[0]), truth.shape[1], truth.shape[0])
+    assert mask_iou(sil, truth) > 0.95
+    moved = cam.cam2world[0].numpy().copy()
+    moved[:3, 3] += 0.05 * moved[:3, 0]  # the camera 5 cm to its right: the outline no longer fits
+    shifted = mesh_silhouette(*case["mesh"], moved, float(cam.focal[0]), float(cam.cx[0]), float(cam.cy[0]),
+                              truth.shape[1], truth.shape[0])
+    assert mask_iou(shifted, truth) < mask_iou(sil, truth) - 0.1
+    # a fitted field cut at a higher level is fatter: its silhouette never shrinks
+    (res,) = reconstruct([case["path"]], model="tiny", model_dirs=[tiny_model_dir], steps=1, mesh_resolution=32)
+    assert res.ok
+    pipe = Pipeline(load_model(str(tiny_model_dir / "tiny.json")), torch.device("cpu"))
+    everything = np.ones_like(truth)
+    levels = [-5.0, 0.0, 5.0]
+    areas = level_scores(pipe, res, everything, levels, 32)
+    assert list(areas) == levels and all(0.0 <= a <= 1.0 for a in areas.values())
+    assert areas[-5.0] <= areas[0.0] <= areas[5.0] and areas[5.0] > 0.0
+    assert pipe.cfg is pipe.model.cfg  # the model's own level is back

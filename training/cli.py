@@ -19,6 +19,7 @@ COMMANDS = {
     "figure-recolor": ("figures", "README picture: one chair, three fabrics (real Blender)"),
     "multiview-evaluate": ("multiview", "several photos of one chair: joint against single-view reconstructions"),
     "segment-evaluate": ("segment_eval", "automatic segmentation of photos without alpha, against true masks"),
+    "mesh-level": ("mesh_level", "the SDF level the mesh is cut at, scored by mesh silhouettes on validation images"),
     "bench": ("bench", "seconds per stage of the public pipeline"),
     "ceiling": ("ceiling", "silhouette IoU of a generator checkpoint on its own training chairs"),
     "real-build": ("real.build", "render the real validation set (Sweet Home 3D catalogue chairs)"),
