@@ -141,19 +141,29 @@ class Pipeline:
         return torch.tensor(res.cam2world, dtype=torch.float32), float(res.focal)
 
     def mesh(self, ws: torch.Tensor, resolution: int, path: str, plane_offset: torch.Tensor | None = None,
-             cancel: Callable[[], bool] | None = None):
-        """The colored mesh of one latent; ``cancel()`` is polled before every chunk of points queried."""
-        from .mesh import extract_mesh
+             cancel: Callable[[], bool] | None = None, photos: Sequence[tuple] = ()):
+        """The colored mesh of one latent; ``cancel()`` is polled before every chunk of points queried.
+        ``photos``: (PreparedImage, CameraInfo in its original pixels) of each photo of the object; with
+        ``mesh.carve_px`` set, each photo's silhouette cuts the surface (core.mesh.silhouette_cone)."""
+        from .mesh import extract_mesh, silhouette_cone
 
         gen = self.model.generator
         with torch.no_grad():
             state = gen.decode(ws[None].to(self.device), plane_offset)
         level = self.cfg.mesh.level_betas * float(gen.beta)
+        margin = self.cfg.mesh.carve_px
+        cones = [] if margin is None else [
+            silhouette_cone(prep.full_mask > 0.5, cam.cam2world, cam.focal_px * prep.loaded.scale,
+                            cam.cx * prep.loaded.scale, cam.cy * prep.loaded.scale, margin)
+            for prep, cam in photos if (prep.full_mask > 0.5).any()]
 
         def query_sdf(p):
             if cancel is not None and cancel():
                 raise Cancelled(path)
-            return gen.query(state, p[None].to(self.device), with_color=False).sdf[0] - level
+            sdf = gen.query(state, p[None].to(self.device), with_color=False).sdf[0] - level
+            for cone in cones:
+                sdf = torch.maximum(sdf, cone(p.to(self.device)))
+            return sdf
 
         def query_slots(p):  # the color-slot weights; their mix of state.color_values is the vertex color
             if cancel is not None and cancel():
@@ -437,6 +447,25 @@ def _stopped(call: _Call, live: list[_Item]) -> bool:
     return True
 
 
+def mesh_with_fallbacks(call: _Call, path: str, latent: torch.Tensor, offset: torch.Tensor | None,
+                        guess: torch.Tensor, photos: list[tuple]):
+    """(mesh, latent, offset) of the fitted field cut by the photos' silhouettes (Pipeline.mesh). When that
+    leaves no surface: uncut, then the encoder's ``guess`` (the inversion pushed the field off the shape);
+    EmptySurface when nothing is left to try."""
+    tries = [(latent, offset, photos)]
+    if photos and call.pipe.cfg.mesh.carve_px is not None:
+        tries.append((latent, offset, []))  # the photos' cut left nothing: a camera far off
+    if call.inversion.steps:
+        tries.append((guess, None, []))
+    for n, (ws, plane_offset, cut_by) in enumerate(tries):
+        try:
+            return (call.pipe.mesh(ws, call.options.mesh_resolution, path, plane_offset, call.cancel, cut_by),
+                    ws, plane_offset)
+        except EmptySurface:
+            if n == len(tries) - 1:
+                raise
+
+
 def _photo_camera(cams, k: int, crop, s: int) -> CameraInfo:
     """Camera ``k`` of the crop cameras ``cams`` (rendered at ``s`` pixels) in its ORIGINAL photo."""
     scale = crop.out_size / s
@@ -452,15 +481,9 @@ def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> Recon
     call.report("mesh", k + 1, inv.ws.shape[0], None)
     latent = inv.ws[k]
     offset = None if inv.plane_offset is None else inv.plane_offset[k:k + 1]
-    try:
-        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path, offset, call.cancel)
-    except EmptySurface:
-        if call.inversion.steps == 0:
-            raise
-        latent, offset = guess, None  # the inversion pushed the field off the shape: the encoder's guess
-        mesh = pipe.mesh(latent, call.options.mesh_resolution, item.path, None, call.cancel)
-    item.timings["mesh"] = time.perf_counter() - t
     camera = _photo_camera(inv.pose.camera(s), k, prep.crop, s)
+    mesh, latent, offset = mesh_with_fallbacks(call, item.path, latent, offset, guess, [(prep, camera)])
+    item.timings["mesh"] = time.perf_counter() - t
     res = ReconstructionResult(image=item.path, ok=True, camera=camera, mesh=mesh, model=call.options.model,
                                steps=call.inversion.steps, device=str(pipe.device),
                                losses=[step[k] for step in inv.losses], mask_source=prep.mask_source,

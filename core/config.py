@@ -188,6 +188,10 @@ class MeshConfig:
     """connected pieces with fewer faces than this share of the largest are dropped."""
     coarse: int = 48
     """the field is first sampled on a grid this coarse and only points near the surface are refined."""
+    carve_px: float | None = None
+    """the photo's silhouette bounds the object: what the camera sees outside the photo's mask by more than
+    this many pixels is cut from the surface before marching cubes (the field becomes the larger of the SDF
+    and the distance to the silhouette's cone); several photos of one object all cut. None: no cut."""
 
 
 ARCHITECTURES = ("shape_from_image", "nerf_from_image")

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from .api import (FREE_FOCAL_SOURCES, ProgressCallback, _Call, _Item, _load_images, _options, _photo_camera, _place,
-                  _Placed, _start_call, _stopped)
-from .errors import Cancelled, EmptySurface, ReconstructionError, display_path
+                  _Placed, _start_call, _stopped, mesh_with_fallbacks)
+from .errors import Cancelled, ReconstructionError, display_path
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .result import ObjectResult, ReconstructionResult
@@ -147,17 +147,11 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
                        inversion=time.perf_counter() - t)
     t = time.perf_counter()
     call.report("mesh", 1, 1, None)
-    latent = inv.ws[0]
-    offset = None if inv.plane_offset is None else inv.plane_offset[:1]
-    try:
-        mesh = pipe.mesh(latent, call.options.mesh_resolution, live[views[0]].path, offset, call.cancel)
-    except EmptySurface:
-        if call.inversion.steps == 0:
-            raise
-        latent, offset = ws[0], None  # the inversion pushed the field off the shape: the first latent
-        mesh = pipe.mesh(latent, call.options.mesh_resolution, live[views[0]].path, None, call.cancel)
-    obj.timings["mesh"] = time.perf_counter() - t
     cams = inv.pose.camera(pipe.size)
+    photos = [(live[k].prepared, _photo_camera(cams, j, live[k].prepared.crop, pipe.size)) for j, k in enumerate(views)]
+    offset = None if inv.plane_offset is None else inv.plane_offset[:1]
+    mesh, latent, offset = mesh_with_fallbacks(call, live[views[0]].path, inv.ws[0], offset, ws[0], photos)
+    obj.timings["mesh"] = time.perf_counter() - t
     for j, k in enumerate(views):
         item = live[k]
         item.result = ReconstructionResult(

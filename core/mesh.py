@@ -105,6 +105,41 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     return Mesh(verts, faces.astype(np.int32), colors.astype(np.float32), parts)
 
 
+def silhouette_cone(mask: np.ndarray, cam2world: np.ndarray, focal: float, cx: float, cy: float,
+                    margin_px: float) -> Callable[[Tensor], Tensor]:
+    """Signed distance (world units, positive outside) to the cone of rays through a photo's silhouette.
+
+    ``mask`` (H, W) bool is the photo's foreground; the camera (Blender convention, pixel centres at +0.5,
+    as core.geometry.camera.project) sees it at ``focal``, ``cx``, ``cy`` in the mask's pixels. A point's
+    value is its pixel's signed distance to the silhouette's edge (from the distance transforms of the mask
+    and of its complement), less ``margin_px``, times depth / focal: about the point's distance to the
+    cone's surface. Points beyond the image's border are outside by the extra pixels too. ``max(sdf, cone)``
+    is the object cut down to what the photo allows.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise ValueError("the silhouette is empty")
+    signed = np.where(mask, 0.5 - distance_transform_edt(mask), distance_transform_edt(~mask) - 0.5)
+    table = torch.from_numpy((signed - margin_px).astype(np.float32))
+    height, width = mask.shape
+    world2cam = torch.from_numpy(np.linalg.inv(np.asarray(cam2world, dtype=np.float64))).float()
+
+    def cone(points: Tensor) -> Tensor:
+        w2c = world2cam.to(points.device)
+        local = points @ w2c[:3, :3].T + w2c[:3, 3]
+        depth = (-local[:, 2]).clamp_min(1e-6)
+        u = (cx + focal * local[:, 0] / depth - 0.5).round().long()
+        v = (cy - focal * local[:, 1] / depth - 0.5).round().long()
+        ui, vi = u.clamp(0, width - 1), v.clamp(0, height - 1)
+        beyond = ((u - ui).abs() + (v - vi).abs()).float()
+        px = table.to(points.device)[vi, ui] + beyond
+        return torch.where(local[:, 2] < 0, px * depth / focal, torch.ones_like(px))  # behind the camera: outside
+
+    return cone
+
+
 def sample_grid(query: Callable[[Tensor], Tensor], resolution: int, bound: float, chunk: int,
                 device="cpu") -> np.ndarray:
     """(R, R, R) float32 values of ``query`` on the grid; axis 0 is x, 1 is y, 2 is z.

@@ -292,7 +292,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                  "focal_count": (1, 1000), "yaw_hypotheses": (-360.0, 360.0), "yaw_margin": (0.0, 1.0),
                  "hypothesis_size": (8, 512)},
     MeshConfig: {"resolution": MESH_RESOLUTION, "level_betas": (-100.0, 100.0), "min_component_ratio": (0.0, 1.0),
-                 "coarse": (0, 512)},
+                 "coarse": (0, 512), "carve_px": (0.0, 1000.0)},
     PaperConfig: {"latent_dim": (1, 4096), "w_dim": (1, 4096), "mapping_layers": (1, 64), "plane_res": (4, 1024),
                   "plane_channels": (1, 1024), "channel_base": (1, 1 << 22), "channel_max": (1, 4096),
                   "decoder_hidden": (1, 4096), "attention_values": (0, 1024), "attention_hidden": (1, 4096),

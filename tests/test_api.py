@@ -1,5 +1,6 @@
 """The public API and CLI end to end with a tiny random model, and every kind of bad input."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -191,7 +192,7 @@ def test_an_inversion_that_erases_the_shape_falls_back_to_the_encoder_guess(tiny
     good, _ = inputs
     real_mesh, latents = api.Pipeline.mesh, []
 
-    def mesh(self, ws, resolution, path, plane_offset=None, cancel=None):
+    def mesh(self, ws, resolution, path, plane_offset=None, cancel=None, photos=()):
         latents.append(ws.detach().clone())
         if len(latents) == 1:  # the inverted latent: as if the field had left the box
             raise EmptySurface("no surface to extract: the whole scene box is outside the shape", path)
@@ -411,3 +412,41 @@ def test_a_cold_reconstruction_does_not_import_the_compiler(tiny_model_dir, inpu
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_photos_silhouette_cuts_the_mesh_one_photo_or_several(tmp_path, inputs):
+    from core.config import tiny_config
+    from core.geometry.camera import project_depth, Camera
+    from core.joint import reconstruct_object
+    from core.model import ReconstructionModel, save_model
+
+    good, _ = inputs
+    folder = tmp_path / "models"
+    for name, carve in (("uncut", None), ("cut", 0.0)):
+        cfg = tiny_config()
+        cfg.mesh = dataclasses.replace(cfg.mesh, carve_px=carve)
+        torch.manual_seed(0)  # the same networks
+        save_model(ReconstructionModel(cfg), folder / name, {"note": "random test model"}, half=False)
+    photo_mask = np.asarray(Image.open(good))[..., 3] > 127
+
+    def outside(res) -> int:  # mesh vertices that land on the photo's background, more than a pixel from the object
+        from scipy.ndimage import binary_dilation
+
+        c = res.camera
+        cam = Camera(torch.tensor(c.cam2world, dtype=torch.float32)[None], torch.tensor([c.focal_px]),
+                     torch.tensor([c.cx]), torch.tensor([c.cy]), c.width, c.height)
+        uv, _ = project_depth(cam, torch.from_numpy(res.mesh.vertices)[None])
+        u, v = (uv[0].numpy() - 0.5).round().astype(int).T
+        inside = (u >= 0) & (u < c.width) & (v >= 0) & (v < c.height)
+        near = binary_dilation(photo_mask, iterations=2)
+        return int((~inside).sum() + (~near[v[inside], u[inside]]).sum())
+
+    (uncut,) = reconstruct([good], model="uncut", model_dirs=[folder], steps=1, mesh_resolution=48)
+    (cut,) = reconstruct([good], model="cut", model_dirs=[folder], steps=1, mesh_resolution=48)
+    assert uncut.ok and cut.ok
+    assert np.allclose(uncut.camera.cam2world, cut.camera.cam2world)  # only the mesh changes
+    assert outside(uncut) > 50 and outside(cut) <= 0.02 * len(cut.mesh.vertices)
+    assert len(cut.mesh.vertices) > 0 and not np.array_equal(uncut.mesh.vertices.shape, cut.mesh.vertices.shape)
+    # several photos of one object: every placed photo cuts
+    obj = reconstruct_object([good, good], model="cut", model_dirs=[folder], steps=1, mesh_resolution=48)
+    assert obj.ok and all(outside(r) <= 0.02 * len(obj.mesh.vertices) for r in obj.placed)

@@ -260,3 +260,30 @@ def test_adaptive_grid_matches_dense_near_the_surface():
     assert (np.sign(dense) == np.sign(adaptive)).all()
     near = np.abs(dense) < 0.03
     assert np.abs(dense[near] - adaptive[near]).max() < 1e-5
+
+
+def test_a_photos_silhouette_cuts_the_surface_to_its_cone():
+    from core.geometry.camera import look_at
+    from core.mesh import silhouette_cone
+
+    size, focal = 96, 120.0
+    cam2world = look_at(np.array([0.0, -3.0, 0.0]))
+    # the photo shows only the sphere's left half (x < 0): its right half must go, its left half stay
+    mask = np.zeros((size, size), bool)
+    mask[:, : size // 2] = True
+    cone = silhouette_cone(mask, cam2world, focal, size / 2, size / 2, margin_px=0.0)
+    seen = torch.tensor([[-0.3, 0.0, 0.0], [0.3, 0.0, 0.0], [-0.3, -5.0, 0.0]])
+    values = cone(seen)
+    # left: inside by about 0.3; right: outside by about 0.3 (the cone's plane is x = 0); behind the camera: outside
+    assert values[0] == pytest.approx(-0.3, abs=0.03) and values[1] == pytest.approx(0.3, abs=0.03)
+    assert values[2] > 0
+    sphere = sphere_sdf(0.5)
+    mesh = extract_mesh(lambda p: torch.maximum(sphere(p), cone(p)), None, MeshConfig(resolution=64))
+    assert mesh.vertices[:, 0].max() < 0.03 and mesh.vertices[:, 0].min() < -0.45  # cut at the plane, left kept
+    whole = extract_mesh(sphere, None, MeshConfig(resolution=64))
+    assert signed_volume(mesh) == pytest.approx(signed_volume(whole) / 2, rel=0.05)
+    # a margin keeps that many pixels more: at depth 3 one pixel is 3 / 120 = 0.025 world units
+    wider = silhouette_cone(mask, cam2world, focal, size / 2, size / 2, margin_px=4.0)
+    assert float(wider(seen[1:2])) == pytest.approx(0.3 - 4 * 3.0 / focal, abs=0.03)
+    with pytest.raises(ValueError, match="empty"):
+        silhouette_cone(np.zeros((4, 4), bool), cam2world, focal, 2, 2, 0.0)

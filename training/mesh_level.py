@@ -60,6 +60,7 @@ def level_scores(pipe, res, truth: np.ndarray, levels: list[float], resolution: 
 
     base = pipe.cfg
     cam = res.camera
+    photos = [(pipe.prepare(res.image, None), cam)]  # the model's mesh.carve_px cuts by the photo's silhouette
     ws = torch.as_tensor(res.latent)
     offset = None if res.plane_offset is None else torch.as_tensor(res.plane_offset)[None]
     out = {}
@@ -67,7 +68,7 @@ def level_scores(pipe, res, truth: np.ndarray, levels: list[float], resolution: 
         for level in levels:
             pipe.cfg = dataclasses.replace(base, mesh=dataclasses.replace(base.mesh, level_betas=level))
             try:
-                mesh = pipe.mesh(ws, resolution, res.image, offset)
+                mesh = pipe.mesh(ws, resolution, res.image, offset, photos=photos)
             except ReconstructionError:
                 out[level] = 0.0
                 continue
