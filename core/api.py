@@ -449,9 +449,11 @@ def _stopped(call: _Call, live: list[_Item]) -> bool:
 
 def mesh_with_fallbacks(call: _Call, path: str, latent: torch.Tensor, offset: torch.Tensor | None,
                         guess: torch.Tensor, photos: list[tuple]):
-    """(mesh, latent, offset) of the fitted field cut by the photos' silhouettes (Pipeline.mesh). When that
-    leaves no surface: uncut, then the encoder's ``guess`` (the inversion pushed the field off the shape);
-    EmptySurface when nothing is left to try."""
+    """(mesh, latent, offset) of the fitted field cut by the photos' silhouettes (Pipeline.mesh; not at
+    N=0, where neither shape nor camera was fitted to them). When that leaves no surface: uncut, then the
+    encoder's ``guess`` (the inversion pushed the field off the shape); EmptySurface when nothing is left."""
+    if not call.inversion.steps:  # the encoder's guess is not fitted to the silhouettes: they do not cut it
+        photos = []
     tries = [(latent, offset, photos)]
     if photos and call.pipe.cfg.mesh.carve_px is not None:
         tries.append((latent, offset, []))  # the photos' cut left nothing: a camera far off

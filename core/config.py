@@ -191,7 +191,8 @@ class MeshConfig:
     carve_px: float | None = None
     """the photo's silhouette bounds the object: what the camera sees outside the photo's mask by more than
     this many pixels is cut from the surface before marching cubes (the field becomes the larger of the SDF
-    and the distance to the silhouette's cone); several photos of one object all cut. None: no cut."""
+    and the distance to the silhouette's cone); several photos of one object all cut. Only after an
+    inversion (N > 0): the encoder's guess is not fitted to the silhouette. None: no cut."""
 
 
 ARCHITECTURES = ("shape_from_image", "nerf_from_image")

@@ -447,6 +447,10 @@ def test_the_photos_silhouette_cuts_the_mesh_one_photo_or_several(tmp_path, inpu
     assert np.allclose(uncut.camera.cam2world, cut.camera.cam2world)  # only the mesh changes
     assert outside(uncut) > 50 and outside(cut) <= 0.02 * len(cut.mesh.vertices)
     assert len(cut.mesh.vertices) > 0 and not np.array_equal(uncut.mesh.vertices.shape, cut.mesh.vertices.shape)
+    # at N=0 neither shape nor camera was fitted to the silhouette: no cut
+    (uncut0,) = reconstruct([good], model="uncut", model_dirs=[folder], steps=0, mesh_resolution=48)
+    (cut0,) = reconstruct([good], model="cut", model_dirs=[folder], steps=0, mesh_resolution=48)
+    assert np.array_equal(uncut0.mesh.vertices, cut0.mesh.vertices)
     # several photos of one object: every placed photo cuts
     obj = reconstruct_object([good, good], model="cut", model_dirs=[folder], steps=1, mesh_resolution=48)
     assert obj.ok and all(outside(r) <= 0.02 * len(obj.mesh.vertices) for r in obj.placed)
