@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recipe of the shipped `chairs` model: every training command that made weights/chairs.*, in order
-# (docs/TRAINING.md explains them). About 383 + 14 minutes of generator, 218 minutes of encoder and 6 minutes
-# of colour-slot training on 2 CPU cores, plus the caches and the final measurements.
+# (docs/TRAINING.md explains them). About 413 + 78 minutes of generator (training + fitting codes), 239 minutes
+# of encoder, 14 minutes of colour-slot and 49 minutes of segmenter training on 2 CPU cores, plus the caches
+# and the final measurements.
 #
 #     bash training/recipe.sh              # run (or resume) the whole recipe from the repository root
 #     DRY_RUN=1 bash training/recipe.sh    # print the steps and commands only
@@ -210,8 +211,24 @@ step 18d-segmenter train train-segmenter --model "$MODEL.json" --out "$RUNS/seg"
 # 18e: the joint fit of several photos moves the triplane offset at its own rate
 step 18e-settings train graft "$MODEL.json" --set inversion.joint_plane_lr=0.02 --write "$MODEL"
 
+# 19-22 (v0.11): the generator widened with 150 chairs of the later families (backless stools, rocking and
+# cantilever chairs; their codes fitted first with the generator frozen), the encoder fine-tuned on its renders,
+# the colour slots taught again, then v0.10.1's segmenter and settings, and the photo's silhouette cutting the mesh
+step 19a-keep-v0101 bash -c "mkdir -p '$RUNS/v0101' && cp '$MODEL.json' '$MODEL.safetensors' '$RUNS/v0101/'"
+step 19b-copy-wide new_phase warm wide
+step 19c-generator-49000 train train-generator --out "$RUNS/wide" --shapes 600 --extra-shapes 150 \
+    --iters 49000 --batch 6 --points 3072 --seed 0 --threads 2 --lr 5e-4 --schedule-from 43000 \
+    --render-weight 1 --fit-steps 2000
+step 20-encoder train train-encoder --generator "$RUNS/wide/generator.pt" --out "$RUNS/enc13" --images 4000 \
+    --iters 4000 --batch 24 --seed 3 --threads 2 --init "$MODEL.json" --code-share 0.8 --photo-share 0.5 \
+    --wide-share 0.3 --write "$MODEL"
+step 21-slots train train-slots --model "$MODEL.json" --codes "$RUNS/wide/generator.pt" --write "$MODEL" \
+    --iters 6000 --batch 8 --points 4096 --weight 0.3 --lr 1e-3 --slot-hidden 64 --threads 2
+step 22-settings train graft "$MODEL.json" --segmenter-from "$RUNS/v0101/$(basename "$MODEL").json" \
+    --set inversion.joint_plane_lr=0.02 mesh.carve_px=0 --write "$MODEL"
+
 # measurements: how well the generator draws its own training chairs, and the model card's quality table
-step 19-ceiling train ceiling "$RUNS/gen6r/generator_ckpt.pt"
-step 20-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30
+step 23-ceiling train ceiling "$RUNS/wide/generator_ckpt.pt"
+step 24-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30
 
 echo "model: $MODEL.json + $MODEL.safetensors (copy both to weights/ to ship it; docs/TRAINING.md)"
