@@ -4,7 +4,7 @@ The inversion fits volume renders, but users see the marching-cubes mesh, cut at
 ``sdf = mesh.level_betas * beta`` (core.config.MeshConfig). Cut too low, thin parts (spindles,
 tubes) come out thinner than they render or break apart; too high, everything swells. This command
 fits every validation image once (N steps, the public ``core.reconstruct``), cuts the fitted field at
-several levels, draws each mesh's silhouette through the recovered camera at the photo's own
+several levels (and by the photo's silhouette when the model's ``mesh.carve_px`` is set), draws each mesh's silhouette through the recovered camera at the photo's own
 resolution and scores it against the true mask: the same comparison as the Blender promise test
 (tests/blender/test_blender_render.py), without Blender.
 
