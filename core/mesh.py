@@ -105,8 +105,13 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
     return Mesh(verts, faces.astype(np.int32), colors.astype(np.float32), parts)
 
 
+CONE_MAX_SIDE = 1024
+"""a larger photo's mask is area-averaged down to this side before its distance transforms (a 4000 px photo
+would spend seconds on them; a pixel there is a small fraction of a 128^3 grid's voxel)."""
+
+
 def silhouette_cone(mask: np.ndarray, cam2world: np.ndarray, focal: float, cx: float, cy: float,
-                    margin_px: float) -> Callable[[Tensor], Tensor]:
+                    margin_px: float, max_side: int = CONE_MAX_SIDE) -> Callable[[Tensor], Tensor]:
     """Signed distance (world units, positive outside) to the cone of rays through a photo's silhouette.
 
     ``mask`` (H, W) bool is the photo's foreground; the camera (Blender convention, pixel centres at +0.5,
@@ -114,13 +119,21 @@ def silhouette_cone(mask: np.ndarray, cam2world: np.ndarray, focal: float, cx: f
     value is its pixel's signed distance to the silhouette's edge (from the distance transforms of the mask
     and of its complement), less ``margin_px``, times depth / focal: about the point's distance to the
     cone's surface. Points beyond the image's border are outside by the extra pixels too. ``max(sdf, cone)``
-    is the object cut down to what the photo allows.
+    is the object cut down to what the photo allows. A mask larger than ``max_side`` is scaled down first
+    (camera and margin with it).
     """
+    import cv2
     from scipy.ndimage import distance_transform_edt
 
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         raise ValueError("the silhouette is empty")
+    k = max_side / max(mask.shape)
+    if k < 1.0:  # x original pixels lie at x * k (the rounded size is off by under half a pixel)
+        size = (max(1, round(mask.shape[1] * k)), max(1, round(mask.shape[0] * k)))
+        small = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+        if small.any():  # else the object is too small to shrink: its full-size mask stays
+            mask, focal, cx, cy, margin_px = small, focal * k, cx * k, cy * k, margin_px * k
     signed = np.where(mask, 0.5 - distance_transform_edt(mask), distance_transform_edt(~mask) - 0.5)
     table = torch.from_numpy((signed - margin_px).astype(np.float32))
     height, width = mask.shape

@@ -285,5 +285,8 @@ def test_a_photos_silhouette_cuts_the_surface_to_its_cone():
     # a margin keeps that many pixels more: at depth 3 one pixel is 3 / 120 = 0.025 world units
     wider = silhouette_cone(mask, cam2world, focal, size / 2, size / 2, margin_px=4.0)
     assert float(wider(seen[1:2])) == pytest.approx(0.3 - 4 * 3.0 / focal, abs=0.03)
+    # a large photo's mask is shrunk first: the same cone within a shrunk pixel
+    shrunk = silhouette_cone(mask, cam2world, focal, size / 2, size / 2, margin_px=0.0, max_side=size // 2)
+    assert torch.allclose(shrunk(seen[:2]), values[:2], atol=2 * 3.0 / focal)
     with pytest.raises(ValueError, match="empty"):
         silhouette_cone(np.zeros((4, 4), bool), cam2world, focal, 2, 2, 0.0)
