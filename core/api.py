@@ -152,10 +152,9 @@ class Pipeline:
             state = gen.decode(ws[None].to(self.device), plane_offset)
         level = self.cfg.mesh.level_betas * float(gen.beta)
         margin = self.cfg.mesh.carve_px
-        cones = [] if margin is None else [
-            silhouette_cone(prep.full_mask > 0.5, cam.cam2world, cam.focal_px * prep.loaded.scale,
-                            cam.cx * prep.loaded.scale, cam.cy * prep.loaded.scale, margin)
-            for prep, cam in photos if (prep.full_mask > 0.5).any()]
+        silhouettes = [] if margin is None else [(prep.full_mask > 0.5, prep.loaded.scale, cam) for prep, cam in photos]
+        cones = [silhouette_cone(mask, cam.cam2world, cam.focal_px * k, cam.cx * k, cam.cy * k, margin)
+                 for mask, k, cam in silhouettes if mask.any()]
 
         def query_sdf(p):
             if cancel is not None and cancel():
@@ -452,12 +451,12 @@ def mesh_with_fallbacks(call: _Call, path: str, latent: torch.Tensor, offset: to
     """(mesh, latent, offset) of the fitted field cut by the photos' silhouettes (Pipeline.mesh; not at
     N=0, where neither shape nor camera was fitted to them). When that leaves no surface: uncut, then the
     encoder's ``guess`` (the inversion pushed the field off the shape); EmptySurface when nothing is left."""
-    if not call.inversion.steps:  # the encoder's guess is not fitted to the silhouettes: they do not cut it
-        photos = []
-    tries = [(latent, offset, photos)]
-    if photos and call.pipe.cfg.mesh.carve_px is not None:
+    fitted = bool(call.inversion.steps)  # the encoder's guess is not fitted to the silhouettes: they do not cut it
+    cut = photos if fitted and call.pipe.cfg.mesh.carve_px is not None else []
+    tries = [(latent, offset, cut)]
+    if cut:
         tries.append((latent, offset, []))  # the photos' cut left nothing: a camera far off
-    if call.inversion.steps:
+    if fitted:
         tries.append((guess, None, []))
     for n, (ws, plane_offset, cut_by) in enumerate(tries):
         try:

@@ -155,7 +155,7 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     for j, k in enumerate(views):
         item = live[k]
         item.result = ReconstructionResult(
-            image=item.path, ok=True, camera=_photo_camera(cams, j, item.prepared.crop, pipe.size), mesh=mesh,
+            image=item.path, ok=True, camera=photos[j][1], mesh=mesh,
             model=call.options.model, steps=call.inversion.steps, device=str(pipe.device),
             losses=[step[j] for step in inv.losses], mask_source=item.prepared.mask_source,
             focal_source=item.intrinsics.source, latent=latent.cpu().numpy(),

@@ -134,21 +134,22 @@ def silhouette_cone(mask: np.ndarray, cam2world: np.ndarray, focal: float, cx: f
         small = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
         if small.any():  # else the object is too small to shrink: its full-size mask stays
             mask, focal, cx, cy, margin_px = small, focal * k, cx * k, cy * k, margin_px * k
+    from .geometry.camera import Camera, project_depth
+
     signed = np.where(mask, 0.5 - distance_transform_edt(mask), distance_transform_edt(~mask) - 0.5)
     table = torch.from_numpy((signed - margin_px).astype(np.float32))
     height, width = mask.shape
-    world2cam = torch.from_numpy(np.linalg.inv(np.asarray(cam2world, dtype=np.float64))).float()
+    camera = Camera(torch.as_tensor(np.asarray(cam2world), dtype=torch.float32)[None], torch.tensor([float(focal)]),
+                    torch.tensor([float(cx)]), torch.tensor([float(cy)]), width, height)
 
     def cone(points: Tensor) -> Tensor:
-        w2c = world2cam.to(points.device)
-        local = points @ w2c[:3, :3].T + w2c[:3, 3]
-        depth = (-local[:, 2]).clamp_min(1e-6)
-        u = (cx + focal * local[:, 0] / depth - 0.5).round().long()
-        v = (cy - focal * local[:, 1] / depth - 0.5).round().long()
+        uv, depth = project_depth(camera, points[None].cpu())
+        u, v = (uv[0] - 0.5).round().long().unbind(-1)
         ui, vi = u.clamp(0, width - 1), v.clamp(0, height - 1)
-        beyond = ((u - ui).abs() + (v - vi).abs()).float()
-        px = table.to(points.device)[vi, ui] + beyond
-        return torch.where(local[:, 2] < 0, px * depth / focal, torch.ones_like(px))  # behind the camera: outside
+        px = table[vi, ui] + ((u - ui).abs() + (v - vi).abs()).float()  # beyond the border: outside by that more
+        depth = depth[0]
+        out = torch.where(depth > 0, px * depth.clamp_min(1e-6) / focal, torch.ones_like(px))  # behind: outside
+        return out.to(points.device)
 
     return cone
 

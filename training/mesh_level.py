@@ -38,12 +38,12 @@ def mesh_silhouette(vertices: np.ndarray, faces: np.ndarray, cam2world: np.ndarr
     The triangles are filled at ``supersample`` times the resolution and box-filtered down (a filled
     polygon also colours the pixels its outline touches; at full resolution that would fatten every thin
     part by a pixel)."""
-    world2cam = np.linalg.inv(np.asarray(cam2world, dtype=np.float64))
-    local = vertices.astype(np.float64) @ world2cam[:3, :3].T + world2cam[:3, 3]
-    depth = np.maximum(-local[:, 2], 1e-6)
+    from core.geometry.camera import Camera, project
+
+    camera = Camera(torch.as_tensor(np.asarray(cam2world), dtype=torch.float32)[None], torch.tensor([float(focal)]),
+                    torch.tensor([float(cx)]), torch.tensor([float(cy)]), width, height)
     k = supersample
-    u = k * (cx + focal * local[:, 0] / depth) - 0.5
-    v = k * (cy - focal * local[:, 1] / depth) - 0.5
+    u, v = (k * project(camera, torch.from_numpy(np.asarray(vertices, np.float32))[None])[0].numpy() - 0.5).T
     img = Image.new("L", (k * width, k * height), 0)
     draw = ImageDraw.Draw(img)
     for a, b, c in faces:
