@@ -250,43 +250,30 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
     return row
 
 
+def _against_singles(both: list[dict], key: str) -> dict[str, float]:
+    """Score ``key`` of the joint result against the same chair's single photos: means of the joint, of the
+    singles and of the best single, and the share of chairs where the joint is above the best single."""
+    joint = np.array([r[key] for r in both])
+    best = np.array([max(s[key] for s in r["singles"]) for r in both])
+    return {f"joint_{key}_mean": float(joint.mean()),
+            f"single_{key}_mean": float(np.mean([np.mean([s[key] for s in r["singles"]]) for r in both])),
+            f"best_single_{key}_mean": float(best.mean()), f"chairs_{key}_better": float((joint > best).mean())}
+
+
 def summarize(rows: list[dict]) -> dict:
     both = [r for r in rows if r.get("joint_ok") and r["singles"]]
     if not both:
         return {"chairs": len(rows), "scored": 0}
     best_ch = np.array([min(s["chamfer"] for s in r["singles"]) for r in both])
-    best_iou = np.array([max(s["novel_iou"] for s in r["singles"]) for r in both])
-    mean_single_iou = np.array([np.mean([s["novel_iou"] for s in r["singles"]]) for r in both])
     ch = np.array([r["chamfer"] for r in both])
-    iou = np.array([r["novel_iou"] for r in both])
     rot = np.array([r["rel_rot"] for r in both if "rel_rot" in r])
-    rigid = np.array([r["novel_iou_rigid"] for r in both])
-    best_rigid = np.array([max(s["novel_iou_rigid"] for s in r["singles"]) for r in both])
-    mesh_iou = np.array([r["novel_iou_mesh"] for r in both])
-    best_mesh = np.array([max(s["novel_iou_mesh"] for s in r["singles"]) for r in both])
-    aligned = np.array([r["novel_iou_aligned"] for r in both])
-    best_aligned = np.array([max(s["novel_iou_aligned"] for s in r["singles"]) for r in both])
-    return {"chairs": len(rows), "scored": len(both),
-            "joint_chamfer_median": float(np.median(ch)), "best_single_chamfer_median": float(np.median(best_ch)),
-            "joint_novel_iou_mean": float(iou.mean()), "best_single_novel_iou_mean": float(best_iou.mean()),
-            "single_novel_iou_mean": float(mean_single_iou.mean()),
-            "joint_novel_iou_first_view_mean": float(np.mean([r["novel_iou_first"] for r in both])),
-            "chairs_chamfer_better": float((ch < best_ch).mean()), "chairs_novel_iou_better": float((iou > best_iou).mean()),
-            "joint_novel_iou_rigid_mean": float(rigid.mean()),
-            "single_novel_iou_rigid_mean": float(np.mean([np.mean([s["novel_iou_rigid"] for s in r["singles"]])
-                                                          for r in both])),
-            "chairs_novel_iou_rigid_better": float((rigid > best_rigid).mean()),
-            "joint_novel_iou_mesh_mean": float(mesh_iou.mean()),
-            "single_novel_iou_mesh_mean": float(np.mean([np.mean([s["novel_iou_mesh"] for s in r["singles"]])
-                                                         for r in both])),
-            "best_single_novel_iou_mesh_mean": float(best_mesh.mean()),
-            "chairs_novel_iou_mesh_better": float((mesh_iou > best_mesh).mean()),
-            "joint_novel_iou_aligned_mean": float(aligned.mean()),
-            "single_novel_iou_aligned_mean": float(np.mean([np.mean([s["novel_iou_aligned"] for s in r["singles"]])
-                                                            for r in both])),
-            "best_single_novel_iou_aligned_mean": float(best_aligned.mean()),
-            "chairs_novel_iou_aligned_better": float((aligned > best_aligned).mean()),
-            "rel_rot_median": float(np.median(rot)) if len(rot) else float("nan"),
+    out = {"chairs": len(rows), "scored": len(both),
+           "joint_chamfer_median": float(np.median(ch)), "best_single_chamfer_median": float(np.median(best_ch)),
+           "chairs_chamfer_better": float((ch < best_ch).mean()),
+           "joint_novel_iou_first_view_mean": float(np.mean([r["novel_iou_first"] for r in both]))}
+    for key in ("novel_iou", "novel_iou_rigid", "novel_iou_mesh", "novel_iou_aligned"):
+        out.update(_against_singles(both, key))
+    return {**out, "rel_rot_median": float(np.median(rot)) if len(rot) else float("nan"),
             "dropped_views": int(sum(len(r.get("dropped", [])) for r in both)),
             "joint_s_mean": float(np.mean([r["joint_s"] for r in both])),
             "single_s_mean": float(np.mean([r["single_s"] / max(len(r["singles"]), 1) for r in both]))}
