@@ -515,6 +515,26 @@ def test_the_held_back_alignment_moves_a_misplaced_camera_back_onto_the_view(tmp
     assert mask_iou(alpha(align_held_back(model, field, c2w, case)), case["novel_alpha"] > 0.5) > 0.95
 
 
+def test_the_multiview_summary_compares_the_joint_with_each_chairs_own_photos():
+    """summarize: the joint against the mean and the best of the same chair's single photos, the share of
+    chairs above their best single, the gain's standard error, and the gain where single photos leave room."""
+    import pytest
+
+    from training.multiview import HEADROOM, _against_singles
+
+    rows = [{"iou": 0.80, "singles": [{"iou": 0.70}, {"iou": 0.78}]},   # gain 0.06, above its best single
+            {"iou": 0.96, "singles": [{"iou": 0.95}, {"iou": 0.97}]},   # no room: gain 0.0, below its best
+            {"iou": 0.60, "singles": [{"iou": 0.50}, {"iou": 0.62}]}]   # gain 0.04, below its best
+    out = _against_singles(rows, "iou")
+    assert out["joint_iou_mean"] == pytest.approx((0.80 + 0.96 + 0.60) / 3)
+    assert out["single_iou_mean"] == pytest.approx((0.74 + 0.96 + 0.56) / 3)
+    assert out["best_single_iou_mean"] == pytest.approx((0.78 + 0.97 + 0.62) / 3)
+    assert out["chairs_iou_better"] == pytest.approx(1 / 3)
+    assert out["gain_iou_se"] == pytest.approx(0.0306 / 3 ** 0.5, abs=1e-4)  # gains 0.06, 0.0, 0.04: sample std 0.0306
+    assert 0.96 >= HEADROOM > 0.74
+    assert out["chairs_iou_with_headroom"] == 2 and out["gain_iou_with_headroom"] == pytest.approx(0.05)
+
+
 def test_mesh_level_scores_mesh_silhouettes_like_the_photo(tiny_model_dir, tmp_path):
     import numpy as np
 

@@ -250,14 +250,24 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
     return row
 
 
+HEADROOM = 0.9
+"""``summarize`` also gives the joint's gain on the chairs whose single photos score below this on average."""
+
+
 def _against_singles(both: list[dict], key: str) -> dict[str, float]:
     """Score ``key`` of the joint result against the same chair's single photos: means of the joint, of the
-    singles and of the best single, and the share of chairs where the joint is above the best single."""
+    singles and of the best single, the share of chairs where the joint is above the best single, the
+    standard error of the mean gain over the single photos' mean, and that gain on the chairs whose single
+    photos score below ``HEADROOM`` (an IoU near 1 leaves a second photo little to add)."""
     joint = np.array([r[key] for r in both])
+    single = np.array([np.mean([s[key] for s in r["singles"]]) for r in both])
     best = np.array([max(s[key] for s in r["singles"]) for r in both])
-    return {f"joint_{key}_mean": float(joint.mean()),
-            f"single_{key}_mean": float(np.mean([np.mean([s[key] for s in r["singles"]]) for r in both])),
-            f"best_single_{key}_mean": float(best.mean()), f"chairs_{key}_better": float((joint > best).mean())}
+    gain, room = joint - single, single < HEADROOM
+    return {f"joint_{key}_mean": float(joint.mean()), f"single_{key}_mean": float(single.mean()),
+            f"best_single_{key}_mean": float(best.mean()), f"chairs_{key}_better": float((joint > best).mean()),
+            f"gain_{key}_se": float(gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else float("nan"),
+            f"chairs_{key}_with_headroom": int(room.sum()),
+            f"gain_{key}_with_headroom": float(gain[room].mean()) if room.any() else float("nan")}
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -282,7 +292,7 @@ def summarize(rows: list[dict]) -> dict:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """This command's options (``python -m training multiview-evaluate --help``)."""
     ap.add_argument("--model", default="chairs", help="model name or .json path")
-    ap.add_argument("--images", type=int, default=50, help="evaluation chairs")
+    ap.add_argument("--images", type=int, default=100, help="evaluation chairs")
     ap.add_argument("--views", type=int, nargs="+", default=[2, 3])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
