@@ -13,6 +13,7 @@ output folder) raise ReconstructionError.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class Pipeline:
         from .io.images import prepare_image
 
         return prepare_image(path, 2 * self.size, mask_path=mask, background=self.cfg.render.background,
-                             net=self.foreground_net())
+                             margin=self.cfg.encoder.crop_margin, net=self.foreground_net())
 
     def foreground_net(self):
         """The model's segmenter, else the encoder's mask head when the encoder was trained on photo-like
@@ -182,9 +183,55 @@ class Pipeline:
                                    tuple(self.cfg.generator.slot_groups)))
 
 
+class _CallerError(BaseException):
+    """An exception raised by the caller's ``progress`` or ``cancel``, on its way out of the call.
+
+    A BaseException, so that no per-image ``except Exception`` turns the caller's bug into an image's
+    failure; :func:`callers_errors_propagate` re-raises the caller's own exception at the call's edge.
+    """
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
+
+
+def _guarded(callback):
+    """``callback`` (or None) whose exceptions leave as :class:`_CallerError` (wrapped once)."""
+    if callback is None or getattr(callback, "_guarded", False):
+        return callback
+
+    @functools.wraps(callback)
+    def call(*args):
+        try:
+            return callback(*args)
+        except Exception as err:  # noqa: BLE001 - any error of the caller's code is the caller's
+            raise _CallerError(err) from None
+
+    call._guarded = True
+    return call
+
+
+def callers_errors_propagate(function):
+    """THE rule for the caller's callbacks (docs/CONVENTIONS.md, "Callbacks"): an exception raised by
+    ``progress`` or ``cancel``, in any stage, stops the call and leaves it unchanged (the same object,
+    its own traceback); it is never reported as an image's failure. Files of images finished before it
+    stay written; nothing half-written is left."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except _CallerError as wrapped:
+            raise wrapped.error.with_traceback(wrapped.error.__traceback__) from None
+
+    return call
+
+
 @dataclass
 class _Call:
-    """One call's resolved settings and callbacks, shared by all of its batches."""
+    """One call's resolved settings and callbacks, shared by all of its batches.
+
+    ``report`` and ``cancel`` are the caller's callbacks, guarded: what they raise passes every stage's
+    error handling and leaves the call (:func:`callers_errors_propagate`)."""
 
     pipe: Pipeline
     options: ReconstructOptions
@@ -194,6 +241,9 @@ class _Call:
     report: ProgressCallback
     cancel: Callable[[], bool] | None
     out: Path | None
+
+    def __post_init__(self):
+        self.report, self.cancel = _guarded(self.report), _guarded(self.cancel)
 
     def cancelled(self) -> bool:
         return self.cancel is not None and bool(self.cancel())
@@ -224,6 +274,7 @@ class _Item:
     result: ReconstructionResult | None = None
 
 
+@callers_errors_propagate
 def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options: ReconstructOptions | None = None,
                 *, masks: Sequence[str | None] | str | None = None, progress: ProgressCallback | None = None,
                 cancel: Callable[[], bool] | None = None, **changes) -> list[ReconstructionResult]:
@@ -234,7 +285,8 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     also be a dict of :class:`core.config.InversionConfig` fields that change the model's own settings. ``masks``: one
     mask file per image, or None. ``progress(stage, step, total, loss)`` is called as the work goes
     on; ``cancel()`` returning True stops it at the next step (the images not finished come back with
-    a 'cancelled' error).
+    a 'cancelled' error). An exception raised by ``progress`` or ``cancel`` stops the call and is
+    raised from it unchanged (:func:`callers_errors_propagate`).
     """
     options, inversion_changes = _options(options, changes)
     images, masks = check_inputs(images, masks, progress, cancel)
@@ -254,10 +306,17 @@ def _start_call(options: ReconstructOptions, inversion_changes: dict, progress: 
                 cancel: Callable[[], bool] | None) -> tuple[_Call, float]:
     """The call's pipeline (model loaded on its device) and resolved settings; seconds the load took."""
     dev = pick_device(options.device)
+    # the output folder before the model (seconds): a refusal costs nothing; a refused model leaves no new folder
+    created = options.out_dir is not None and not os.path.lexists(options.out_dir)
+    out = check_out_dir(options.out_dir) if options.out_dir is not None else None
     t0 = time.perf_counter()
-    net = load_model(options.model, dev, options.model_dirs)
+    try:
+        net = load_model(options.model, dev, options.model_dirs)
+    except BaseException:
+        if created:
+            _remove_empty(out)
+        raise
     load_model_s = time.perf_counter() - t0
-    out = check_out_dir(options.out_dir) if options.out_dir is not None else None  # a refused call creates nothing
     cfg = net.cfg
     inversion = replaced(options.inversion or cfg.inversion, inversion_changes, options.model)
     steps = inversion.steps if options.steps is None else int(options.steps)
@@ -265,6 +324,14 @@ def _start_call(options: ReconstructOptions, inversion_changes: dict, progress: 
     options = dataclasses.replace(options, steps=steps, mesh_resolution=resolution)
     inversion = dataclasses.replace(inversion, steps=steps, seed=int(options.seed))
     return _Call(Pipeline(net, dev, inversion.size), options, inversion, progress or (lambda *a: None), cancel, out), load_model_s
+
+
+def _remove_empty(folder: Path) -> None:
+    """Remove ``folder`` (made by this call) again when it is still empty."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def warm_up(model: str = "chairs", device: str = "auto", model_dirs: Sequence[str] = ()) -> float:
@@ -327,7 +394,7 @@ def _run_batch(call: _Call, batch: list[_Item], load_model_s: float) -> None:
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 item.result = call.fail(item.path, ReconstructionError(
-                    "out of GPU memory even with small chunks; close other GPU programs or use --device cpu",
+                    "out of GPU memory even with small chunks; close other GPU programs or use the CPU device",
                     item.path))
 
 

@@ -118,15 +118,20 @@ def add_import_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--resolution", type=int, default=128,
                     help="the reference's --resolution the model was trained at (default 128)")
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    ap.add_argument("--force", action="store_true", help="replace a model of the same name in the output folder")
 
 
 def run_import(args: argparse.Namespace) -> int:
     from .paper.convert import ImportOptions, import_model
     from .registry import user_models_dir
 
+    folder = args.out or user_models_dir()
+    if folder is None:
+        raise ReconstructionError("no user model folder: neither SHAPE_FROM_IMAGE_MODELS nor a home folder is set; "
+                                  "name the folder with --out")
     options = ImportOptions(args.dataset, up=args.up, front=args.front, encoder_heads=tuple(args.encoder_heads),
-                            resolution=args.resolution, half=args.half)
-    out = import_model(args.generator, args.encoder, args.name, args.out or user_models_dir(), options)
+                            resolution=args.resolution, half=args.half, overwrite=args.force)
+    out = import_model(args.generator, args.encoder, args.name, folder, options)
     use = args.name if args.out is None else display_path(out)
     print(f"imported '{args.name}': {display_path(out)}; reconstruct with --model {use} (Blender: put the folder "
           "in the More Models preference)")

@@ -8,6 +8,7 @@ and the inversion, pose and mesh settings tuned for it, so a model ships with it
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -91,6 +92,10 @@ class EncoderConfig:
     photo_masks: bool = False
     """the mask head was trained on photo-like backgrounds (floors, shadows, rooms): a photo without
     alpha or mask is then segmented with it (core.io.images.segment, mask source 'encoder')."""
+    crop_margin: float = 1.2
+    """side of the square crop the encoder reads, in multiples of the longer side of the object's box
+    (1.2: this project's models; 1.1: the paper's P3D, ImageNet and CUB models); 0: the whole photo
+    (padded to a square about its centre), as the paper's ShapeNet and CARLA models saw whole renders."""
 
 
 @dataclass
@@ -253,6 +258,11 @@ class PaperConfig:
     """channels of the backbone output and of the coordinate / latent heads."""
     with_encoder: bool = True
     """the model has the encoder (an imported generator alone cannot reconstruct photos)."""
+    noise_mode: str = "const"
+    """the synthesis network's per-pixel noise: 'const', the stored noise maps times the learned strengths
+    (deterministic). The reference draws fresh noise at every forward of a generator trained with noise
+    (its noise_mode 'random'; CUB), and none for one trained without (--disable_stylegan_noise, whose
+    strengths stay 0, so 'const' is exact there). Only 'const' is implemented."""
 
 
 @dataclass
@@ -379,13 +389,17 @@ def _typed(hint, value, where: str, name: str):
         if value is None:
             return None
         hint = optional(hint)
+    truth = isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__.startswith("bool"))
+    whole = hasattr(value, "__index__") and not truth  # int or a NumPy integer
     ok = {bool: isinstance(value, bool),
-          int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          int: whole,
+          float: whole or (isinstance(value, numbers.Real) and not truth),
           str: isinstance(value, str)}.get(hint, True)
     if not ok:
         raise ReconstructionError(f"setting '{name}' must be {hint.__name__}, got {value!r}", where)
-    return float(value) if hint is float else value
+    if hint is float:
+        return float(value)
+    return int(value) if hint is int else value
 
 
 def replaced(config, changes: dict, where: str = ""):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .api import (FREE_FOCAL_SOURCES, ProgressCallback, _Call, _Item, _load_images, _options, _photo_camera, _place,
-                  _Placed, _start_call, _stopped, mesh_with_fallbacks)
+                  _Placed, _start_call, _stopped, callers_errors_propagate, mesh_with_fallbacks)
 from .errors import Cancelled, ReconstructionError, display_path
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
@@ -42,6 +42,7 @@ DROP_FLOOR = 0.05
 """...and above this absolute full-crop loss (a well-fitted view scores about 0.03-0.06)."""
 
 
+@callers_errors_propagate
 def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, options=None, *,
                        masks: Sequence[str | None] | str | None = None, progress: ProgressCallback | None = None,
                        cancel: Callable[[], bool] | None = None, **changes) -> ObjectResult:

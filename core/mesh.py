@@ -80,7 +80,7 @@ def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[T
             closed[tuple(index)] = np.maximum(closed[tuple(index)], 1e-6)
     if closed.min() >= 0.0:
         raise EmptySurface("no surface to extract: the shape is thinner than the mesh resolution; "
-                           "try a higher --mesh-resolution", path)
+                           "try a higher mesh resolution", path)
     voxel = 2.0 * bound / (resolution - 1)
     # With x along axis 0 (ij indexing), skimage's default gradient direction orients the faces
     # counter-clockwise seen from the positive (outside) side of the field.

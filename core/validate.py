@@ -157,13 +157,13 @@ def resolve_device(value="auto"):
         return torch.device("mps" if mps else "cpu")
     kind, _, index = name.partition(":")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ReconstructionError(f"device '{name}' was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise ReconstructionError(f"device '{name}' was requested but no CUDA GPU is available; use the device cpu or auto")
     if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise ReconstructionError(f"device '{name}' was requested but this machine has {count} CUDA GPU"
                                   f"{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1}); use one of them")
     if kind == "mps" and not mps:
-        raise ReconstructionError(f"device '{name}' was requested but Apple MPS is not available; use --device cpu or auto")
+        raise ReconstructionError(f"device '{name}' was requested but Apple MPS is not available; use the device cpu or auto")
     return torch.device(name)
 
 
@@ -187,15 +187,16 @@ def check_out_dir_name(value) -> str:
         raise ReconstructionError(f"output folder must be a path, got {_show(value)}")
     text = os.fspath(value)
     if isinstance(text, bytes) or not text.strip():
-        raise ReconstructionError("the output folder name is empty; name a folder (--out DIR)")
+        raise ReconstructionError("the output folder name is empty; name an output folder")
     if "\0" in text:
-        raise ReconstructionError("the output folder name holds a NUL character; name a folder (--out DIR)")
+        raise ReconstructionError("the output folder name holds a NUL character; name another output folder")
     return text
 
 
 def check_out_dir(value) -> Path:
     """The output folder, created when missing and checked writable (a probe file is written and removed)."""
     out = Path(check_out_dir_name(value))
+    _check_out_link(out)
     try:
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder")
@@ -204,9 +205,33 @@ def check_out_dir(value) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ReconstructionError(f"output folder is not writable ({err.strerror or err}); choose another --out",
+        reason = ("a symbolic link loop" if err.errno == errno.ELOOP else
+                  "the name is too long" if err.errno == errno.ENAMETOOLONG else err.strerror or str(err))
+        raise ReconstructionError(f"output folder is not writable ({reason}); choose another output folder",
                                   str(out)) from None
+    except ValueError:
+        raise ReconstructionError("not a valid folder name; choose another output folder", str(out)) from None
     return out
+
+
+def _check_out_link(out: Path) -> None:
+    """Refuse an output folder that is (or lies below) a symbolic link to nothing or a loop of links, saying so."""
+    for path in (out, *out.parents):
+        try:
+            if not os.path.islink(path) or os.path.exists(path):
+                continue
+            os.stat(path)
+        except FileNotFoundError:
+            raise ReconstructionError(f"output folder {'is' if path == out else 'lies below'} a link to "
+                                      f"'{os.readlink(path)}', which does not exist; create that folder or choose "
+                                      "another output folder", str(path)) from None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise ReconstructionError(f"output folder {'is' if path == out else 'lies below'} a symbolic link "
+                                          "loop (a link that leads back to itself); choose another output folder",
+                                          str(path)) from None
+        except ValueError:
+            return
 
 
 def check_options(options: ReconstructOptions) -> ReconstructOptions:
@@ -281,7 +306,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                       "bound": (1e-3, 1e3), "beta_init": (1e-8, 10.0), "sphere_radius": (0.0, 1e3)},
     RenderConfig: {"coarse_samples": (1, 1024), "fine_samples": (0, 1024), "coarse_beta": (1e-8, 10.0),
                    "background": (0.0, 1.0), "chunk": (1, 1 << 24), "empty_margin": (-1.0, 10.0)},
-    EncoderConfig: {"image_size": (8, 2048), "channels": (1, 4096)},
+    EncoderConfig: {"image_size": (8, 2048), "channels": (1, 4096), "crop_margin": (0.0, 10.0)},
     SegmenterConfig: {"image_size": (0, 2048), "channels": (1, 4096)},
     InversionConfig: {"size": (8, 2048), "lr": (0.0, 10.0), "lr_end": (0.0, 1.0), "momentum": (0.0, 0.9999),
                       "w_gain": (0.0, 1e4), "pose_gain": (0.0, 1e4), "mask_weight": (0.0, 1e4),
@@ -378,6 +403,9 @@ def check_model_config(cfg: ModelConfig, where: str) -> ModelConfig:
                                   f"{_show(cfg.architecture)}{tail}", where)
     for name in ("generator", "render", "encoder", "segmenter", "pose", "mesh"):
         _check_section(getattr(cfg, name), f"model setting {name}.", where, tail)
+    if 0 < cfg.encoder.crop_margin < 1:
+        raise ReconstructionError(f"model setting 'encoder.crop_margin' must be 0 (the whole photo) or at least 1, "
+                                  f"got {cfg.encoder.crop_margin:g}{tail}", where)
     seg = cfg.segmenter
     if seg.image_size and seg.image_size >> (len(seg.channels) - 1) < 1:
         raise ReconstructionError(f"model setting 'segmenter.image_size' ({seg.image_size}) is too small for "
@@ -415,6 +443,9 @@ def _check_paper(cfg: ModelConfig, where: str, tail: str) -> ModelConfig:
            + rows[0][2] * (rows[1][0] * rows[2][1] - rows[1][1] * rows[2][0]))
     if any(abs(gram[i][j] - (i == j)) > 1e-4 for i in range(3) for j in range(3)) or det < 0:
         raise ReconstructionError(f"model setting 'paper.frame' must be a rotation (row-major 3x3){tail}", where)
+    if paper.noise_mode != "const":
+        raise ReconstructionError(f"model setting 'paper.noise_mode' must be 'const', got {_show(paper.noise_mode)}{tail}",
+                                  where)
     if any(d % h for d, h in zip(paper.encoder_dims, paper.encoder_heads)):
         raise ReconstructionError(f"model setting 'paper.encoder_heads' must divide 'paper.encoder_dims'{tail}", where)
     if paper.w_dim != cfg.generator.w_dim or paper.latent_dim != cfg.generator.z_dim:

@@ -565,7 +565,7 @@ def test_device_that_this_machine_lacks_is_one_line(fast_model, tmp_path):
     for device in ("cuda:0", "cuda"):
         run = run_cli(good, "--device", device, "--out", tmp_path / "out", "--model", fast_model, "--quiet")
         assert run.returncode == 1 and run.err_text == (f"error: device '{device}' was requested but no CUDA GPU is "
-                                                        "available; use --device cpu or auto\n"), run.err_text
+                                                        "available; use the device cpu or auto\n"), run.err_text
     assert not (tmp_path / "out").exists()
 
 

@@ -18,12 +18,23 @@ values that complete the mix are in the JSON's ``palette``. OBJ has no place for
 
 The bytes come from ``trimesh`` (its PLY, OBJ and GLB exporters), written atomically with the
 process's normal file mode (meshes and JSON alike).
+
+A result is a PAIR, ``<stem>.<format>`` + ``<stem>.json``, and two file names cannot be replaced in
+one step, so the pair is published by one rule (docs/CONVENTIONS.md, "Result pairs"): the JSON's
+``mesh.sha256`` is the SHA-256 of its mesh file; a writer moves the mesh into place, then the JSON,
+while it holds a lock on the output folder (``flock``; writers of one folder take turns, so the pair
+at rest is always one writer's); a reader that may run while results are written reads the JSON,
+then the mesh, and accepts them only when the mesh's hash is the JSON's, else reads again
+(:func:`read_result`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -46,8 +57,9 @@ def write_result(res, out: Path, fmt: str, stem: str | None = None) -> None:
 
     ``stem`` defaults to the input file's stem (a call with several inputs passes the unique stems of
     :func:`core.validate.output_stems`). Both files are encoded before anything is written, written
-    under temporary names and then moved into place, so a failure leaves neither file behind (a
-    result never has a mesh without its JSON) and a reader never sees a half-written one.
+    under temporary names and then moved into place (the mesh, then the JSON, under the folder's lock),
+    so a failure leaves neither file behind (a result never has a mesh without its JSON) and a reader
+    never sees a half-written one; the JSON's ``mesh.sha256`` names its mesh's bytes (:func:`read_result`).
     """
     out = Path(out)
     stem = stem or Path(res.image).stem or "image"
@@ -55,9 +67,11 @@ def write_result(res, out: Path, fmt: str, stem: str | None = None) -> None:
     mesh_path, json_path = out / f"{stem}.{fmt}", out / f"{stem}.json"
     res.mesh_path, res.json_path = str(mesh_path), str(json_path)
     try:
-        text = json.dumps(res.to_json(), indent=2, default=_plain)
-        files = [(mesh_path, _mesh_bytes(res.mesh, fmt, stem, mesh_path)), (json_path, text.encode("utf-8"))]
-        _write_files(files, out)
+        mesh_data = _mesh_bytes(res.mesh, fmt, stem, mesh_path)
+        data = res.to_json()
+        data["mesh"] = {**data.get("mesh", {}), "sha256": hashlib.sha256(mesh_data).hexdigest()}
+        text = json.dumps(data, indent=2, default=_plain)
+        _write_files([(mesh_path, mesh_data), (json_path, text.encode("utf-8"))], out)
     except BaseException:
         res.mesh_path = res.json_path = None
         raise
@@ -119,9 +133,10 @@ def _write_files(files: list[tuple[Path, bytes]], folder: Path) -> None:
                 temps.append(tmp)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
-            for (path, _data), tmp in zip(files, temps):
-                os.replace(tmp, path)
-                placed.append(path)
+            with _folder_lock(folder):  # writers of one folder publish their pairs in turn
+                for (path, _data), tmp in zip(files, temps):
+                    os.replace(tmp, path)
+                    placed.append(path)
         except OSError as err:
             first = files[0][0]
             not_folder = os.path.exists(folder) and not os.path.isdir(folder)
@@ -134,6 +149,60 @@ def _write_files(files: list[tuple[Path, bytes]], folder: Path) -> None:
         for tmp in temps:
             _remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive ``flock`` on the folder itself (no lock file is left in it) while the block runs;
+    nothing where ``fcntl`` or a folder descriptor is unavailable (Windows)."""
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+class PairChanging(ReconstructionError):
+    """:func:`read_result` kept finding a mesh that is not its JSON's (results were being rewritten)."""
+
+
+def read_result(json_path, timeout: float = 5.0) -> tuple[dict, bytes]:
+    """A result pair as one writer wrote it: ``(the JSON as a dict, the bytes of its mesh file)``.
+
+    Reads the JSON, then the mesh it names (``mesh.path``, beside it), and accepts them only when the
+    mesh's SHA-256 is the JSON's ``mesh.sha256``; otherwise a writer was between its two renames, and
+    both are read again (for up to ``timeout`` seconds, then :class:`PairChanging`). A JSON without
+    ``mesh.sha256`` (written by an older version) is returned with its mesh unchecked.
+    """
+    json_path = Path(json_path)
+    deadline = time.monotonic() + timeout
+    delay = 1e-4
+    while True:
+        try:
+            data = json.loads(json_path.read_bytes())
+            mesh = data.get("mesh") or {}
+            mesh_bytes = (json_path.parent / str(mesh.get("path"))).read_bytes()
+        except FileNotFoundError as err:
+            raise ReconstructionError(f"result file not found ({err.filename}); reconstruct the photo again",
+                                      str(json_path)) from None
+        except (OSError, ValueError, AttributeError) as err:
+            raise ReconstructionError(f"cannot read the result ({err}); reconstruct the photo again",
+                                      str(json_path)) from None
+        expected = mesh.get("sha256")
+        if expected is None or hashlib.sha256(mesh_bytes).hexdigest() == expected:
+            return data, mesh_bytes
+        if time.monotonic() > deadline:
+            raise PairChanging(f"the mesh kept changing under its JSON for {timeout:g} s (is another program "
+                               "writing this result?); read it again when it is done", str(json_path))
+        time.sleep(delay)
+        delay = min(2 * delay, 0.01)
 
 
 def _remove(path) -> None:

@@ -59,6 +59,17 @@ SEGMENT_SIDE = 256
 """Automatic segmentation runs on a copy whose longest side is at most this."""
 
 _FORMATS = IMAGE_FORMATS
+PILLOW_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
+"""the only Pillow readers ever tried: the file's content decides, not its name, so no other reader (EPS,
+which runs Ghostscript; GIF, ICO ...) sees a file. Pillow's JPEG reader also opens MPO files (a JPEG
+with extra pictures, as many cameras write); their format is "MPO"."""
+_MAGIC = ((b"GIF8", "GIF"), (b"%!PS", "PostScript (EPS)"), (b"\xc5\xd0\xd3\xc6", "PostScript (EPS)"),
+          (b"%PDF", "PDF"), (b"8BPS", "Photoshop (PSD)"), (b"qoif", "QOI"), (b"DDS ", "DDS"),
+          (b"\0\0\1\0", "icon (ICO)"), (b"icns", "icon (ICNS)"),
+          (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x76\x2f\x31\x01", "OpenEXR"),
+          (b"#?RADIANCE", "Radiance HDR"), (b"#?RGBE", "Radiance HDR"), (b"SIMPLE  =", "FITS"),
+          (b"\x0a\x05\x01", "PCX"), (b"\x01\xda", "SGI"), (b"\x59\xa6\x6a\x95", "Sun raster"),
+          (b"<svg", "SVG"), (b"<?xml", "XML (SVG?)"), (b"PK\x03\x04", "ZIP archive"), (b"\x1f\x8b", "gzip archive"))
 _ORIENTATION_TAG = 0x0112
 _EXIF_IFD, _FOCAL_35MM_TAG = 0x8769, 0xA405  # Exif sub-IFD, FocalLengthIn35mmFilm
 _BAND_BYTES = 32 << 20  # intermediate buffer budget of the resampler
@@ -131,19 +142,23 @@ def _open(path: str, what: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the pixels decide
-            im = Image.open(path)
+            im = Image.open(path, formats=PILLOW_FORMATS)
     except Image.DecompressionBombError as err:
         numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(err))]  # size, then Pillow's limit
-        size = f"{numbers[0] / 1e6:.0f} megapixels" if numbers else "too many pixels"
+        size = f"{_megapixels(numbers[0])} megapixels" if numbers else "too many pixels"
         limit = numbers[1] if len(numbers) > 1 else MAX_PIXELS
-        _fail(path, f"{what} is too large ({size}; at most {limit / 1e6:.0f} megapixels are accepted); "
+        _fail(path, f"{what} is too large ({size}; at most {_megapixels(limit)} megapixels are accepted); "
                     "downscale it and try again")
     except Image.UnidentifiedImageError:
         float_tiff = _float_tiff(path)
         if float_tiff:
             _fail(path, f"{float_tiff} colour TIFF files cannot be read; save the {what} as an 8- or 16-bit TIFF "
                         "or PNG")
-        _fail(path, f"not {noun} file that can be read; use a {_FORMATS} file")
+        kind = _sniff(path)
+        if kind:
+            _fail(path, f"the file holds {kind} data, not a {_FORMATS} image (the content decides, not the file "
+                        f"name); convert the {what} to PNG or JPEG")
+        _fail(path, f"not {noun} file that can be read (not {_FORMATS} data); convert the {what} to PNG or JPEG")
     except ValueError as err:
         if _BOMB in str(err):
             _fail(path, _BOMB_MESSAGE)
@@ -155,11 +170,14 @@ def _open(path: str, what: str) -> Image.Image:
                     f"{_FORMATS} file")
     except Exception as err:  # noqa: BLE001 - Pillow's format plugins raise many types for broken headers
         _fail(path, f"cannot open the {what} file ({type(err).__name__}: {err}); check that it is a {_FORMATS} file")
+    if im.format not in (*PILLOW_FORMATS, "MPO"):  # defensive: Image.open tried no other reader
+        im.close()
+        _fail(path, f"the file holds {im.format} data, not a {_FORMATS} image; convert the {what} to PNG or JPEG")
     width, height = im.size
     if width * height > MAX_PIXELS:
         im.close()
-        _fail(path, f"{what} is too large ({width}x{height} = {width * height / 1e6:.0f} megapixels; at "
-                    f"most {MAX_PIXELS / 1e6:.0f} are accepted); downscale it and try again")
+        _fail(path, f"{what} is too large ({width}x{height} = {_megapixels(width * height)} megapixels; at "
+                    f"most {_megapixels(MAX_PIXELS)} megapixels are accepted); downscale it and try again")
     if min(width, height) < MIN_SIDE:
         im.close()
         _fail(path, f"{what} is too small ({width}x{height} pixels; at least {MIN_SIDE} pixels a side "
@@ -167,9 +185,41 @@ def _open(path: str, what: str) -> Image.Image:
     return im
 
 
+def _megapixels(pixels: int) -> str:
+    """Pixels as megapixels, with two decimals unless they are zeros (400; 179.02, not 179: a size just above
+    the limit reads as above it)."""
+    text = f"{pixels / 1e6:.2f}"
+    return text[:-3] if text.endswith(".00") else text
+
+
 _BOMB = "Decompressed data too large"
 _BOMB_MESSAGE = ("a metadata chunk of the file decompresses to far more data than an image holds (a decompression "
                  "bomb); re-export the image without its text metadata")
+
+
+def _sniff(path: str) -> str | None:
+    """The kind of a file that is not an accepted image, from its first bytes ('GIF', 'PostScript (EPS)',
+    'AVIF' ...), for the message; None when unknown. Nothing but these bytes is read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return None
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head[4:8] == b"ftyp":  # ISO media: AVIF, HEIC, MP4 ...
+        brand = head[8:12].decode("ascii", "replace").strip()
+        return {"avif": "AVIF", "avis": "AVIF", "heic": "HEIC", "heix": "HEIC", "mif1": "HEIF"}.get(brand,
+                                                                                                    f"ISO media ({brand})")
+    if re.match(rb"P[1-7]\s", head):
+        return "Netpbm (PBM/PGM/PPM)"
+    if len(head) >= 18 and head[1] in (0, 1) and head[2] in (1, 2, 3, 9, 10, 11) and head[16] in (8, 15, 16, 24, 32):
+        return "TGA"
+    plain = head.replace(b"\t", b" ").replace(b"\r", b" ").replace(b"\n", b" ")
+    if plain.isascii() and plain.decode("ascii").isprintable():
+        return "text"
+    return None
 
 
 def _float_tiff(path: str) -> str | None:
@@ -568,7 +618,7 @@ def segment(rgb: np.ndarray, path: str = "", net: ForegroundNet | None = None) -
     seeds = _grabcut_seeds(small8)
     if np.count_nonzero(seeds == cv2.GC_PR_FGD) < max(4, 0.001 * seeds.size):
         _fail(where, "no object found: nothing in the image differs from its border (is it uniform?); "
-                     "use a photo of the object or give a mask (--mask)")
+                     "use a photo of the object or give a mask file")
     fg = _clean_mask(_grabcut(small8, seeds, where))
     _check_found(fg, where)
     source = "auto"
@@ -589,7 +639,7 @@ def _grabcut(small8: np.ndarray, seeds: np.ndarray, where: str | None, iteration
     try:
         cv2.grabCut(small8, seeds, None, bgd_model, fgd_model, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error as err:
-        _fail(where, f"automatic segmentation failed ({str(err).strip().splitlines()[-1]}); give a mask (--mask)")
+        _fail(where, f"automatic segmentation failed ({str(err).strip().splitlines()[-1]}); give a mask file")
     return ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
 
 
@@ -693,12 +743,12 @@ def _check_found(fg: np.ndarray, where: str | None) -> None:
     area = fg.mean()
     if area < 0.005:
         _fail(where, f"no object found: the segmented region is only {100 * area:.2f}% of the image; "
-                     "use a photo where the object is larger, or give a mask (--mask)")
+                     "use a photo where the object is larger, or give a mask file")
     border = np.concatenate([fg[0], fg[-1], fg[1:-1, 0], fg[1:-1, -1]]).mean()
     if border > 0.75:
         _fail(where, f"no object found: the segmented region covers {100 * border:.0f}% of the image border "
                      "(it is probably the background); use a photo with a plain background around the "
-                     "object, or give a mask (--mask)")
+                     "object, or give a mask file")
 
 
 def _grabcut_seeds(img: np.ndarray) -> np.ndarray:
@@ -895,7 +945,8 @@ def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0
     """Load ``path``, find the object and return the square model input around it.
 
     Foreground, in order: ``mask_path`` when given (an explicit user choice wins), else the file's
-    alpha channel when it has a real one, else :func:`segment` (refined by ``net`` when given).
+    alpha channel when it has a real one, else :func:`segment` (refined by ``net`` when given). The crop
+    is ``margin`` times the object's box (:func:`square_crop`); ``margin`` 0: the whole photo.
     """
     path = str(path)
     loaded = load_image(path, max_side=max_side)
@@ -916,6 +967,9 @@ def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0
         full_mask, source = segment(loaded.rgb, path, net)
     bbox = mask_bbox(full_mask)
     _check_object_size(bbox, loaded, source, str(mask_path) if source == "mask" else path)
+    if margin == 0:  # the whole photo, padded to a square about its centre (a model trained on whole renders)
+        height, width = full_mask.shape
+        bbox, margin = (0.0, 0.0, float(width), float(height)), 1.0
     crop = square_crop(bbox, out_size, margin, loaded.orig_width, loaded.orig_height, loaded.scale)
     image, mask = crop_and_resize(loaded.rgb, full_mask, crop, loaded.scale, background)
     return PreparedImage(path, image, mask, crop, source, full_mask, loaded)

@@ -49,6 +49,7 @@ def read_checkpoint(path: str | Path) -> dict:
     """
     where = str(path)
     check_input_file(path, "checkpoint")
+    _check_kind(where)
     allowed = {**_NUMPY_DATA, **_numpy_dtype_classes()}
     if zipfile.is_zipfile(path):
         try:
@@ -72,10 +73,39 @@ def read_checkpoint(path: str | Path) -> dict:
     except (RuntimeError, ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise ReconstructionError(f"checkpoint cannot be read ({_first_line(err)}); is it a complete "
                                   "torch.save file?", where) from None
+    except Exception as err:  # noqa: BLE001 - a damaged pickle raises KeyError, IndexError, struct.error ...
+        raise ReconstructionError(f"not a PyTorch checkpoint, or a damaged one ({type(err).__name__}: "
+                                  f"{_first_line(err)}); give a checkpoint file of the reference code", where) from None
     if not isinstance(data, dict):
         raise ReconstructionError(f"checkpoint holds a {type(data).__name__}, not the reference code's dictionary "
                                   "('model_ema' for a generator, 'model_coord' for an encoder)", where)
     return data
+
+
+_KINDS = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"\x1f\x8b", "a gzip archive"), (b"BZh", "a bzip2 archive"), (b"\xfd7zXZ", "an xz archive"),
+          (b"7z\xbc\xaf", "a 7-Zip archive"), (b"%PDF", "a PDF document"), (b"\x93NUMPY", "a NumPy .npy file"),
+          (b"\x89HDF", "an HDF5 file"))
+_TORCH_LEGACY = b"\x80"
+"""a torch.save file is a ZIP archive (since torch 1.6) or a pickle, which starts with its PROTO opcode."""
+
+
+def _check_kind(where: str) -> None:
+    """Refuse a file that is neither a ZIP archive nor a pickle from its first bytes, naming what it is."""
+    try:
+        with open(where, "rb") as f:
+            head = f.read(64)
+    except OSError as err:
+        raise ReconstructionError(f"checkpoint cannot be read ({err.strerror or err}); check the file", where) from None
+    if head.startswith(b"PK\x03\x04") or head.startswith(_TORCH_LEGACY):
+        return
+    kind = next((name for magic, name in _KINDS if head.startswith(magic)), None)
+    if kind is None:
+        plain = head.replace(b"\t", b" ").replace(b"\r", b" ").replace(b"\n", b" ")
+        kind = ("a text file" if plain.isascii() and plain.decode("ascii").isprintable() else
+                "neither a ZIP archive nor a pickle, as torch.save writes")
+    raise ReconstructionError(f"not a PyTorch checkpoint (it is {kind}); give a checkpoint file of the reference "
+                              "code (torch.save, gan_checkpoints/.../checkpoint_*.pth or coords_checkpoints/...)", where)
 
 
 def _first_line(err: BaseException) -> str:

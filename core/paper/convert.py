@@ -35,14 +35,17 @@ class Dataset:
     white_background: bool
     """its images are composited on white (ShapeNet, CARLA); else masked to 0 in the reference's [-1, 1]
     colours, mid grey (its generator renders on that too)."""
+    crop_margin: float
+    """the encoder's input as the reference cuts it (EncoderConfig.crop_margin): 1.1 times the object's box
+    for photo datasets (its padding_frac 0.05 on each side, then squared), 0 (the whole image) for renders."""
 
 
 DATASETS = {
-    "p3d_car": Dataset("car", 1.4, False),
-    "cub": Dataset("bird", 2.0, False),
-    "shapenet_chairs": Dataset("chair", 0.55, True),
-    "shapenet_cars": Dataset("car", 0.55, True),
-    "carla": Dataset("car", 3.0, True),
+    "p3d_car": Dataset("car", 1.4, False, 1.1),
+    "cub": Dataset("bird", 2.0, False, 1.1),
+    "shapenet_chairs": Dataset("chair", 0.55, True, 0.0),
+    "shapenet_cars": Dataset("car", 0.55, True, 0.0),
+    "carla": Dataset("car", 3.0, True, 0.0),
 }
 """the reference's datasets with a perspective camera or (CUB) one we approximate with a long lens; its
 ImageNet classes are ``imagenet_<class>`` with the P3D settings."""
@@ -55,7 +58,7 @@ def dataset_settings(name: str) -> Dataset:
     if name in DATASETS:
         return DATASETS[name]
     if name.startswith("imagenet_") and len(name) > len("imagenet_"):
-        return Dataset(name[len("imagenet_"):], 1.4, False)
+        return Dataset(name[len("imagenet_"):], 1.4, False, 1.1)
     known = ", ".join([*DATASETS, "imagenet_<class>"])
     raise ReconstructionError(f"unknown reference dataset '{name}'; known: {known}")
 
@@ -177,7 +180,7 @@ def encoder_sizes(state: dict, path: str, heads: tuple[int, ...]) -> dict:
 # -- the importer ------------------------------------------------------------------------------------
 
 def paper_model_config(name: str, paper: PaperConfig, category: str, white_background: bool,
-                       with_encoder: bool) -> ModelConfig:
+                       with_encoder: bool, crop_margin: float = 1.1) -> ModelConfig:
     """The model configuration of an imported model: the paper's render and inversion settings (renders at
     the encoder's crop size, 128 px for its models; 64 + 64 samples per ray; 30 steps; Adam 2e-3, beta1 0.9,
     w moved 5x faster), our loss (L1 + SSIM + silhouette: no ImageNet VGG can ship)."""
@@ -188,7 +191,8 @@ def paper_model_config(name: str, paper: PaperConfig, category: str, white_backg
         render=RenderConfig(coarse_samples=64, fine_samples=64, coarse_beta=0.04,
                             background=(1.0, 1.0, 1.0) if white_background else (0.5, 0.5, 0.5),
                             chunk=4096, empty_margin=-1.0),
-        encoder=EncoderConfig(image_size=paper.encoder_image_size, channels=(16,), photo_masks=False),
+        encoder=EncoderConfig(image_size=paper.encoder_image_size, channels=(16,), photo_masks=False,
+                              crop_margin=crop_margin),
         inversion=InversionConfig(size=paper.encoder_image_size, loss="l1+ssim", lr=2e-3, lr_end=1.0, momentum=0.9, w_gain=5.0,
                                   pose_gain=1.0, n_patches=0, plane_lr=0.0, steps=30, hold_depth=False),
         pose=PoseConfig(yaw_hypotheses=(0.0,)),
@@ -215,6 +219,8 @@ class ImportOptions:
     """latents drawn for the mean and spread of w."""
     seed: int = 0
     """seed of those latents."""
+    overwrite: bool = False
+    """replace a model of the same name in the output folder (else it is refused: ``--force``)."""
 
 
 def import_model(generator_path: str | Path, encoder_path: str | Path | None, name: str, out_dir: str | Path,
@@ -226,6 +232,11 @@ def import_model(generator_path: str | Path, encoder_path: str | Path | None, na
         raise ReconstructionError(f"model name {name!r} must be letters, digits, '_', '-' or '.' (at most 64)")
     dataset, up, front = options.dataset, options.up, options.front
     settings = dataset_settings(dataset)
+    stem = Path(out_dir) / name
+    taken = [p for p in (stem.with_suffix(".json"), stem.with_suffix(".safetensors")) if p.exists()]
+    if taken and not options.overwrite:
+        raise ReconstructionError(f"a model named '{name}' already exists there; choose another --name, or give "
+                                  "--force to replace it", str(taken[0]))
     gen_state = _tensors(read_checkpoint(generator_path), "model_ema", str(generator_path))
     fields = generator_sizes(gen_state, str(generator_path))
     enc_state = None
@@ -238,7 +249,8 @@ def import_model(generator_path: str | Path, encoder_path: str | Path | None, na
         fields.update(enc_fields)
     paper = PaperConfig(dataset=dataset, scene_range=settings.scene_range, frame=frame_matrix(up, front),
                         encoder_image_size=options.resolution, **fields)
-    cfg = paper_model_config(name, paper, settings.category, settings.white_background, enc_state is not None)
+    cfg = paper_model_config(name, paper, settings.category, settings.white_background, enc_state is not None,
+                             settings.crop_margin)
     model = ReconstructionModel(cfg)
     _load(model.generator, gen_state, str(generator_path))
     if enc_state is not None:
@@ -249,7 +261,11 @@ def import_model(generator_path: str | Path, encoder_path: str | Path | None, na
     card = {"imported_from": {"generator": Path(generator_path).name,
                               "encoder": None if encoder_path is None else Path(encoder_path).name,
                               "dataset": dataset, "up": up, "front": front,
-                              "w_statistics": {"samples": options.samples, "seed": options.seed}},
+                              "w_statistics": {"samples": options.samples, "seed": options.seed},
+                              "encoder_crop": ("the whole image, as the reference's renders" if not settings.crop_margin
+                                               else f"{settings.crop_margin:g} x the object's box, as the reference"),
+                              "noise_mode": "const: the stored noise maps (the reference draws fresh noise at every "
+                                            "forward of a generator trained with noise, such as CUB's)"},
             "source": "google-research/nerf-from-image (Pavllo et al., CVPR 2023)"}
     save_model(model, Path(out_dir) / name, card, half=options.half)
     return (Path(out_dir) / name).with_suffix(".json")
