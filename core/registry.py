@@ -67,8 +67,10 @@ def _unreadable(folders) -> list[Path]:
         try:
             if folder.is_dir():
                 os.listdir(folder)
-        except (OSError, ValueError):
+        except PermissionError:
             bad.append(folder)
+        except (OSError, ValueError):
+            pass
     return bad
 
 
@@ -136,7 +138,8 @@ def resolve_model(name_or_path: str, extra_dirs=()) -> Path:
             return folder / f"{text}.json"
     names = ", ".join(available_models(extra_dirs)) or "none installed"
     skipped = _unreadable(folders)
-    note = f" (skipped, permission denied: {', '.join(map(str, skipped))})" if skipped else ""
+    shown = [str(f) if len(str(f)) <= 80 else str(f)[:60] + "..." for f in skipped]
+    note = f" (skipped, permission denied: {', '.join(shown)})" if skipped else ""
     raise ReconstructionError(f"unknown model '{text}'; available models: {names}{note}")
 
 

@@ -19,6 +19,7 @@ refused with the same message, never clamped; the properties only have soft limi
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -54,6 +55,16 @@ def _error_type() -> type:
 
 def _input_error(message: str, path: str | None = None) -> Exception:
     return _error_type()(message, path)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+"""the largest value a Blender float property holds: infinity set from a script is stored as this."""
+
+
+def _stored_float(value: float) -> float:
+    """A float property's value as the caller set it: +-FLOAT32_MAX (where Blender clamps infinity) is infinity,
+    so a message says 'inf', not 3.4028234663852886e+38."""
+    return math.copysign(math.inf, value) if abs(value) >= FLOAT32_MAX else value
 
 
 def _prefs(context):
@@ -200,7 +211,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         check_joint(photos, self.joint, mask)
         steps, resolution = validate.check_steps(self.steps), validate.check_mesh_resolution(self.mesh_resolution)
         seed, device = validate.check_seed(self.seed), validate.check_device(self.device)
-        focal_mm = None if self.focal_mm == 0 else validate.check_focal_mm(self.focal_mm)  # 0: EXIF or default
+        focal_mm = None if self.focal_mm == 0 else validate.check_focal_mm(_stored_float(self.focal_mm))  # 0: EXIF or default
         fmt = validate.check_format(self.out_format)
         gone = deps.missing() and deps.missing(refresh=True)  # installed meanwhile?
         if gone:

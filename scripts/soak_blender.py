@@ -1,11 +1,13 @@
 """Memory soak: many reconstructions in one Blender process, resident memory (RSS) as it goes.
 
     python scripts/soak_blender.py [--runs 1000] [--image examples/chair_dining.png] [--steps 0]
-        [--mesh-resolution 64] [--every 50] [--reset-every 0] [--max-growth 5]
+        [--mesh-resolution 64] [--every 50] [--reset-every 0] [--worker-thread] [--max-growth 5]
 
-Runs the extension's operator (synchronous, as in background mode) ``--runs`` times on one photo
-with the shipped model, each run replacing the previous result in the scene, and prints the
-process's RSS after run ``--every``, every ``--every`` runs after it, and after the last run.
+Runs the extension's operator ``--runs`` times on one photo with the shipped model (``--model``), each
+run replacing the previous result in the scene, and prints the process's RSS after run ``--every``,
+every ``--every`` runs after it, and after the last run. The operator runs the core synchronously, as
+in background mode; ``--worker-thread`` runs it on a worker thread of its own each time instead, as
+the interactive (modal) operator does.
 ``--reset-every K`` also loads the empty factory scene every K runs. The exit status is 1 when the
 RSS after the last run exceeds the RSS after run ``--every`` by more than ``--max-growth`` percent
 (the baseline is taken after the warm-up, when the caches are full), else 0.
@@ -50,18 +52,33 @@ def _extension():
 
 
 def soak(image: str, runs: int, steps: int, resolution: int, every: int, reset_every: int = 0,
-         echo=print) -> dict[int, float]:
+         worker_thread: bool = False, model: str = "chairs", echo=print) -> dict[int, float]:
     """RSS in MB after run ``every``, each multiple of it and the last run, keyed by run number."""
     import bpy
 
-    _extension()
+    runner = importlib.import_module(f"{_extension().__name__}.operators.runner")
+    inline = runner.Job.run_inline
+
+    def on_a_thread(job):  # what the modal operator does, waited for here
+        job.start()
+        job.thread.join()
+        return job.poll()
+
+    runner.Job.run_inline = on_a_thread if worker_thread else inline
+    try:
+        return _runs(bpy, image, runs, steps, resolution, every, reset_every, model, echo)
+    finally:
+        runner.Job.run_inline = inline
+
+
+def _runs(bpy, image, runs, steps, resolution, every, reset_every, model, echo) -> dict[int, float]:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     marks: dict[int, float] = {}
     t0 = time.perf_counter()
     for run in range(1, runs + 1):
         if reset_every and run % reset_every == 0:
             bpy.ops.wm.read_factory_settings(use_empty=True)
-        done = bpy.ops.shape_from_image.reconstruct(filepath=image, model="chairs", steps=steps,
+        done = bpy.ops.shape_from_image.reconstruct(filepath=image, model=model, steps=steps,
                                                     mesh_resolution=resolution, device="CPU")
         if done != {"FINISHED"}:
             raise SystemExit(f"error: run {run} did not finish ({done})")
@@ -80,11 +97,13 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--mesh-resolution", type=int, default=64)
     ap.add_argument("--every", type=int, default=50)
-    ap.add_argument("--reset-every", type=int, default=0)
+    ap.add_argument("--reset-every", type=int, default=0, help="load the empty factory scene every K runs")
+    ap.add_argument("--worker-thread", action="store_true", help="run each reconstruction on its own thread")
+    ap.add_argument("--model", default="chairs")
     ap.add_argument("--max-growth", type=float, default=5.0, help="percent of the RSS after run --every")
     args = ap.parse_args(argv)
     marks = soak(os.path.abspath(args.image), args.runs, args.steps, args.mesh_resolution, args.every,
-                 args.reset_every)
+                 args.reset_every, args.worker_thread, args.model)
     first, last = marks[min(marks)], marks[max(marks)]
     growth = 100 * (last / first - 1)
     print(f"RSS after run {min(marks)}: {first:.1f} MB; after run {max(marks)}: {last:.1f} MB ({growth:+.1f}%)")

@@ -3,7 +3,8 @@
 :func:`make_corpus` makes a few hundred bad or odd inputs on the fly (nothing is committed): missing
 files, folders, named pipes, devices, sockets, empty, text and random files, images truncated or with
 flipped bits, images too small or with too small an object, fully or half transparent ones,
-decompression bombs, floating-point TIFFs, broken links, file names with newlines, tabs, bytes that
+decompression bombs, floating-point TIFFs, other formats under a photo's name (EPS, GIF, ICO, PPM, TGA,
+PDF, AVIF ...: refused by their content), broken links, file names with newlines, tabs, bytes that
 are not UTF-8, names of 254 and 300 characters, and inputs that share a file stem. They go through
 the command line (a handful of invocations with many inputs each, every one under a time limit) and
 the Python API, with a tiny random model. The contract checked for every input of every call:
@@ -13,17 +14,23 @@ the Python API, with a tiny random model. The contract checked for every input o
 - a good input of the same call is written: ``<stem>.<format>`` and ``<stem>.json``, under a name no
   other input of the call got, and the JSON names the mesh actually written;
 - nothing is half-written: the output folder holds exactly the reported files (no ``.tmp``, no
-  mesh without its JSON);
+  mesh without its JSON), and each JSON names its own mesh's SHA-256;
 - nothing hangs (a named pipe is never opened).
 
 Refused options (steps, mesh resolution, focal length incl. NaN and infinity, seed incl. 2**64,
 device strings, output folder, model files) give exit status 1 and one line before any work; the API
 raises ReconstructionError with the same text. The batch script and the Blender operator get a subset
 (tests/blender/test_blender_batch.py, test_blender_operator.py), built with the same generator.
+
+Also: every folder of the model search path unreadable or absurd (the shipped model still loads; a
+model name that is no file is one line), the caller's callbacks raising in every stage (the caller's
+exception leaves the call, nothing is written), and two writers racing a reader on one result stem.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import json
 import math
@@ -80,10 +87,10 @@ def write_good(path: Path, **kwargs) -> Path:
 
 
 def encoded(fmt: str, rgba: np.ndarray | None = None) -> bytes:
-    """The blob encoded as ``fmt`` (PNG, JPEG, WEBP, TIFF, BMP)."""
+    """The blob encoded as ``fmt`` (PNG, JPEG, WEBP, TIFF, BMP, or another format Pillow writes)."""
     rgba = blob_rgba() if rgba is None else rgba
     im = Image.fromarray(rgba, "RGBA")
-    if fmt in ("JPEG", "BMP"):
+    if fmt in ("JPEG", "BMP", "PPM", "PCX", "SGI", "JPEG2000", "PDF", "TGA"):
         white = Image.new("RGB", im.size, (255, 255, 255))
         white.paste(im, mask=im.getchannel("A"))
         im = white
@@ -185,7 +192,7 @@ def make_corpus(root: Path, seed: int = 0) -> list[Case]:
     # contents that are not an image
     for ext in ("png", "jpg", "jpeg", "webp", "tif", "bmp", "gif"):
         add(f"empty.{ext}", b"", "bad", "empty", "0 bytes")
-        add(f"text.{ext}", b"this is not an image\n" * 3, "bad", "not an image file")
+        add(f"text.{ext}", b"this is not an image\n" * 3, "bad", "holds text data", "convert the image to PNG or JPEG")
     exts = ("png", "jpg", "webp", "tif", "bmp", "bin", "")
     for k in range(80):
         name = f"random_{k:02d}" + (f".{exts[k % len(exts)]}" if exts[k % len(exts)] else "")
@@ -235,8 +242,15 @@ def make_corpus(root: Path, seed: int = 0) -> list[Case]:
     add("float32_rgb.tif", float_tiff(40, 30, 3), "bad", "32-bit floating-point", "8- or 16-bit")
     add("float64_rgb.tif", float_tiff(40, 30, 3, 64), "bad", "64-bit floating-point", "8- or 16-bit")
     add("float32_gray.tif", float_tiff(40, 30, 1), "odd")
-    for ext, fmt in (("gif", "GIF"), ("ico", "ICO")):
-        add(f"blob.{ext}", encoded(fmt), "odd")
+    # other formats, whatever their name: only the PNG, JPEG, WebP, TIFF and BMP readers are ever tried (an
+    # EPS file would reach Ghostscript), and the message says what the file holds
+    for ext, fmt, kind in (("gif", "GIF", "GIF"), ("ico", "ICO", "ICO"), ("png", "GIF", "GIF"), ("jpg", "ICO", "ICO"),
+                           ("png", "PPM", "Netpbm"), ("png", "TGA", "TGA"), ("tif", "PCX", "PCX"),
+                           ("webp", "SGI", "SGI"), ("png", "PDF", "PDF"), ("bmp", "JPEG2000", "JPEG 2000")):
+        add(f"blob_{fmt.lower()}.{ext}", encoded(fmt), "bad", kind, "convert the image to PNG or JPEG")
+    for ext in ("png", "jpg", "tif"):
+        add(f"postscript.{ext}", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n", "bad", "PostScript (EPS)")
+        add(f"avif.{ext}", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf" + bytes(300), "bad", "AVIF")
     exif = Image.Exif()
     exif[0x0112] = 9  # an orientation that does not exist
     buf = io.BytesIO()
@@ -249,7 +263,7 @@ def make_corpus(root: Path, seed: int = 0) -> list[Case]:
     # odd names, not images: the error line stays one line and names the file
     for name in ("new\nline.png", "tab\there.png", "carriage\rreturn.png", "bad_utf8_\udcff\udcfe.png",
                  "-leading-dash.png", "semi;colon $HOME.png"):
-        add(name, b"not an image", "bad", "not an image file")
+        add(name, b"not an image", "bad", "holds text data")
 
     # good inputs: a 254-character name, unicode, stems shared by several inputs, a disguised PNG
     write_good(root / "good.png")
@@ -315,6 +329,7 @@ def check_outputs(out: Path, written: dict[str, tuple[str, str]]) -> None:
         data = json.loads(Path(js).read_text())
         assert data["image"] == image and data["ok"] is True
         assert data["mesh"]["path"] == os.path.basename(mesh) and Path(mesh).stat().st_size > 0
+        assert data["mesh"]["sha256"] == hashlib.sha256(Path(mesh).read_bytes()).hexdigest()  # the pair's bond
         assert Path(js).stem == Path(mesh).stem
         modes |= {Path(mesh).stat().st_mode & 0o777, Path(js).stat().st_mode & 0o777}
     assert len(modes) <= 1, f"meshes and JSON files got different modes: {sorted(map(oct, modes))}"
@@ -734,3 +749,110 @@ def test_an_output_never_overwrites_an_input_of_the_call(fast_model, tmp_path):
     assert run.returncode == 0, run.err_text
     assert photo.read_bytes() == before
     assert json.loads((tmp_path / "chair_2.json").read_text())["mesh"]["path"] == "chair_2.glb"
+
+
+# ---------------------------------------------------------------------------------------------
+# the model search path: folders that cannot be read, names that are no file
+
+
+def _locked(monkeypatch, folder: Path) -> None:
+    """Looking into ``folder`` raises PermissionError (as for a non-root user and mode 000, whoever runs this)."""
+    real_stat, real_scandir, real_listdir = os.stat, os.scandir, os.listdir
+
+    def blocked(path) -> bool:
+        try:
+            return not isinstance(path, int) and Path(os.fsdecode(path)).is_relative_to(folder)
+        except (TypeError, ValueError):
+            return False
+
+    def guard(real, itself: bool):
+        def call(path=".", *args, **kwargs):
+            if blocked(path) and (itself or Path(os.fsdecode(path)) != folder):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+            return real(path, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "stat", guard(real_stat, False))
+    monkeypatch.setattr(os, "scandir", guard(real_scandir, True))
+    monkeypatch.setattr(os, "listdir", guard(real_listdir, True))
+
+
+@pytest.mark.parametrize("hazard", ["user_folder", "home", "extra_folder", "extra_is_file", "extra_long", "extra_nul"])
+def test_model_search_path_hazards_never_break_the_call(hazard, fast_model, tmp_path, monkeypatch):
+    from core.api import reconstruct
+    from core.errors import ReconstructionError
+    from core.registry import WEIGHTS_DIR, resolve_model
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "fuzz.json").write_text("{}")
+    extra: list = []
+    if hazard == "user_folder":
+        monkeypatch.setenv("SHAPE_FROM_IMAGE_MODELS", str(locked))
+    elif hazard == "home":
+        monkeypatch.delenv("SHAPE_FROM_IMAGE_MODELS")
+        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+        monkeypatch.setenv("HOME", str(locked))
+    elif hazard == "extra_folder":
+        extra = [locked]
+    elif hazard == "extra_is_file":
+        extra = [locked / "fuzz.json"]
+    elif hazard == "extra_long":
+        extra = ["x" * 5000]
+    else:
+        extra = ["a\0b"]
+    _locked(monkeypatch, locked)
+    assert resolve_model("chairs", extra) == WEIGHTS_DIR / "chairs.json"
+    good = write_good(tmp_path / "good.png")
+    (res,) = reconstruct([good], model="fuzz", model_dirs=[*extra, fast_model.parent], steps=0)
+    assert res.ok, res.error
+    for model in ("/", "x" * 5000, "y/" * 2000, "nosuch"):
+        with pytest.raises(ReconstructionError) as err:
+            reconstruct([good], model=model, model_dirs=extra, steps=0)
+        assert "\n" not in str(err.value) and len(str(err.value)) < 400, str(err.value)[:200]
+
+
+# ---------------------------------------------------------------------------------------------
+# the caller's callbacks raising
+
+
+@pytest.mark.parametrize("error", [ValueError("bad"), KeyError("k"), RuntimeError("boom"), ZeroDivisionError()])
+def test_callbacks_that_raise_leave_the_call_with_their_own_exception(error, fast_model, tmp_path):
+    """Every stage and both callbacks, several exception types: the caller's exception object comes out of
+    reconstruct() (never a per-image 'internal error'), and nothing is written."""
+    from core.api import reconstruct
+
+    good = write_good(tmp_path / "good.png")
+    for which in ("progress", "cancel"):
+        for stage in ("load", "encoder", "pose", "inversion", "mesh"):
+            seen = []
+
+            def progress(name, step, total, loss, which=which, stage=stage, seen=seen):
+                seen.append(name)
+                if which == "progress" and name == stage:
+                    raise error
+
+            def cancel(which=which, stage=stage, seen=seen):
+                if which == "cancel" and seen[-1:] == [stage]:
+                    raise error
+                return False
+
+            with pytest.raises(type(error)) as info:
+                reconstruct([good], model=str(fast_model), steps=1, out_dir=tmp_path / "out", progress=progress,
+                            cancel=cancel)
+            assert info.value is error, (which, stage)
+    assert os.listdir(tmp_path / "out") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# result pairs under concurrent writers
+
+
+def test_two_writers_and_a_reader_on_one_stem(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pair_race", ROOT / "scripts" / "pair_race.py")
+    race = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(race)
+    counts = race.race(tmp_path / "out", reads=300)
+    assert counts["writes"] >= 10 and counts["mismatched"] == 0 and counts["final_mismatched"] == 0, counts
