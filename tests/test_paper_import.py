@@ -71,13 +71,37 @@ def test_reference_random_states_are_read(tmp_path):
     assert data["random_state"]["np_rng_state"][1].shape == (624,)
 
 
-@pytest.mark.parametrize("content, message", [(b"not a checkpoint", "cannot be read"), (b"", "empty")])
+@pytest.mark.parametrize("content, message", [(b"not a checkpoint", "not a PyTorch checkpoint"), (b"", "empty")])
 def test_damaged_checkpoint_names_the_file(tmp_path, content, message):
     path = tmp_path / "broken.pth"
     path.write_bytes(content)
     with pytest.raises(ReconstructionError) as err:
         read_checkpoint(path)
     assert str(path) in str(err.value)
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("content, kind", [
+    (b"hello, a text file starting with h\n", "a text file"), (b"json: a text file starting with j\n", "a text file"),
+    (b"{\"model_ema\": 1}\n", "a text file"), (_png_bytes(), "a PNG image"),
+    (__import__("gzip").compress(b"x" * 100), "a gzip archive"),
+    (bytes(np.random.default_rng(1).integers(1, 256, 3000, dtype=np.uint8)), "neither a ZIP archive nor a pickle"),
+    (b"\x80\x02hh" + bytes(50), "or a damaged one"), (b"\x80\x04jjjj" + bytes(50), "or a damaged one")])
+def test_files_that_are_not_checkpoints_say_so(tmp_path, content, kind):
+    path = tmp_path / "checkpoint.pth"
+    path.write_bytes(content)
+    with pytest.raises(ReconstructionError) as err:
+        read_checkpoint(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: not a PyTorch checkpoint") and kind in text, text
+    assert "\n" not in text and "KeyError" not in text.split("(")[0]
 
 
 def test_checkpoint_that_is_not_a_dict(tmp_path):
@@ -114,6 +138,9 @@ def test_frame_matrix():
 
 def test_dataset_settings():
     assert dataset_settings("p3d_car").scene_range == 1.4
+    # the encoder's input as the reference cuts it: 1.1 x the box for photos, whole renders for ShapeNet / CARLA
+    assert [dataset_settings(d).crop_margin for d in ("p3d_car", "cub", "imagenet_zebra")] == [1.1, 1.1, 1.1]
+    assert [dataset_settings(d).crop_margin for d in ("shapenet_chairs", "shapenet_cars", "carla")] == [0, 0, 0]
     assert dataset_settings("imagenet_zebra").category == "zebra"
     with pytest.raises(ReconstructionError, match="unknown reference dataset"):
         dataset_settings("mnist")
@@ -174,6 +201,58 @@ def test_imported_model_gives_the_reference_outputs(imported):
         assert float((got - exp[name]).abs().max()) < 1e-4, name
     # the inversion starts from the mean w and moves in units of its spread
     assert float(gen.w_std.min()) > 0 and float((gen.w_avg - gen.mapping_ws(torch.zeros(1, 64))[0, 0]).abs().max()) > 0
+
+
+def test_import_states_the_crop_and_the_noise_mode(imported):
+    meta = json.loads(imported.read_text())
+    cfg = ModelConfig.from_dict(meta["config"])
+    assert cfg.encoder.crop_margin == 1.1 and cfg.paper.noise_mode == "const"  # p3d_car
+    assert "1.1 x the object's box" in meta["card"]["imported_from"]["encoder_crop"]
+    assert meta["card"]["imported_from"]["noise_mode"].startswith("const")
+
+
+def test_import_refuses_an_existing_name_unless_forced(imported, tmp_path):
+    folder = imported.parent
+    before = imported.read_bytes(), imported.with_suffix(".safetensors").stat().st_mtime_ns
+    with pytest.raises(ReconstructionError) as err:
+        _import(folder)
+    assert "a model named 'paper_tiny' already exists" in str(err.value) and "--force" in str(err.value)
+    assert (imported.read_bytes(), imported.with_suffix(".safetensors").stat().st_mtime_ns) == before
+    forced = _import(tmp_path, overwrite=True)  # a fresh folder: nothing to replace, --force is harmless
+    again = _import(tmp_path, overwrite=True, samples=1000)
+    assert forced == again and json.loads(again.read_text())["card"]["imported_from"]["w_statistics"]["samples"] == 1000
+
+
+def test_shapenet_import_feeds_the_encoder_the_whole_photo(tmp_path):
+    """A ShapeNet model's encoder saw whole renders: its crop is the whole photo (padded square), not the box."""
+    from core.api import Pipeline
+
+    path = import_model(FIXTURES / "generator.pt", FIXTURES / "encoder.pt", "sn", tmp_path,
+                        ImportOptions("shapenet_chairs", encoder_heads=(1, 2, 3, 4), resolution=64, samples=500))
+    photo = tmp_path / "photo.png"
+    rgba = np.zeros((96, 128, 4), np.uint8)
+    rgba[30:70, 50:80] = (180, 60, 40, 255)
+    Image.fromarray(rgba).save(photo)
+    model = load_model(str(path))
+    assert model.cfg.encoder.crop_margin == 0
+    crop = Pipeline(model, torch.device("cpu")).prepare(str(photo), None).crop
+    assert (crop.x0, crop.y0, crop.size) == (0.0, -16.0, 128.0)  # the 128 x 96 photo, centred in a 128 square
+    p3d = load_model(str(_import(tmp_path / "p3d")))
+    crop = Pipeline(p3d, torch.device("cpu")).prepare(str(photo), None).crop
+    assert crop.size == pytest.approx(1.1 * 40) and crop.x0 == pytest.approx(65 - 22)
+
+
+def test_cli_import_refuses_an_existing_name_and_force_replaces_it(tmp_path, capsys):
+    from core.cli import main
+
+    args = ["import-model", str(FIXTURES / "generator.pt"), str(FIXTURES / "encoder.pt"), "--name", "dup",
+            "--dataset", "p3d_car", "--encoder-heads", "1", "2", "3", "4", "--resolution", "64", "--out", str(tmp_path)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists" in err and "--force" in err
+    assert main([*args, "--force"]) == 0
 
 
 def test_import_refuses_heads_that_do_not_divide_the_widths(tmp_path):
