@@ -21,6 +21,7 @@ scene from the result. Cancelling sets a ``threading.Event`` that the core polls
 from __future__ import annotations
 
 import ctypes
+import gc
 import queue
 import sys
 import threading
@@ -46,14 +47,17 @@ def _malloc_trim():
 _TRIM = _malloc_trim()
 
 
-def release_memory() -> None:
+def release_memory(collect: bool = False) -> None:
     """Give the C heap's free pages back to the system after a reconstruction.
 
     A reconstruction allocates and frees hundreds of MB in many blocks (images, renders, marching-cubes
     grids), from the worker thread's own malloc arena; glibc keeps freed pages of every arena mapped, so
     a long Blender session's resident memory crept up run after run (and did not come back when the
-    scene was reset). ``malloc_trim(0)`` returns them; elsewhere this does nothing. Measured with
-    ``scripts/soak_blender.py`` (README)."""
+    scene was reset). ``malloc_trim(0)`` returns them; elsewhere this does nothing. ``collect`` (main
+    thread only: it may free Blender's Python objects) first collects the garbage cycles that still hold
+    a run's arrays. Measured with ``scripts/soak_blender.py`` (README)."""
+    if collect:
+        gc.collect()
     if _TRIM is not None:
         _TRIM(0)
 

@@ -155,6 +155,9 @@ def _open(path: str, what: str) -> Image.Image:
             _fail(path, f"{float_tiff} colour TIFF files cannot be read; save the {what} as an 8- or 16-bit TIFF "
                         "or PNG")
         kind = _sniff(path)
+        if kind == "text":
+            _fail(path, f"not {noun} file: it holds text data (the content decides, not the file name); convert "
+                        f"the {what} to PNG or JPEG")
         if kind:
             _fail(path, f"the file holds {kind} data, not a {_FORMATS} image (the content decides, not the file "
                         f"name); convert the {what} to PNG or JPEG")

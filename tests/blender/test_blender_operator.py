@@ -73,12 +73,13 @@ def test_exif_rotated_photo_gets_an_upright_backdrop(fake_core, photo, tmp_path)
     shown = pixels.reshape(120, 160, 4)[::-1, :, :3]
     expected = np.asarray(upright, np.float32) / 255.0
     assert np.abs(shown - expected).mean() < 0.03
-    # a format Blender cannot read itself still gets its backdrop
+    # a format outside PNG, JPEG, WebP, TIFF and BMP is refused by its content, the scene unchanged
     icon = tmp_path / "icon_chair.ico"
     upright.resize((64, 48)).save(icon, sizes=[(64, 48)])
-    assert bpy.ops.shape_from_image.reconstruct(filepath=str(icon)) == {"FINISHED"}
-    backdrop = bpy.data.objects["icon_chair Camera"].data.background_images[0].image
-    assert backdrop.size[0] > 0 and backdrop.has_data
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="icon_chair.ico: the file holds icon \\(ICO\\) data"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(icon))
+    assert snapshot() == before
 
 
 def test_missing_file_is_reported_and_nothing_changes(fake_core, tmp_path):
