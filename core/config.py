@@ -107,7 +107,7 @@ class SegmenterConfig:
 class InversionConfig:
     """How the hybrid inversion refines the encoder's guess (:func:`core.fit.invert.invert`).
 
-    The model card's tables hold the measurements behind these values.
+    The measurements behind these values: weights/MODEL_CARD.md and docs/experiments.md.
     """
 
     size: int = 64
