@@ -9,6 +9,14 @@ import bpy
 import numpy as np
 
 from ..core.registry import DEFAULT_MODEL, WEIGHTS_DIR as SHIPPED_WEIGHTS  # noqa: F401  (re-exported)
+from . import ADDON_ID
+
+
+def get_preferences(context=None):
+    """The add-on preferences, or None when the add-on was registered without addon_utils."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    return None if addon is None else addon.preferences
 
 
 def temp_dir() -> str:
