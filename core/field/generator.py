@@ -42,15 +42,22 @@ class FieldSample:
     """(B, N, K) attention weights over the K color slots (softmax, rows sum to 1); only when asked."""
 
 
-class FieldSizes(Protocol):
-    """The sizes the pipeline reads from ``generator.cfg`` (:class:`core.config.GeneratorConfig` has them)."""
+@dataclass
+class FieldSpec:
+    """The sizes the pipeline reads from ``generator.cfg`` (as :class:`core.config.GeneratorConfig` offers)."""
 
     bound: float
+    """half side of the canonical scene box [-bound, bound]^3."""
     num_ws: int
+    """style vectors per latent (14, +1 with colour slots)."""
     w_dim: int
+    """size of one style vector."""
     z_dim: int
+    """size of the Gaussian latent z."""
     plane_res: int
+    """triplane resolution."""
     plane_channels: int
+    """feature channels per plane."""
 
 
 @runtime_checkable
@@ -58,7 +65,8 @@ class RadianceField(Protocol):
     """What the pipeline (encoder start, inversion, rendering, meshing) needs from a generator: this
     project's :class:`Generator` and the paper's :class:`core.paper.generator.PaperGenerator`."""
 
-    cfg: FieldSizes
+    cfg: GeneratorConfig | FieldSpec
+    """the sizes the pipeline reads (bound, num_ws, w_dim, z_dim, plane_res, plane_channels)."""
     lit: bool
     """its colours are albedo, shaded by a fitted light; else radiance shown unshaded."""
     recolorable: bool
