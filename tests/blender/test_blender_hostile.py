@@ -39,16 +39,28 @@ def _soak():
     return module
 
 
-@pytest.mark.real_model
-def test_memory_stays_flat_over_many_reconstructions(ext, runner):
-    """60 runs of the shipped model at N=0, mesh 64^3, each on a worker thread as the modal operator runs
-    them: resident memory after runs 30-60 stays within 2% of run 20's (the full 1000-run soak,
-    scripts/soak_blender.py, is in the README). Each worker's freed heap pages are handed back
-    (runner.release_memory); without that they piled up, run after run."""
-    if not sfi_helpers.WEIGHTS.exists():
-        pytest.skip("the shipped weights are not present")
-    marks = _soak().soak(str(sfi_helpers.REPO / "examples" / "chair_dining.png"), 60, 0, 64, 10,
-                         worker_thread=True, echo=lambda *a, **k: None)
-    base = marks[20]
-    later = {run: rss for run, rss in marks.items() if run > 20}
-    assert max(later.values()) <= 1.02 * base, marks
+def test_every_job_hands_its_memory_back(fake_core, runner, photo, monkeypatch):
+    """After every reconstruction the worker trims the C heap, and the operator (main thread) collects the
+    garbage cycles and trims again: what keeps a long session's memory flat (the RSS soak itself,
+    scripts/soak_blender.py, takes an hour: its numbers are in the README)."""
+    import threading
+
+    trims, collects = [], []
+    monkeypatch.setattr(runner, "_TRIM", lambda pad: trims.append(threading.current_thread().name))
+    monkeypatch.setattr(runner.gc, "collect", lambda *a: collects.append(threading.current_thread().name) or 0)
+    for _ in range(3):
+        assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo), steps=0) == {"FINISHED"}
+    main = threading.main_thread().name
+    assert trims == [main] * 6 and collects == [main] * 3  # inline: the worker's trim and the operator's
+    job = runner.Job(runner.Request(image=str(photo), steps=0)).start()
+    job.thread.join(30)
+    assert job.poll() is not None and trims[-1] == "shape_from_image"  # the worker thread trims its own arena
+    with pytest.raises(RuntimeError):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo), steps=-1)  # refused before any job: nothing
+    assert len(trims) == 7
+
+
+def test_soak_script_reports_rss_marks(ext, runner, fast_model, photo):
+    """scripts/soak_blender.py on a tiny model: RSS after run 2, 4 and the last run, all plausible."""
+    marks = _soak().soak(str(photo), 5, 0, 16, 2, worker_thread=True, model=str(fast_model), echo=lambda *a, **k: None)
+    assert sorted(marks) == [2, 4, 5] and all(100 < rss < 100000 for rss in marks.values()), marks
