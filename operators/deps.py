@@ -77,8 +77,15 @@ def status(refresh: bool = False) -> dict[str, bool]:
     global _status_cache
     if _status_cache is None or refresh:
         importlib.invalidate_caches()
-        _status_cache = {name: importlib.util.find_spec(name) is not None for name in MODULES}
+        _status_cache = {name: _findable(name) for name in MODULES}
     return _status_cache
+
+
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a blocked or half-installed package counts as missing
+        return False
 
 
 def missing(refresh: bool = False) -> list[str]:

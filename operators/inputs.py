@@ -6,9 +6,11 @@ import os
 import tempfile
 
 import bpy
-import numpy as np
 
 from ..core.registry import DEFAULT_MODEL, WEIGHTS_DIR as SHIPPED_WEIGHTS  # noqa: F401  (re-exported)
+from . import LazyModule
+
+np = LazyModule("numpy")  # imported on first use (see LazyModule)
 
 
 def temp_dir() -> str:

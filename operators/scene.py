@@ -22,13 +22,18 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import bpy
-import numpy as np
 from mathutils import Matrix
 
 from ..core.geometry.lens import SENSOR_WIDTH_MM, blender_lens_mm
-from ..core.result import CameraInfo
+from . import LazyModule
+
+if TYPE_CHECKING:
+    from ..core.result import CameraInfo
+
+np = LazyModule("numpy")  # not imported at registration: the extension loads before the dependencies are installed
 
 TAG = "shape_from_image_source"
 """custom property holding the absolute image path on everything built for that image."""
@@ -259,6 +264,8 @@ def check_camera(cam, image_path: str) -> CameraInfo:
         raise _error(f"invalid camera intrinsics (focal {focal} px, {width}x{height})", image_path)
     if not (math.isfinite(cx) and math.isfinite(cy)):
         raise _error("invalid principal point", image_path)
+    from ..core.result import CameraInfo
+
     return CameraInfo(cam2world, focal, width, height, cx, cy)
 
 

@@ -60,8 +60,8 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
         settings = context.scene.shape_from_image
         prefs = get_preferences(context)
 
-        if "torch" in deps.missing():
-            layout.label(text="PyTorch is needed first:", icon="ERROR")
+        if deps.missing():
+            layout.label(text="Install the dependencies first:", icon="ERROR")
             draw_dependencies(layout, prefs)
             draw_status(layout)
             return

@@ -73,6 +73,41 @@ def test_import_is_cheap():
     assert "torch" not in loaded and loaded <= torch_free, loaded - torch_free
 
 
+_NO_DEPS = """
+import sys
+sys.path.insert(0, %r)
+import bpy, sfi_helpers  # the test helpers use NumPy; the extension must not
+class Blocker:  # what a Blender without NumPy/PyTorch sees (Debian's blender on the system Python)
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("numpy", "torch"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+for name in [k for k in sys.modules if k.partition(".")[0] in ("numpy", "torch")]:
+    del sys.modules[name]
+sys.meta_path.insert(0, Blocker())
+ext = sfi_helpers.import_extension()
+ext.register()
+from shape_from_image.operators import deps
+from shape_from_image.panels import main
+log = sfi_helpers.draw_panel(main.VIEW3D_PT_shape_from_image, bpy.context)
+print([e[1] for e in log if e[0] == "operator"])
+print(deps.missing())
+print(sorted(k for k in sys.modules if k.partition(".")[0] in ("numpy", "torch")))
+ext.unregister()
+"""
+
+
+def test_registers_without_numpy_and_torch_and_offers_install():
+    """With numpy and torch unimportable, the extension registers and its panel offers Install Dependencies."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", _NO_DEPS % str(sfi_helpers.REPO / "tests" / "blender")],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    ops, gone, loaded = (eval(line) for line in out.stdout.strip().splitlines()[-3:])  # printed lists
+    assert "shape_from_image.install_dependencies" in ops and "shape_from_image.reconstruct" not in ops
+    assert "numpy" in gone and "torch" in gone and loaded == []
+
+
 def test_unregister_cancels_a_running_job(ext, runner, monkeypatch):
     core = sfi_helpers.FakeCore(steps=500, delay=0.01)
     monkeypatch.setattr(runner, "_call_core", core)
