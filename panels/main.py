@@ -62,7 +62,7 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
 
         if deps.missing():
             layout.label(text="Install the dependencies first:", icon="ERROR")
-            draw_dependencies(layout, prefs)
+            draw_dependencies(layout, prefs, context)
             draw_status(layout)
             return
 
