@@ -25,3 +25,17 @@ class LazyModule:
 
             self._module = importlib.import_module(self._name)
         return getattr(self._module, attr)
+
+
+def tag_sidebar_redraw(screen, area_types=("VIEW_3D",), region_types=("UI",)) -> int:
+    """Tag for redraw only the regions that show progress (the 3D View's sidebar by default), never
+    the viewport itself: with a software-drawn viewport a full redraw costs as much as the work.
+    Returns how many regions were tagged."""
+    tagged = 0
+    for area in screen.areas if screen is not None else ():
+        if area.type in area_types:
+            for region in area.regions:
+                if region.type in region_types:
+                    region.tag_redraw()
+                    tagged += 1
+    return tagged

@@ -26,7 +26,7 @@ import sys
 
 import bpy
 
-from . import ADDON_ID
+from . import ADDON_ID, tag_sidebar_redraw
 
 TORCH_VERSION = "2.13.0"
 TORCH_INDEX = {
@@ -255,11 +255,8 @@ def stop_install() -> None:
 def _redraw_progress(context) -> None:
     """Redraw only the regions that show the install: the 3D View sidebars and the Preferences."""
     for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "PREFERENCES"}:
-                for region in area.regions:
-                    if region.type in {"UI", "WINDOW"} and (area.type == "PREFERENCES" or region.type == "UI"):
-                        region.tag_redraw()
+        tag_sidebar_redraw(window.screen)
+        tag_sidebar_redraw(window.screen, ("PREFERENCES",), ("WINDOW",))
 
 
 class SHAPE_FROM_IMAGE_OT_install_dependencies(bpy.types.Operator):

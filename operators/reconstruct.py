@@ -1,7 +1,8 @@
 """The Reconstruct operator: validate inputs, run the core (worker thread or inline), build the scene.
 
 Interactive (``invoke``): the core runs in a worker thread (see ``runner.py`` for why a thread);
-a 0.1 s modal timer drains its queue, shows progress in the status bar and the panel, and Esc or
+a 0.1 s modal timer drains its queue, shows progress in the status bar and the sidebar (redrawing only
+that region, at most twice a second, so the GUI run costs what the CLI costs), and Esc or
 the panel's Cancel button sets the cancel event. The scene is built on the main thread inside
 ``modal`` before it returns {'FINISHED'}, so the operator's UNDO push makes the whole result one
 undo step. In background mode and when called with EXEC_DEFAULT (scripts) ``execute`` runs the
@@ -20,11 +21,12 @@ refused with the same message, never clamped; the properties only have soft limi
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import bpy
 
-from . import deps, inputs, runner
+from . import deps, inputs, runner, tag_sidebar_redraw
 from . import scene as scene_build
 
 DEVICE_ITEMS = (("AUTO", "Auto", "CUDA or Apple MPS when available, else the CPU"),
@@ -62,11 +64,12 @@ def _prefs(context):
     return get_preferences(context)
 
 
+PROGRESS_REDRAW_S = 0.5
+"""the panel's progress line is redrawn at most this often (2 Hz) and only when its text changed."""
+
+
 def _tag_redraw(context) -> None:
-    screen = getattr(context, "screen", None)
-    for area in screen.areas if screen is not None else ():
-        if area.type in {"VIEW_3D", "PROPERTIES"}:
-            area.tag_redraw()
+    tag_sidebar_redraw(getattr(context, "screen", None))
 
 
 @dataclass
@@ -310,12 +313,20 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        self._show_progress(context)
+        self._shown = (None, 0.0)
+        self._show_progress(context, force=True)
         return {"RUNNING_MODAL"}
 
-    def _show_progress(self, context) -> None:
+    def _show_progress(self, context, force: bool = False) -> None:
+        """The progress line in the status bar and the sidebar, redrawn at most every
+        ``PROGRESS_REDRAW_S`` and only when it changed: the 3D viewport itself is not redrawn."""
+        text, now = self._job.describe(), time.monotonic()
+        shown, at = getattr(self, "_shown", (None, 0.0))
+        if not force and (text == shown or now - at < PROGRESS_REDRAW_S):
+            return
+        self._shown = (text, now)
         if context.workspace is not None:
-            context.workspace.status_text_set(f"Shape from Image: {self._job.describe()}   (Esc: cancel)")
+            context.workspace.status_text_set(f"Shape from Image: {text}   (Esc: cancel)")
         _tag_redraw(context)
 
     def _end_modal(self, context) -> None:
@@ -331,7 +342,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
     def modal(self, context, event):
         if event.type == "ESC" and event.value == "PRESS":
             self._job.cancel()
-            self._show_progress(context)
+            self._show_progress(context, force=True)
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
