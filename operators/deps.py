@@ -223,13 +223,22 @@ _last: tuple[bool, str] | None = None
 """(succeeded, one short line) of the last install (the panel shows it with the log's path)."""
 
 
+_busy = False
+"""an interactive install is under way (between its commands too)."""
+
+
 def running_install() -> subprocess.Popen | None:
     return _process if _process is not None and _process.poll() is None else None
 
 
+def install_in_progress() -> bool:
+    """True from pressing Install Dependencies until its last command ended."""
+    return _busy or running_install() is not None
+
+
 def progress_text() -> str:
     """What the running install does now: its phase and pip's latest line ('' when none runs)."""
-    if running_install() is None or _installer is None:
+    if not install_in_progress() or _installer is None:
         return ""
     detail = log_tail(log_path())
     return f"{_installer.phase}: {detail}" if detail else _installer.phase
@@ -241,7 +250,8 @@ def last_result() -> tuple[bool, str] | None:
 
 def stop_install() -> None:
     """Terminate a running pip started by this add-on."""
-    global _process
+    global _process, _busy
+    _busy = False
     proc = running_install()
     if proc is not None:
         proc.terminate()
@@ -279,7 +289,7 @@ class SHAPE_FROM_IMAGE_OT_install_dependencies(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if running_install() is not None:
+        if install_in_progress():
             cls.poll_message_set("Dependencies are being installed")
             return False
         return True
@@ -361,6 +371,8 @@ class SHAPE_FROM_IMAGE_OT_install_dependencies(bpy.types.Operator):
             cmd = self._send(code)
         if cmd is None:
             return self._end()
+        global _busy
+        _busy = True
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.5, window=context.window)
         wm.modal_handler_add(self)
@@ -368,6 +380,8 @@ class SHAPE_FROM_IMAGE_OT_install_dependencies(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def _finish_modal(self, context) -> None:
+        global _busy
+        _busy = False
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None

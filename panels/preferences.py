@@ -23,10 +23,10 @@ def draw_dependencies(layout, prefs=None, context=None) -> None:
     status = deps.status()
     box = layout.box()
     box.label(text="Python packages", icon="SCRIPTPLUGINS")
-    grid = box.grid_flow(columns=3, even_columns=True)
+    grid = box.grid_flow(columns=2, even_columns=True)  # "safetensors" fits a default-width sidebar
     for name, ok in status.items():
         grid.label(text=name, icon="CHECKMARK" if ok else "X")
-    if deps.running_install() is not None:
+    if deps.install_in_progress():
         text.label(box, context, f"Installing {deps.progress_text()}", icon="TIME")
         return
     col = box.column(align=True)

@@ -23,6 +23,20 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "real_model: runs the shipped model (weights/chairs.safetensors)")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """The bpy 4.2 module crashes while the process exits once the extension was registered (a Blender
+    bug, not the extension's): end pytest with its own exit status before that happens."""
+    if tuple(bpy.app.version) < (4, 3, 0) and _EXIT_STATUS in config.stash:
+        sfi_helpers.exit_process(config.stash[_EXIT_STATUS])
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
 @pytest.fixture(scope="session")
 def ext():
     """The extension, imported as ``shape_from_image`` and registered once per session."""

@@ -99,6 +99,7 @@ addon_utils.disable(pkg)
 report["after_disable"] = [hasattr(bpy.types, "SHAPE_FROM_IMAGE_OT_reconstruct"),
                            hasattr(bpy.types.Scene, "shape_from_image")]
 print("REPORT" + json.dumps(report))
+sfi_helpers.exit_process()
 """
 
 

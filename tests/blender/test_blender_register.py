@@ -66,7 +66,8 @@ def test_import_is_cheap():
     """Registering the add-on imports no torch and only the core's torch-free modules (model registry, lens)."""
     code = ("import sys; sys.path.insert(0, %r); import sfi_helpers; sfi_helpers.import_extension(); "
             "import shape_from_image as m; m.register(); "
-            "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('shape_from_image.core')))")
+            "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('shape_from_image.core'))); "
+            "sfi_helpers.exit_process()")
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code % str(sfi_helpers.REPO / "tests" / "blender")],
@@ -97,6 +98,7 @@ print([e[1] for e in log if e[0] == "operator"])
 print(deps.missing())
 print(sorted(k for k in sys.modules if k.partition(".")[0] in ("numpy", "torch")))
 ext.unregister()
+sfi_helpers.exit_process()
 """
 
 
