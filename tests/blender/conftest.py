@@ -8,11 +8,18 @@ runs only them.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
+if os.environ.get("SFI_REQUIRE_BPY"):  # `make test`: this tier must run, on this bpy version; never skipped
+    import bpy
+
+    if bpy.app.version_string.split()[0] != os.environ["SFI_REQUIRE_BPY"]:
+        raise RuntimeError(f"the Blender tests need bpy {os.environ['SFI_REQUIRE_BPY']}, this is "
+                           f"{bpy.app.version_string}")
 bpy = pytest.importorskip("bpy", reason="the bpy module (pip install bpy==5.0.1) is needed for Blender tests")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also under --import-mode=importlib
