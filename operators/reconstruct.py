@@ -2,7 +2,8 @@
 
 Interactive (``invoke``): the core runs in a worker thread (see ``runner.py`` for why a thread);
 a 0.1 s modal timer drains its queue, shows progress in the status bar and the sidebar (redrawing only
-that region, at most twice a second, so the GUI run costs what the CLI costs), and Esc or
+that region, when the step changed and at most once a second, so the GUI run costs what the CLI
+costs), and Esc or
 the panel's Cancel button sets the cancel event. The scene is built on the main thread inside
 ``modal`` before it returns {'FINISHED'}, so the operator's UNDO push makes the whole result one
 undo step. In background mode and when called with EXEC_DEFAULT (scripts) ``execute`` runs the
@@ -64,8 +65,11 @@ def _prefs(context):
     return get_preferences(context)
 
 
-PROGRESS_REDRAW_S = 0.5
-"""the panel's progress line is redrawn at most this often (2 Hz) and only when its text changed."""
+PROGRESS_REDRAW_S = 1.0
+"""the progress line is redrawn at most once a second, when the stage or step changed ..."""
+PROGRESS_CLOCK_S = 10.0
+"""... and else every 10 s (its elapsed seconds): each redraw of a software-drawn window costs tens of
+milliseconds of CPU that the reconstruction would otherwise have."""
 
 
 def _tag_redraw(context) -> None:
@@ -318,15 +322,16 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def _show_progress(self, context, force: bool = False) -> None:
-        """The progress line in the status bar and the sidebar, redrawn at most every
-        ``PROGRESS_REDRAW_S`` and only when it changed: the 3D viewport itself is not redrawn."""
-        text, now = self._job.describe(), time.monotonic()
+        """The progress line in the status bar and the sidebar (the 3D viewport itself is not redrawn):
+        when the stage or step changed, at most every ``PROGRESS_REDRAW_S``; else every ``PROGRESS_CLOCK_S``."""
+        latest, now = self._job.latest, time.monotonic()
+        key = (self._job.cancelling, None if latest is None else (latest.stage, latest.step))
         shown, at = getattr(self, "_shown", (None, 0.0))
-        if not force and (text == shown or now - at < PROGRESS_REDRAW_S):
+        if not force and (now - at < PROGRESS_REDRAW_S or (key == shown and now - at < PROGRESS_CLOCK_S)):
             return
-        self._shown = (text, now)
+        self._shown = (key, now)
         if context.workspace is not None:
-            context.workspace.status_text_set(f"Shape from Image: {text}   (Esc: cancel)")
+            context.workspace.status_text_set(f"Shape from Image: {self._job.describe()}   (Esc: cancel)")
         _tag_redraw(context)
 
     def _end_modal(self, context) -> None:
