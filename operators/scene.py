@@ -857,7 +857,7 @@ def color_name(srgb) -> str:
     if sat < 0.2:
         return "white" if val > 0.85 else "light grey" if val > 0.6 else "grey" if val > 0.35 else "dark grey"
     hue *= 360.0
-    if 10.0 <= hue < 50.0 and val < 0.6:
+    if (hue < 50.0 or hue >= 345.0) and val < 0.6:  # dark reds and oranges: the browns of wood and leather
         return "brown" if val > 0.3 else "dark brown"
     for limit, name in ((15, "red"), (40, "orange"), (65, "yellow"), (165, "green"), (195, "cyan"), (255, "blue"),
                         (290, "purple"), (340, "pink"), (361, "red")):

@@ -11,7 +11,8 @@
 # 5 GB), reconstruct the example photo at N=STEPS three times, each followed by the same core.reconstruct
 # call with Blender's Python outside Blender (same machine, same moment), cancel another run, undo.
 # Environment: GUI_SMOKE_ROOT (default /srv/trixie), DEBIAN_MIRROR, PHOTO, STEPS (default 10),
-# KEEP_PROFILE=1 (reuse the installed dependencies of an earlier run: skips the 5 GB download).
+# KEEP_PROFILE=1 (reuse the installed dependencies of an earlier run: skips the 5 GB download),
+# SMOKE_RUNS (timed runs on each side, default 3), BLENDER_ENV (e.g. OMP_WAIT_POLICY=PASSIVE).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,7 +68,8 @@ ZIP=$(cd "$OUT/dist" && ls shape_from_image-*.zip)
 run() {  # run a command in the chroot with the fresh profile
     chroot "$R" env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
         BLENDER_USER_RESOURCES=$PROFILE BLENDER_USER_CONFIG=$PROFILE/config \
-        BLENDER_USER_SCRIPTS=$PROFILE/scripts BLENDER_USER_EXTENSIONS=$PROFILE/extensions "$@"
+        BLENDER_USER_SCRIPTS=$PROFILE/scripts BLENDER_USER_EXTENSIONS=$PROFILE/extensions \
+        SMOKE_RUNS=${SMOKE_RUNS:-3} ${BLENDER_ENV:-} "$@"
 }
 if [ "${KEEP_PROFILE:-0}" != 1 ]; then rm -rf "$R$PROFILE"; fi
 echo "== install the zip into a fresh profile ($PROFILE)"

@@ -101,8 +101,8 @@ def test_swatch_labels_tell_parts_of_one_group_apart_by_color(ext):
     assert scene_mod.swatch_labels(("seat", "seat 2"), [(0.9, 0.4, 0.1), (0.95, 0.5, 0.1)]) == [
         "Seat (orange)", "Seat (orange) 2"]  # the same color name twice: numbered
     assert scene_mod.swatch_labels((), colors[:2]) == ["Part 1", "Part 2"]
-    assert [scene_mod.color_name(c) for c in ((0.1, 0.3, 0.9), (0.2, 0.7, 0.2), (0.8, 0.1, 0.1))] == [
-        "blue", "green", "red"]
+    assert [scene_mod.color_name(c) for c in ((0.1, 0.3, 0.9), (0.2, 0.7, 0.2), (0.8, 0.1, 0.1), (0.45, 0.1, 0.08))] == [
+        "blue", "green", "red", "brown"]
 
 
 def test_result_without_parts_keeps_the_plain_col_material(ext, photo):
