@@ -34,6 +34,17 @@ if TYPE_CHECKING:
     from ..core.result import CameraInfo
 
 np = LazyModule("numpy")  # not imported at registration: the extension loads before the dependencies are installed
+_color = LazyModule(__package__.rpartition(".")[0] + ".core.color")  # NumPy too: imported on first use
+
+
+def srgb_to_linear(c):
+    """:func:`core.color.srgb_to_linear`."""
+    return _color.srgb_to_linear(c)
+
+
+def linear_to_srgb(c):
+    """:func:`core.color.linear_to_srgb`."""
+    return _color.linear_to_srgb(c)
 
 TAG = "shape_from_image_source"
 """custom property holding the absolute image path on everything built for that image."""
@@ -179,12 +190,6 @@ def camera_parameters(focal_px: float, cx: float, cy: float, width: int, height:
                             sensor_size=SENSOR_WIDTH_MM,
                             shift_x=-(float(cx) - width / 2.0) / size,
                             shift_y=(float(cy) - height / 2.0) / size)
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB display values in [0, 1] -> linear (IEC 61966-2-1)."""
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 def default_name(image_path: str) -> str:
@@ -772,12 +777,6 @@ SWATCH_GROUP = "SFI Swatch to Part Value"
 """node group: swatch color (scene linear) -> pre-sigmoid part value (inverse widened sigmoid of sRGB)."""
 SIGMOID_GROUP = "SFI Part Mix to Color"
 """node group: pre-sigmoid mix -> scene-linear color (widened sigmoid, clamp, sRGB decoding)."""
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    """Scene-linear values -> sRGB display values in [0, 1] (IEC 61966-2-1)."""
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 class _Math:
