@@ -33,10 +33,15 @@ def shorten_path(path: str, limit: int) -> str:
 
 
 def wrap(text: str, width: int) -> list[str]:
-    """``text`` as lines of at most ``width`` characters; words longer than a line (paths) are
-    shortened in the middle, not split."""
+    """``text`` as lines of at most ``width`` characters. A message that starts with a path
+    (``/folder/photo.png: reason``) keeps that path on its first line, shortened in its folders;
+    other words longer than a line are shortened in the middle, not split."""
+    head, sep, rest = text.partition(": ")
+    first = []
+    if sep and os.sep in head:  # a path, spaces and all
+        first, text = [shorten_path(head + ":", width)], rest
     words = [shorten_path(w, width) if len(w) > width else w for w in text.split()]
-    return textwrap.wrap(" ".join(words), width, break_long_words=False, break_on_hyphens=False) or [""]
+    return first + textwrap.wrap(" ".join(words), width, break_long_words=False, break_on_hyphens=False) or [""]
 
 
 def label(layout, context, text: str, icon: str = "NONE") -> None:

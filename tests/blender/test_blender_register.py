@@ -313,3 +313,15 @@ def test_requirements_match_requirements_txt(ext):
     lines = [line.split("#")[0].strip() for line in (sfi_helpers.REPO / "requirements.txt").read_text().splitlines()]
     wanted = {line for line in lines if line}
     assert wanted == set(deps.REQUIREMENTS.values()) | {f"torch=={deps.TORCH_VERSION}"}
+
+
+def test_sidebar_text_wraps_and_keeps_the_file_name(ext):
+    from shape_from_image.panels import text
+
+    path = "/home/someone/Pictures/holiday 2025/chairs/very long folder name/chair_dining.png"
+    short = text.shorten_path(path, 38)
+    assert len(short) == 38 and short.endswith("/chair_dining.png") and short.startswith("/home/som") and "..." in short
+    assert text.shorten_path("/a/b.png", 38) == "/a/b.png"
+    lines = text.wrap(f"{path}: image file not found; check the path", 38)
+    assert all(len(line) <= 38 for line in lines) and lines[0].endswith("chair_dining.png:")
+    assert " ".join(lines[1:]) == "image file not found; check the path"
