@@ -6,11 +6,12 @@ import os
 import tempfile
 
 import bpy
-import numpy as np
 
-from ..core.color import linear_to_srgb
 from ..core.registry import DEFAULT_MODEL, WEIGHTS_DIR as SHIPPED_WEIGHTS  # noqa: F401  (re-exported)
-from . import ADDON_ID
+from . import ADDON_ID, LazyModule
+
+np = LazyModule("numpy")  # imported on first use (see LazyModule)
+_color = LazyModule(__package__.rpartition(".")[0] + ".core.color")  # NumPy: imported on first use
 
 
 def get_preferences(context=None):
@@ -52,7 +53,7 @@ def image_datablock_path(image) -> str:
     if image.is_float and image.colorspace_settings.name in ("Linear Rec.709", "Linear", "Non-Color",
                                                               "Linear CIE-XYZ E"):
         pixels = pixels.reshape(-1, 4)
-        pixels[:, :3] = linear_to_srgb(pixels[:, :3])
+        pixels[:, :3] = _color.linear_to_srgb(pixels[:, :3])
     return write_rgba(os.path.join(temp_dir(), stem + ".png"), pixels.reshape(height, width, 4)[::-1])
 
 

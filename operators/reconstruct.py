@@ -1,7 +1,9 @@
 """The Reconstruct operator: validate inputs, run the core (worker thread or inline), build the scene.
 
 Interactive (``invoke``): the core runs in a worker thread (see ``runner.py`` for why a thread);
-a 0.1 s modal timer drains its queue, shows progress in the status bar and the panel, and Esc or
+a 0.1 s modal timer drains its queue, shows progress in the status bar and the sidebar (redrawing only
+that region, when the step changed and at most once a second, so the GUI run costs what the CLI
+costs), and Esc or
 the panel's Cancel button sets the cancel event. The scene is built on the main thread inside
 ``modal`` before it returns {'FINISHED'}, so the operator's UNDO push makes the whole result one
 undo step. In background mode and when called with EXEC_DEFAULT (scripts) ``execute`` runs the
@@ -21,11 +23,12 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 
 import bpy
 
-from . import deps, inputs, runner
+from . import deps, inputs, runner, tag_sidebar_redraw
 from . import scene as scene_build
 
 DEVICE_ITEMS = (("AUTO", "Auto", "CUDA or Apple MPS when available, else the CPU"),
@@ -67,11 +70,15 @@ def _stored_float(value: float) -> float:
     return math.copysign(math.inf, value) if abs(value) >= FLOAT32_MAX else value
 
 
+PROGRESS_REDRAW_S = 1.0
+"""the progress line is redrawn at most once a second, when the stage or step changed ..."""
+PROGRESS_CLOCK_S = 10.0
+"""... and else every 10 s (its elapsed seconds): each redraw of a software-drawn window costs tens of
+milliseconds of CPU that the reconstruction would otherwise have."""
+
+
 def _tag_redraw(context) -> None:
-    screen = getattr(context, "screen", None)
-    for area in screen.areas if screen is not None else ():
-        if area.type in {"VIEW_3D", "PROPERTIES"}:
-            area.tag_redraw()
+    tag_sidebar_redraw(getattr(context, "screen", None))
 
 
 @dataclass
@@ -321,10 +328,19 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
-        self._show_progress(context)
+        self._shown = (None, 0.0)
+        self._show_progress(context, force=True)
         return {"RUNNING_MODAL"}
 
-    def _show_progress(self, context) -> None:
+    def _show_progress(self, context, force: bool = False) -> None:
+        """The progress line in the status bar and the sidebar (the 3D viewport itself is not redrawn):
+        when the stage or step changed, at most every ``PROGRESS_REDRAW_S``; else every ``PROGRESS_CLOCK_S``."""
+        latest, now = self._job.latest, time.monotonic()
+        key = (self._job.cancelling, None if latest is None else (latest.stage, latest.step))
+        shown, at = getattr(self, "_shown", (None, 0.0))
+        if not force and (now - at < PROGRESS_REDRAW_S or (key == shown and now - at < PROGRESS_CLOCK_S)):
+            return
+        self._shown = (key, now)
         if context.workspace is not None:
             context.workspace.status_text_set(f"Shape from Image: {self._job.describe()}   (Esc: cancel)")
         _tag_redraw(context)
@@ -342,7 +358,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
     def modal(self, context, event):
         if event.type == "ESC" and event.value == "PRESS":
             self._job.cancel()
-            self._show_progress(context)
+            self._show_progress(context, force=True)
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}

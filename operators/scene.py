@@ -22,14 +22,29 @@ import json
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import bpy
-import numpy as np
 from mathutils import Matrix
 
-from ..core.color import linear_to_srgb, srgb_to_linear
 from ..core.geometry.lens import SENSOR_WIDTH_MM, blender_lens_mm
-from ..core.result import CameraInfo
+from . import LazyModule
+
+if TYPE_CHECKING:
+    from ..core.result import CameraInfo
+
+np = LazyModule("numpy")  # not imported at registration: the extension loads before the dependencies are installed
+_color = LazyModule(__package__.rpartition(".")[0] + ".core.color")  # NumPy too: imported on first use
+
+
+def srgb_to_linear(c):
+    """:func:`core.color.srgb_to_linear`."""
+    return _color.srgb_to_linear(c)
+
+
+def linear_to_srgb(c):
+    """:func:`core.color.linear_to_srgb`."""
+    return _color.linear_to_srgb(c)
 
 TAG = "shape_from_image_source"
 """custom property holding the absolute image path on everything built for that image."""
@@ -254,6 +269,8 @@ def check_camera(cam, image_path: str) -> CameraInfo:
         raise _error(f"invalid camera intrinsics (focal {focal} px, {width}x{height})", image_path)
     if not (math.isfinite(cx) and math.isfinite(cy)):
         raise _error("invalid principal point", image_path)
+    from ..core.result import CameraInfo
+
     return CameraInfo(cam2world, focal, width, height, cx, cy)
 
 
@@ -825,9 +842,49 @@ def _sigmoid_channel(m: _Math, z):
     return m.select(m.op("GREATER_THAN", s, 0.04045), high, low)
 
 
+PART_LABELS = {"seat": "Seat", "back": "Back", "arms": "Arms", "frame": "Legs/Frame"}
+"""what a part group is called on its swatch (the model's slot groups: ``generator.slot_groups``)."""
+
+
+def color_name(srgb) -> str:
+    """A plain name of an sRGB color in [0, 1]: 'black', 'grey', 'white', 'brown', 'orange', 'blue', ..."""
+    import colorsys
+
+    hue, sat, val = colorsys.rgb_to_hsv(*(min(1.0, max(0.0, float(c))) for c in srgb[:3]))
+    if val < 0.18:
+        return "black"
+    if sat < 0.2:
+        return "white" if val > 0.85 else "light grey" if val > 0.6 else "grey" if val > 0.35 else "dark grey"
+    hue *= 360.0
+    if (hue < 50.0 or hue >= 345.0) and val < 0.6:  # dark reds and oranges: the browns of wood and leather
+        return "brown" if val > 0.3 else "dark brown"
+    for limit, name in ((15, "red"), (40, "orange"), (65, "yellow"), (165, "green"), (195, "cyan"), (255, "blue"),
+                        (290, "purple"), (340, "pink"), (361, "red")):
+        if hue < limit:
+            return name
+    return "red"
+
+
+def swatch_labels(part_names, part_colors) -> list[str]:
+    """The swatches' labels: the part's name ('Seat', 'Legs/Frame'); where several parts share a name,
+    each says its color ('Legs/Frame (orange)', 'Legs/Frame (black)') instead of a number. Without
+    names: 'Part 1', 'Part 2', ..."""
+    colors = list(np.asarray(part_colors, dtype=np.float64))
+    if len(part_names) != len(colors):
+        return [f"Part {p + 1}" for p in range(len(colors))]
+    bases = []
+    for name in part_names:
+        head, _, tail = name.rpartition(" ")
+        base = head if head and tail.isdigit() else name  # 'frame 2' (core.parts) -> 'frame'
+        bases.append(PART_LABELS.get(base.lower(), base.capitalize()))
+    labels = [f"{b} ({color_name(c)})" if bases.count(b) > 1 else b for b, c in zip(bases, colors)]
+    return [f"{label} {labels[:p].count(label) + 1}" if label in labels[:p] else label
+            for p, label in enumerate(labels)]
+
+
 def add_part_mix(tree, part_colors: np.ndarray, location=(0.0, 0.0), part_names: tuple[str, ...] = ()):
     """Nodes computing the parts' mix in ``tree``; returns the scene-linear color output socket. Each swatch
-    is labelled with its part's name ('Seat') when ``part_names`` has them, else 'Part N'.
+    is labelled by :func:`swatch_labels` ('Seat', 'Legs/Frame (orange)'; 'Part N' without names).
 
     ``color = srgb_decode(clamp(widened_sigmoid(sum_p part_p * value(swatch_p) + part_residual)))``
     (core.parts): with the swatches as built it reproduces the "Col" attribute (up to its 8 bits).
@@ -841,11 +898,12 @@ def add_part_mix(tree, part_colors: np.ndarray, location=(0.0, 0.0), part_names:
     residual.attribute_name = RESIDUAL_ATTRIBUTE
     residual.location = (x0 - 900.0, y0 + 200.0)
     total = residual.outputs["Vector"]
+    labels = swatch_labels(part_names, part_colors)
     for p, srgb in enumerate(np.asarray(part_colors, dtype=np.float64)):
         y = y0 - 200.0 * p
         rgb = nodes.new("ShaderNodeRGB")
         rgb.name = SWATCH_NODE.format(p)
-        rgb.label = part_names[p].capitalize() if p < len(part_names) else f"Part {p + 1}"
+        rgb.label = labels[p]
         rgb.location = (x0 - 1200.0, y)
         lin = srgb_to_linear(srgb)
         rgb.outputs[0].default_value = (float(lin[0]), float(lin[1]), float(lin[2]), 1.0)

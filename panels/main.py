@@ -5,15 +5,16 @@ from __future__ import annotations
 import bpy
 
 from ..operators import deps, runner, scene
+from . import text
 from .preferences import draw_dependencies
 from .properties import get_preferences
 
 
-def draw_status(layout) -> None:
-    """The last run's result and time."""
+def draw_status(layout, context=None) -> None:
+    """The last run's result and time, wrapped to the sidebar's width (a path keeps its file name)."""
     status = runner.last_status()
     if status is not None:
-        layout.label(text=status.text, icon="CHECKMARK" if status.ok else "ERROR")
+        text.label(layout, context or bpy.context, status.text, icon="CHECKMARK" if status.ok else "ERROR")
 
 
 def _warm_up(settings, prefs) -> None:
@@ -60,10 +61,10 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
         settings = context.scene.shape_from_image
         prefs = get_preferences(context)
 
-        if "torch" in deps.missing():
-            layout.label(text="PyTorch is needed first:", icon="ERROR")
-            draw_dependencies(layout, prefs)
-            draw_status(layout)
+        if deps.missing():
+            layout.label(text="Install the dependencies first:", icon="ERROR")
+            draw_dependencies(layout, prefs, context)
+            draw_status(layout, context)
             return
 
         _warm_up(settings, prefs)
@@ -86,7 +87,7 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
         col.prop(settings, "steps_preset")
         if settings.steps_preset == "CUSTOM":
             col.prop(settings, "steps_custom")
-        col.prop(settings, "mesh_resolution")
+        col.prop(settings, "mesh_resolution", text="Resolution")  # the split's label column cuts longer names
         col.prop(settings, "focal_mm")
 
         job = runner.active_job()
@@ -128,7 +129,7 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
             else:
                 box.label(text=job.describe(), icon="TIME")
             box.operator("shape_from_image.cancel", icon="CANCEL")
-        draw_status(layout)
+        draw_status(layout, context)
 
 
 class _SubPanel:

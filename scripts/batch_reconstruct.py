@@ -421,5 +421,23 @@ def _run_joint(ext, validate, out: Path, opts: argparse.Namespace) -> int:
     return _finish(out, "objects", entries, opts, "objects ")
 
 
+def exit_process(code) -> None:
+    """``sys.exit(code)``, except under the bpy 4.2 Python module (not Blender itself): that one crashes
+    while the process exits once an add-on with a dynamic enum was registered (status -11 instead of
+    ``code``), so there the process ends after flushing its output, without Python's final cleanup."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and not bpy.app.binary_path and tuple(bpy.app.version) < (4, 3, 0):
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        status = main()
+    except SystemExit as stop:
+        status = stop.code
+    exit_process(status)

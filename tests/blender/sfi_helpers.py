@@ -28,6 +28,18 @@ def import_extension():
     return module
 
 
+def exit_process(code: int = 0) -> None:
+    """End a test's child process (see ``scripts/batch_reconstruct.py: exit_process``: the bpy 4.2 module
+    crashes while exiting once the extension was registered)."""
+    import bpy
+
+    if tuple(bpy.app.version) < (4, 3, 0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def load_renders():
     """``scripts/batch_renders.py`` (the batch script's Cycles helpers) as a module."""
     name = "shape_from_image_batch_renders"

@@ -79,7 +79,7 @@ def _drive(op, ctx, timeout=10.0, esc_after_step=None):
 
 def test_modal_run_builds_the_scene_on_the_main_thread(modal_op, runner, monkeypatch, photo):
     op, ctx = modal_op
-    core = FakeCore(steps=5, delay=0.03)
+    core = FakeCore(steps=50, delay=0.03)  # longer than the progress line's 1 s redraw interval
     monkeypatch.setattr(runner, "_call_core", core)
     op.filepath = str(photo)
     assert op._start_modal(ctx) == {"RUNNING_MODAL"}
@@ -92,6 +92,44 @@ def test_modal_run_builds_the_scene_on_the_main_thread(modal_op, runner, monkeyp
     assert any("Inversion: step" in t for t in progress) and ctx.workspace.texts[-1] is None
     assert ctx.window_manager.timers == [] and runner.active_job() is None
     assert op.reports[0][0] == "INFO" and "4514 vertices" in op.reports[0][1]
+
+
+class _Region:
+    def __init__(self, type_):
+        self.type, self.redraws = type_, 0
+
+    def tag_redraw(self):
+        self.redraws += 1
+
+
+class _Area:
+    def __init__(self, type_):
+        self.type, self.regions = type_, [_Region("WINDOW"), _Region("HEADER"), _Region("UI")]
+
+    def tag_redraw(self):
+        raise AssertionError("the whole area is redrawn")
+
+
+def test_modal_redraws_only_the_sidebar_once_a_second(modal_op, runner, monkeypatch, photo):
+    """Progress redraws the 3D View's sidebar, at most once a second and only when the step changed;
+    the viewport (WINDOW region) and other areas are not redrawn while the worker runs."""
+    op, ctx = modal_op
+    view3d, outliner = _Area("VIEW_3D"), _Area("OUTLINER")
+    ctx.screen = types.SimpleNamespace(areas=[view3d, outliner])
+    monkeypatch.setattr(runner, "_call_core", FakeCore(steps=100, delay=0.025))  # about 2.5 s, 100 progress lines
+    op.filepath = str(photo)
+    started = time.monotonic()
+    op._start_modal(ctx)
+    timers = 0
+    while (state := op.modal(ctx, types.SimpleNamespace(type="TIMER", value="NOTHING"))) == {"PASS_THROUGH"}:
+        timers += 1
+        time.sleep(0.005)
+    seconds = time.monotonic() - started
+    sidebar = view3d.regions[2].redraws
+    assert state == {"FINISHED"} and timers > 100  # many timer events, ...
+    assert 3 <= sidebar <= 2 + seconds / 1.0 + 1  # ... few redraws: start, once a second, end
+    assert [r.redraws for r in view3d.regions[:2]] == [0, 0] and [r.redraws for r in outliner.regions] == [0, 0, 0]
+    assert len([t for t in ctx.workspace.texts if t]) == sidebar - 1  # the status bar follows the same rate
 
 
 def test_modal_escape_cancels_and_adds_nothing(modal_op, runner, monkeypatch, photo):

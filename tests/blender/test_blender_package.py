@@ -42,7 +42,8 @@ def test_zip_contents(built_zip):
     # what a user installs: inference, the Blender side and the weights; nothing that builds the model
     assert not [n for n in names if n.startswith(("training/", "examples/"))]
     assert [n for n in names if n.startswith("docs/")] == ["docs/demo_input.png", "docs/demo_overlay.png",
-                                                          "docs/demo_side.png", "docs/recolor.png"]  # README's pictures
+                                                          "docs/demo_side.png", "docs/gui_installing.png",
+                                                          "docs/gui_result.png", "docs/recolor.png"]  # README's pictures
     assert not [n for n in names if "train" in n or "evaluate" in n or "bench" in n]
     assert not [n for n in names if n.startswith(("tests/", ".venv/", ".git/", "dist/", "requirements"))
                 or "__pycache__" in n or n.endswith((".pyc", ".zip"))]
@@ -101,6 +102,7 @@ addon_utils.disable(pkg)
 report["after_disable"] = [hasattr(bpy.types, "SHAPE_FROM_IMAGE_OT_reconstruct"),
                            hasattr(bpy.types.Scene, "shape_from_image")]
 print("REPORT" + json.dumps(report))
+sfi_helpers.exit_process()
 """
 
 

@@ -87,7 +87,22 @@ def test_named_parts_label_their_swatches(ext, photo):
     result = dataclasses.replace(result, mesh=PartsMesh(result.mesh.vertices, result.mesh.faces, result.mesh.colors,
                                                         parts))
     obj = scene_mod.build_result(bpy.context.scene, result).mesh_object
-    assert [n.label for n in scene_mod.part_swatches(obj.data.materials[0])] == ["Seat", "Back", "Frame"]
+    assert [n.label for n in scene_mod.part_swatches(obj.data.materials[0])] == ["Seat", "Back", "Legs/Frame"]
+
+
+def test_swatch_labels_tell_parts_of_one_group_apart_by_color(ext):
+    from shape_from_image.operators import scene as scene_mod
+
+    names = ("frame", "seat", "back", "frame 2", "back 2", "frame 3")
+    colors = [(0.25, 0.15, 0.08), (0.9, 0.45, 0.1), (0.5, 0.5, 0.5), (0.85, 0.5, 0.15), (0.1, 0.1, 0.1),
+              (0.95, 0.95, 0.93)]
+    assert scene_mod.swatch_labels(names, colors) == [
+        "Legs/Frame (dark brown)", "Seat", "Back (grey)", "Legs/Frame (orange)", "Back (black)", "Legs/Frame (white)"]
+    assert scene_mod.swatch_labels(("seat", "seat 2"), [(0.9, 0.4, 0.1), (0.95, 0.5, 0.1)]) == [
+        "Seat (orange)", "Seat (orange) 2"]  # the same color name twice: numbered
+    assert scene_mod.swatch_labels((), colors[:2]) == ["Part 1", "Part 2"]
+    assert [scene_mod.color_name(c) for c in ((0.1, 0.3, 0.9), (0.2, 0.7, 0.2), (0.8, 0.1, 0.1), (0.45, 0.1, 0.08))] == [
+        "blue", "green", "red", "brown"]
 
 
 def test_result_without_parts_keeps_the_plain_col_material(ext, photo):
