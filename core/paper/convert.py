@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..config import (EncoderConfig, GeneratorConfig, InversionConfig, MeshConfig, ModelConfig, PaperConfig,
-                      PoseConfig, RenderConfig)
+                      PoseConfig, RenderConfig, SizePrior)
 from ..errors import ReconstructionError
 from .checkpoint import read_checkpoint
 
@@ -35,14 +35,24 @@ class Dataset:
     white_background: bool
     """its images are composited on white (ShapeNet, CARLA); else masked to 0 in the reference's [-1, 1]
     colours, mid grey (its generator renders on that too)."""
+    height_m: float = 0.0
+    """the category's typical overall height in metres (the model's size prior; 0: none, meshes keep the
+    model's units)."""
+    height_source: str = ""
+    """where that height comes from."""
+
+
+CAR_HEIGHT = (1.5, "typical height of a passenger car (1.4-1.6 m); a reference value, not measured on the data")
+CHAIR_HEIGHT = (0.874, "median overall height of this project's 750 procedural training chairs (python -m training "
+                       "size-prior); ShapeNet's chairs are stored normalized, without their size")
 
 
 DATASETS = {
-    "p3d_car": Dataset("car", 1.4, False),
-    "cub": Dataset("bird", 2.0, False),
-    "shapenet_chairs": Dataset("chair", 0.55, True),
-    "shapenet_cars": Dataset("car", 0.55, True),
-    "carla": Dataset("car", 3.0, True),
+    "p3d_car": Dataset("car", 1.4, False, *CAR_HEIGHT),
+    "cub": Dataset("bird", 2.0, False),  # birds range from 10 cm to over a metre: no prior
+    "shapenet_chairs": Dataset("chair", 0.55, True, *CHAIR_HEIGHT),
+    "shapenet_cars": Dataset("car", 0.55, True, *CAR_HEIGHT),
+    "carla": Dataset("car", 3.0, True, *CAR_HEIGHT),
 }
 """the reference's datasets with a perspective camera or (CUB) one we approximate with a long lens; its
 ImageNet classes are ``imagenet_<class>`` with the P3D settings."""
@@ -177,7 +187,7 @@ def encoder_sizes(state: dict, path: str, heads: tuple[int, ...]) -> dict:
 # -- the importer ------------------------------------------------------------------------------------
 
 def paper_model_config(name: str, paper: PaperConfig, category: str, white_background: bool,
-                       with_encoder: bool) -> ModelConfig:
+                       with_encoder: bool, size_prior: SizePrior | None = None) -> ModelConfig:
     """The model configuration of an imported model: the paper's render and inversion settings (renders at
     the encoder's crop size, 128 px for its models; 64 + 64 samples per ray; 30 steps; Adam 2e-3, beta1 0.9,
     w moved 5x faster), our loss (L1 + SSIM + silhouette: no ImageNet VGG can ship)."""
@@ -192,7 +202,7 @@ def paper_model_config(name: str, paper: PaperConfig, category: str, white_backg
         inversion=InversionConfig(size=paper.encoder_image_size, loss="l1+ssim", lr=2e-3, lr_end=1.0, momentum=0.9, w_gain=5.0,
                                   pose_gain=1.0, n_patches=0, plane_lr=0.0, steps=30, hold_depth=False),
         pose=PoseConfig(yaw_hypotheses=(0.0,)),
-        mesh=MeshConfig(resolution=128, level_betas=0.0))
+        mesh=MeshConfig(resolution=128, level_betas=0.0), size_prior=size_prior or SizePrior())
 
 
 @dataclass
@@ -238,7 +248,9 @@ def import_model(generator_path: str | Path, encoder_path: str | Path | None, na
         fields.update(enc_fields)
     paper = PaperConfig(dataset=dataset, scene_range=settings.scene_range, frame=frame_matrix(up, front),
                         encoder_image_size=options.resolution, **fields)
-    cfg = paper_model_config(name, paper, settings.category, settings.white_background, enc_state is not None)
+    prior = SizePrior(settings.height_m, settings.height_source) if settings.height_m else SizePrior(
+        source=f"none: the '{dataset}' objects have no single size")
+    cfg = paper_model_config(name, paper, settings.category, settings.white_background, enc_state is not None, prior)
     model = ReconstructionModel(cfg)
     _load(model.generator, gen_state, str(generator_path))
     if enc_state is not None:
