@@ -166,7 +166,7 @@ def rasterize(xy: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.n
 
 def _camera_space(points: np.ndarray, camera: CameraInfo, k: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, 2) pixel coordinates (pixel centres at +0.5) in a photo scaled by ``k`` and (N,) depth."""
-    w2c = np.linalg.inv(np.asarray(camera.cam2world, np.float64))
+    w2c = np.linalg.inv(np.asarray(camera.cam2world, np.float64)).astype(points.dtype)
     local = points @ w2c[:3, :3].T + w2c[:3, 3]
     depth = -local[:, 2]
     safe = np.where(depth > 1e-9, depth, 1e-9)
@@ -212,20 +212,17 @@ def photo_weights(points: np.ndarray, normals: np.ndarray, vertices: np.ndarray,
     buf = depth_buffer(vertices, faces, camera, k * d, dw, dh)
     # the nearest depth around each pixel (a texel at a silhouette must not see through the edge's gap)
     buf = cv2.erode(np.where(np.isfinite(buf), buf, 1e9).astype(np.float32), np.ones((3, 3), np.uint8))
-    bi = np.clip((uv[:, 1] * d).astype(np.int64), 0, dh - 1)
-    bj = np.clip((uv[:, 0] * d).astype(np.int64), 0, dw - 1)
-    behind = depth - buf[bi, bj]
-    seen = 1.0 - _smoothstep(behind, DEPTH_MARGIN, 2 * DEPTH_MARGIN)
-    cam_pos = np.asarray(camera.cam2world, np.float64)[:3, 3]
-    view = cam_pos - points
-    cos = (normals * view).sum(axis=1) / np.maximum(np.linalg.norm(view, axis=1), 1e-12)
-    facing = _smoothstep(cos, *GRAZING)
+    bi = np.clip((uv[:, 1] * d).astype(np.int32), 0, dh - 1)
+    bj = np.clip((uv[:, 0] * d).astype(np.int32), 0, dw - 1)
+    seen = 1.0 - _smoothstep(depth - buf[bi, bj], DEPTH_MARGIN, 2 * DEPTH_MARGIN)
+    view = np.asarray(camera.cam2world, np.float32)[:3, 3] - points
+    cos = np.einsum("nj,nj->n", normals, view) / np.maximum(np.sqrt(np.einsum("nj,nj->n", view, view)), 1e-12)
     inside = cv2.distanceTransform((mask >= 0.5).astype(np.uint8), cv2.DIST_L2, 3)
-    i = np.clip(np.floor(uv[:, 1]).astype(np.int64), 0, height - 1)
-    j = np.clip(np.floor(uv[:, 0]).astype(np.int64), 0, width - 1)
+    i = np.clip(uv[:, 1].astype(np.int32), 0, height - 1)
+    j = np.clip(uv[:, 0].astype(np.int32), 0, width - 1)
     in_frame = (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height) & (depth > 0)
     edge = np.clip((inside[i, j] - 0.5) / EDGE_PX, 0.0, 1.0)
-    return np.where(in_frame, seen * facing * edge, 0.0), uv
+    return np.where(in_frame, seen * _smoothstep(cos, *GRAZING) * edge, 0.0).astype(np.float32), uv
 
 
 @dataclass
@@ -247,28 +244,34 @@ def bake(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, colors: np.nda
     """(size, size, 3) uint8 sRGB texture of a mesh with ``uv`` (V, 2) and sRGB vertex ``colors`` (V, 3): each
     view's photo where its camera sees the surface (several: their weighted mean), the vertex colours
     elsewhere; and the (size, size) float32 photo weight per texel (0 where no chart lies)."""
-
-    v = np.asarray(vertices, np.float64)
+    v = np.asarray(vertices, np.float32)
     f = np.asarray(faces, np.int64)
     xy = np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size], axis=1)[f]
     pix, face, bary = rasterize(xy, size, size)
+    bary = bary.astype(np.float32)
     corners = f[face]
-    points = np.einsum("nk,nkj->nj", bary, v[corners])
-    color = np.einsum("nk,nkj->nj", bary, np.asarray(colors, np.float64)[corners])
-    weight = np.zeros(len(pix))
+    color = np.einsum("nk,nkj->nj", bary, np.asarray(colors, np.float32)[corners])
+    weight = np.zeros(len(pix), np.float32)
     if views:
         tri = v[f]
         normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-        total, seen = np.zeros_like(color), np.zeros(len(pix))
+        centre = tri.mean(axis=1)
+        total, seen = np.zeros_like(color), np.zeros(len(pix), np.float32)
         for view in views:
-            w, at = photo_weights(points, normals[face], v, f, view.camera, view.mask, view.k)
-            use = w > 0
-            if not use.any():
+            # faces turned well away from this camera take nothing of its photo: skip their texels
+            to_cam = np.asarray(view.camera.cam2world, np.float32)[:3, 3] - centre
+            facing = np.einsum("fj,fj->f", normals, to_cam) > (GRAZING[0] - 0.1) * np.linalg.norm(to_cam, axis=1)
+            todo = np.flatnonzero(facing[face])
+            if len(todo) == 0:
                 continue
-            total[use] += w[use, None] * _sample(view.photo, at[use])
-            seen[use] += w[use]
-            weight = np.maximum(weight, w)
+            points = np.einsum("nk,nkj->nj", bary[todo], v[corners[todo]])
+            w, at = photo_weights(points, normals[face[todo]], v, f, view.camera, view.mask, view.k)
+            use = w > 0
+            idx = todo[use]
+            total[idx] += w[use, None] * _sample(view.photo, at[use])
+            seen[idx] += w[use]
+            weight[idx] = np.maximum(weight[idx], w[use])
         use = seen > 0
         color[use] = weight[use, None] * total[use] / seen[use, None] + (1 - weight[use, None]) * color[use]
     tex = np.zeros((size * size, 3), np.float32)
@@ -292,7 +295,7 @@ def _sample(image: np.ndarray, at: np.ndarray) -> np.ndarray:
     grid = grid.reshape(-1, row, 2)  # OpenCV maps must stay under 32767 on a side
     out = cv2.remap(np.ascontiguousarray(image, np.float32), grid[..., 0].copy(), grid[..., 1].copy(),
                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(-1, 3)[:n].astype(np.float64)
+    return out.reshape(-1, 3)[:n]
 
 
 def _dilate(tex: np.ndarray, covered: np.ndarray, rings: int) -> np.ndarray:
