@@ -34,15 +34,16 @@ PADDING = 2
 """texels between charts (each chart keeps this many around it for filtering)."""
 FILL = 0.72
 """share of the atlas the charts are first sized to cover (shelf packing wastes the rest)."""
-GRAZING = (0.15, 0.45)
+GRAZING = (0.1, 0.3)
 """the photo's weight rises from 0 to 1 as the cosine between the surface normal and the direction to the
 camera goes from the first value to the second (at grazing angles a pixel smears over much surface)."""
-EDGE_PX = 3.0
+EDGE_PX = 2.0
 """the photo's weight rises from 0 to 1 over this many photo pixels inside its silhouette (edge pixels mix
 object and background)."""
 DEPTH_MARGIN = 0.02
-"""a texel counts as seen when it lies at most this far (canonical units, ~1.3 voxels of a 128^3 mesh)
-behind the nearest surface at its pixel; its weight fades to 0 over the same distance beyond."""
+"""a texel counts as seen when it lies at most this far (canonical units, ~1.3 voxels of a 128^3 mesh), plus
+the depth its surface spans within one pixel, behind the nearest surface at its pixel; its weight fades to 0
+over the same distance beyond."""
 DEPTH_SIDE = 512
 """longest side of the depth buffer in pixels."""
 
@@ -210,13 +211,15 @@ def photo_weights(points: np.ndarray, normals: np.ndarray, vertices: np.ndarray,
     d = min(1.0, DEPTH_SIDE / max(width, height))
     dw, dh = max(1, round(width * d)), max(1, round(height * d))
     buf = depth_buffer(vertices, faces, camera, k * d, dw, dh)
-    # the nearest depth around each pixel (a texel at a silhouette must not see through the edge's gap)
-    buf = cv2.erode(np.where(np.isfinite(buf), buf, 1e9).astype(np.float32), np.ones((3, 3), np.uint8))
+    buf = np.where(np.isfinite(buf), buf, 1e9).astype(np.float32)
     bi = np.clip((uv[:, 1] * d).astype(np.int32), 0, dh - 1)
     bj = np.clip((uv[:, 0] * d).astype(np.int32), 0, dw - 1)
-    seen = 1.0 - _smoothstep(depth - buf[bi, bj], DEPTH_MARGIN, 2 * DEPTH_MARGIN)
     view = np.asarray(camera.cam2world, np.float32)[:3, 3] - points
     cos = np.einsum("nj,nj->n", normals, view) / np.maximum(np.sqrt(np.einsum("nj,nj->n", view, view)), 1e-12)
+    # within one depth-buffer pixel a surface seen at an angle spans this much depth
+    slope = depth / (camera.focal_px * k * d) / np.maximum(cos, 0.1)
+    margin = DEPTH_MARGIN + slope
+    seen = 1.0 - _smoothstep((depth - buf[bi, bj]) / margin, 1.0, 2.0)
     inside = cv2.distanceTransform((mask >= 0.5).astype(np.uint8), cv2.DIST_L2, 3)
     i = np.clip(uv[:, 1].astype(np.int32), 0, height - 1)
     j = np.clip(uv[:, 0].astype(np.int32), 0, width - 1)
