@@ -271,6 +271,8 @@ def bake(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, colors: np.nda
             points = np.einsum("nk,nkj->nj", bary[todo], v[corners[todo]])
             w, at = photo_weights(points, normals[face[todo]], v, f, view.camera, view.mask, view.k)
             use = w > 0
+            if not use.any():
+                continue
             idx = todo[use]
             total[idx] += w[use, None] * _sample(view.photo, at[use])
             seen[idx] += w[use]
