@@ -271,7 +271,7 @@ def warm_up(model: str = "chairs", device: str = "auto", model_dirs: Sequence[st
     """Pay a process's one-time costs before its first photo; returns the seconds it took.
 
     Imports what a reconstruction imports late (marching cubes, the mesh writers), loads the model
-    into the cache and runs its encoder, one inversion step at a tiny size and a 16^3 mesh, so the
+    into the cache and runs its encoder, one inversion step at a tiny size and a 16^3 mesh (textured), so the
     first ``reconstruct`` call runs as fast as later ones. Needs no file; safe from a worker thread
     (the Blender panel calls it in the background when it first shows the model).
     """
@@ -290,7 +290,10 @@ def warm_up(model: str = "chairs", device: str = "auto", model_dirs: Sequence[st
     small = dataclasses.replace(pipe.cfg.inversion, steps=1, size=8, n_patches=0)
     inv = invert(gen, pipe.render_cfg, target, start, small)
     try:
-        pipe.mesh(inv.ws[0], 16, "warm-up", inv.plane_offset)
+        mesh = pipe.mesh(inv.ws[0], 16, "warm-up", inv.plane_offset)
+        from .texture import texture_mesh
+
+        texture_mesh(mesh, 64)  # the atlas and bake's imports (SciPy's graphs, OpenCV)
     except EmptySurface:
         pass
     return time.perf_counter() - t0

@@ -68,6 +68,7 @@ def atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = PAD
     order = np.argsort(key, kind="stable")
     same = key[order][1:] == key[order][:-1]
     fa, fb = order[:-1][same] // 3, order[1:][same] // 3
+    label = _smooth_labels(label, normal, fa, fb)
     keep = label[fa] == label[fb]
     graph = coo_matrix((np.ones(int(keep.sum())), (fa[keep], fb[keep])), shape=(n_f, n_f))
     n_charts, chart = connected_components(graph, directed=False)
@@ -108,6 +109,30 @@ def atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = PAD
     y = boxes[new_chart, 1] + padding + (b - lo_b[new_chart]) * density
     uv = np.stack([x / size, 1.0 - y / size], axis=1).astype(np.float32)
     return vmap, new_faces, uv
+
+
+AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float64)
+"""the six projection directions; label 2 * axis + (1 if negative)."""
+TAKE_COS = 0.1
+"""a face may join a neighbouring chart whose direction its normal is within ~70 degrees of (it can neither
+fold over in that projection nor stretch more than ~3x)."""
+
+
+def _smooth_labels(label: np.ndarray, normal: np.ndarray, fa: np.ndarray, fb: np.ndarray,
+                   rounds: int = 6) -> np.ndarray:
+    """Face labels after a few rounds of majority vote among edge neighbours (a bumpy surface otherwise
+    splits into many small charts, and every chart border repeats its vertices): each round half the
+    faces, drawn at random, take their neighbours' most common acceptable label (``TAKE_COS``)."""
+    n_f = len(label)
+    ok = normal @ AXES.T > TAKE_COS * np.linalg.norm(normal, axis=1, keepdims=True)
+    rng = np.random.default_rng(0)
+    for _ in range(rounds):
+        votes = (np.bincount(fa * 6 + label[fb], minlength=6 * n_f)
+                 + np.bincount(fb * 6 + label[fa], minlength=6 * n_f)).reshape(n_f, 6).astype(np.float64)
+        votes[np.arange(n_f), label] += 0.5  # a tie keeps the own label
+        votes[~ok] = -1.0
+        label = np.where(rng.random(n_f) < 0.5, votes.argmax(axis=1), label)
+    return label
 
 
 def _pack(w: np.ndarray, h: np.ndarray, size: int) -> np.ndarray | None:

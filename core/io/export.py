@@ -217,7 +217,8 @@ def _glb_bytes(mesh: Mesh, name: str) -> bytes:
                            metallicFactor=0.0, roughnessFactor=0.9)  # glTF's default metal 1.0 looks wrong
     linear = np.ascontiguousarray(srgb_to_linear(mesh.colors), dtype=np.float32)
     # glTF multiplies the base colour texture by COLOR_0: with a texture the vertex colours go in their own
-    # attribute, so that viewers show the texture as baked
+    # attribute, so that viewers show the texture as baked (float32: Blender's importer misreads integer
+    # custom attributes, and refuses normalized ones)
     attributes = {"COLOR_0" if image is None else "VERTEX_COLOR": linear}
     parts = getattr(mesh, "parts", None)
     if parts is not None:
@@ -244,14 +245,14 @@ def _color_0_is_the_vertex_color(tree: dict) -> None:
                 attributes["COLOR_0"] = attributes.pop("_COLOR_0")
 
 
-JPEG_QUALITY = 90
+JPEG_QUALITY = 85
 """quality of the JPEG texture a GLB embeds (glTF allows PNG or JPEG; a photo's texture is a quarter the size
 as JPEG, without a visible difference)."""
 
 
 def _jpeg_bytes(texture: np.ndarray) -> bytes:
     with io.BytesIO() as f:
-        Image.fromarray(np.ascontiguousarray(texture, np.uint8), "RGB").save(f, format="JPEG", quality=JPEG_QUALITY)
+        Image.fromarray(np.ascontiguousarray(texture, np.uint8), "RGB").save(f, format="JPEG", quality=JPEG_QUALITY, optimize=True)
         return f.getvalue()
 
 
