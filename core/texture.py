@@ -119,7 +119,7 @@ fold over in that projection nor stretch more than ~3x)."""
 
 
 def _smooth_labels(label: np.ndarray, normal: np.ndarray, fa: np.ndarray, fb: np.ndarray,
-                   rounds: int = 6) -> np.ndarray:
+                   rounds: int = 4) -> np.ndarray:
     """Face labels after a few rounds of majority vote among edge neighbours (a bumpy surface otherwise
     splits into many small charts, and every chart border repeats its vertices): each round half the
     faces, drawn at random, take their neighbours' most common acceptable label (``TAKE_COS``)."""
@@ -204,19 +204,23 @@ def _camera_space(points: np.ndarray, camera: CameraInfo, k: float) -> tuple[np.
 def depth_buffer(vertices: np.ndarray, faces: np.ndarray, camera: CameraInfo, k: float, width: int, height: int
                  ) -> np.ndarray:
     """(height, width) depth of the nearest surface seen through ``camera`` in a photo scaled by ``k``
-    (inf where the mesh is not)."""
-    uv, depth = _camera_space(np.asarray(vertices, np.float64), camera, k)
-    front = (depth[faces] > 1e-6).all(axis=1)
-    f = np.asarray(faces)[front]
+    (inf where the mesh is not). The mesh is closed, so faces turned away from the camera are never the
+    nearest and are skipped."""
+    import torch
+
+    v = np.asarray(vertices, np.float32)
+    f = np.asarray(faces, np.int64)
+    uv, depth = _camera_space(v, camera, k)
+    tri = v[f]
+    normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    to_cam = np.asarray(camera.cam2world, np.float32)[:3, 3] - tri[:, 0]
+    keep = (depth[f] > 1e-6).all(axis=1) & (np.einsum("fj,fj->f", normal, to_cam) > 0)
+    f = f[keep]
     pix, face, bary = rasterize(uv[f], width, height)
-    z = (bary * depth[f[face]]).sum(axis=1)
-    buf = np.full(width * height, np.inf)
-    order = np.lexsort((z, pix))
-    pix, z = pix[order], z[order]
-    first = np.ones(len(pix), bool)
-    first[1:] = pix[1:] != pix[:-1]
-    buf[pix[first]] = z[first]
-    return buf.reshape(height, width)
+    z = np.einsum("nk,nk->n", bary, depth[f[face]]).astype(np.float32)
+    buf = torch.full((width * height,), float("inf"))
+    buf.scatter_reduce_(0, torch.from_numpy(pix), torch.from_numpy(z), reduce="amin")
+    return buf.numpy().reshape(height, width)
 
 
 def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
