@@ -72,6 +72,11 @@ def atlas(vertices: np.ndarray, faces: np.ndarray, size: int, padding: int = PAD
     keep = label[fa] == label[fb]
     graph = coo_matrix((np.ones(int(keep.sum())), (fa[keep], fb[keep])), shape=(n_f, n_f))
     n_charts, chart = connected_components(graph, directed=False)
+    for _ in range(MERGE_ROUNDS):
+        label = _merge_small_charts(label, chart, n_charts, normal, fa, fb)
+        keep = label[fa] == label[fb]
+        graph = coo_matrix((np.ones(int(keep.sum())), (fa[keep], fb[keep])), shape=(n_f, n_f))
+        n_charts, chart = connected_components(graph, directed=False)
     # one vertex per (chart, original vertex)
     corner_chart = np.repeat(chart, 3)
     unique, inverse = np.unique(corner_chart * n_v + f.reshape(-1), return_inverse=True)
@@ -133,6 +138,34 @@ def _smooth_labels(label: np.ndarray, normal: np.ndarray, fa: np.ndarray, fb: np
         votes[~ok] = -1.0
         label = np.where(rng.random(n_f) < 0.5, votes.argmax(axis=1), label)
     return label
+
+
+MERGE_ROUNDS = 2
+"""rounds of :func:`_merge_small_charts`."""
+SMALL_CHART = 64
+"""charts with fewer faces than this join a neighbour when they can."""
+
+
+def _merge_small_charts(label: np.ndarray, chart: np.ndarray, n_charts: int, normal: np.ndarray,
+                        fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """Face labels with every small chart (``SMALL_CHART``) relabelled to the neighbouring direction it
+    shares the longest border with, when all its faces are acceptable in that direction (``TAKE_COS``)."""
+    n_f = len(label)
+    ok = normal @ AXES.T > TAKE_COS * np.linalg.norm(normal, axis=1, keepdims=True)
+    bad = np.bincount(np.repeat(chart, 6) * 6 + np.tile(np.arange(6), n_f), weights=(~ok).ravel(),
+                      minlength=6 * n_charts).reshape(n_charts, 6)
+    cross = chart[fa] != chart[fb]
+    a, b = np.concatenate([fa[cross], fb[cross]]), np.concatenate([fb[cross], fa[cross]])
+    border = np.bincount(chart[a] * 6 + label[b], minlength=6 * n_charts).reshape(n_charts, 6).astype(np.float64)
+    size = np.bincount(chart, minlength=n_charts)
+    own = np.zeros(n_charts, np.int64)
+    own[chart] = label
+    border[bad > 0] = -1.0
+    border[np.arange(n_charts), own] = -1.0
+    target = border.argmax(axis=1)
+    move = (size < SMALL_CHART) & (border.max(axis=1) > 0)
+    new = np.where(move, target, own)
+    return new[chart]
 
 
 def _pack(w: np.ndarray, h: np.ndarray, size: int) -> np.ndarray | None:

@@ -130,6 +130,8 @@ def test_glb_obj_and_ply_carry_the_texture_and_keep_the_vertex_colours(tmp_path)
     loaded = next(iter(scene.geometry.values()))
     assert loaded.visual.material.baseColorTexture.size == (256, 256)
     assert np.allclose(loaded.visual.uv, mesh.uv, atol=1e-6)
+    kept = loaded.vertex_attributes["_VERTEX_COLOR"]  # the vertex colours: 8-bit sRGB RGBA, as in PLY
+    assert kept.dtype == np.uint8 and np.abs(kept[:, :3] / 255.0 - mesh.colors).max() < 1 / 255 + 1e-6
     obj = export_mesh(mesh, tmp_path / "s.obj")
     assert (tmp_path / "s.mtl").exists() and (tmp_path / "s_texture.png").exists()
     assert "map_Kd s_texture.png" in (tmp_path / "s.mtl").read_text()

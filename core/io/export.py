@@ -18,8 +18,8 @@ values that complete the mix are in the JSON's ``palette``. OBJ has no place for
 
 A textured mesh (:mod:`core.texture`: ``uv`` and ``texture``) adds its texture: GLB embeds it as the
 material's ``baseColorTexture`` (JPEG) with ``TEXCOORD_0``; since glTF multiplies that texture by
-``COLOR_0``, a textured GLB keeps its linear vertex colours in the application-specific ``_VERTEX_COLOR``
-instead. OBJ gets ``vt`` coordinates and ``mtllib <stem>.mtl``, whose material's ``map_Kd`` is
+``COLOR_0``, a textured GLB keeps its vertex colours in the application-specific ``_VERTEX_COLOR``
+instead, as unsigned bytes 0-255: sRGB RGBA, alpha 255, as in PLY. OBJ gets ``vt`` coordinates and ``mtllib <stem>.mtl``, whose material's ``map_Kd`` is
 ``<stem>_texture.png`` (both written next to it, with it). PLY keeps vertex colours only.
 
 The bytes come from ``trimesh`` (its PLY, OBJ and GLB exporters), written atomically with the
@@ -217,9 +217,14 @@ def _glb_bytes(mesh: Mesh, name: str) -> bytes:
                            metallicFactor=0.0, roughnessFactor=0.9)  # glTF's default metal 1.0 looks wrong
     linear = np.ascontiguousarray(srgb_to_linear(mesh.colors), dtype=np.float32)
     # glTF multiplies the base colour texture by COLOR_0: with a texture the vertex colours go in their own
-    # attribute, so that viewers show the texture as baked (float32: Blender's importer misreads integer
-    # custom attributes, and refuses normalized ones)
-    attributes = {"COLOR_0" if image is None else "VERTEX_COLOR": linear}
+    # attribute, so that viewers show the texture as baked; 8-bit sRGB RGBA as in PLY (a third of float32's
+    # bytes: the texture's file-size budget)
+    if image is None:
+        attributes = {"COLOR_0": linear}
+    else:
+        rgba = np.full((len(mesh.vertices), 4), 255, np.uint8)
+        rgba[:, :3] = _srgb_bytes(mesh.colors)
+        attributes = {"VERTEX_COLOR": rgba}
     parts = getattr(mesh, "parts", None)
     if parts is not None:
         padded = np.zeros((len(mesh.vertices), 8), np.float32)
