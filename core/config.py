@@ -107,7 +107,7 @@ class SegmenterConfig:
 class InversionConfig:
     """How the hybrid inversion refines the encoder's guess (:func:`core.fit.invert.invert`).
 
-    The model card's tables hold the measurements behind these values.
+    The measurements behind these values: weights/MODEL_CARD.md and docs/experiments.md.
     """
 
     size: int = 64
@@ -348,7 +348,8 @@ class ReconstructOptions:
     """images encoded and inverted together (None: one at a time on the CPU, where batching is slower
     per image, 4 on a GPU)."""
     model_dirs: tuple[str, ...] = ()
-    """extra folders searched for model names before the shipped weights."""
+    """extra folders searched for model names before the shipped weights (the rules for every option:
+    :func:`core.validate.check_options`)."""
     height_m: float | None = None
     """the object's overall height in metres (0.01-100): mesh and camera are scaled to it (None: the model's
     ``size_prior``; a model without one keeps its own units)."""
@@ -362,12 +363,6 @@ class ReconstructOptions:
     faces: int | None = None
     """decimate the mesh to about this many triangles (quadric, 100 to 10,000,000) before it is unwrapped
     and textured (None: keep marching cubes' mesh)."""
-
-    def check(self) -> None:
-        """Raise :class:`ReconstructionError` for an option out of range (the rules: :mod:`core.validate`)."""
-        from .validate import check_options
-
-        check_options(self)
 
 
 LOSSES = ("l1+ssim", "l1")
