@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .config import InversionConfig, ReconstructOptions, replaced
+from .config import SIDE_FILES, InversionConfig, ReconstructOptions, replaced
 from .errors import Cancelled, EmptySurface, ReconstructionError, display_path
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
@@ -293,7 +293,7 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     call, load_model_s = _start_call(options, inversion_changes, progress, cancel)
     options = call.options
     dev = call.pipe.device
-    stems = output_stems(images, (f".{options.fmt}", ".json"), options.out_dir, masks)
+    stems = output_stems(images, (f".{options.fmt}", ".json", *SIDE_FILES.get(options.fmt, ())), options.out_dir, masks)
     items = [_Item(path, mask, stem) for path, mask, stem in zip(images, masks, stems)]
     batch_size = options.batch_size or (1 if dev.type == "cpu" else 4)
     for start in range(0, len(items), batch_size):
@@ -338,7 +338,7 @@ def warm_up(model: str = "chairs", device: str = "auto", model_dirs: Sequence[st
     """Pay a process's one-time costs before its first photo; returns the seconds it took.
 
     Imports what a reconstruction imports late (marching cubes, the mesh writers), loads the model
-    into the cache and runs its encoder, one inversion step at a tiny size and a 16^3 mesh, so the
+    into the cache and runs its encoder, one inversion step at a tiny size and a 16^3 mesh (textured), so the
     first ``reconstruct`` call runs as fast as later ones. Needs no file; safe from a worker thread
     (the Blender panel calls it in the background when it first shows the model).
     """
@@ -357,7 +357,10 @@ def warm_up(model: str = "chairs", device: str = "auto", model_dirs: Sequence[st
     small = dataclasses.replace(pipe.cfg.inversion, steps=1, size=8, n_patches=0)
     inv = invert(gen, pipe.render_cfg, target, start, small)
     try:
-        pipe.mesh(inv.ws[0], 16, "warm-up", inv.plane_offset)
+        mesh = pipe.mesh(inv.ws[0], 16, "warm-up", inv.plane_offset)
+        from .texture import texture_mesh
+
+        texture_mesh(mesh, 64)  # the atlas and bake's imports (SciPy's graphs, OpenCV)
     except EmptySurface:
         pass
     return time.perf_counter() - t0
@@ -534,6 +537,33 @@ def mesh_with_fallbacks(call: _Call, path: str, latent: torch.Tensor, offset: to
                 raise
 
 
+def deliver(call: _Call, mesh, photos: list[tuple]) -> tuple:
+    """The delivered asset of a canonical ``mesh`` seen by ``photos`` ((PreparedImage, CameraInfo) each):
+    decimated to ``faces``, textured from the photos (``texture_size``), then placed on the floor at its real
+    size (core.place; ``place``). Returns (mesh, cameras, Placement or None, {stage: seconds})."""
+    options, timings = call.options, {}
+    cameras = [cam for _, cam in photos]
+    if options.faces is not None:
+        from .mesh import decimate
+
+        t = time.perf_counter()
+        mesh = decimate(mesh, options.faces)
+        timings["decimate"] = time.perf_counter() - t
+    if options.texture_size:
+        from .texture import View, texture_mesh
+
+        t = time.perf_counter()
+        views = [View(cam, prep.loaded.rgb, prep.full_mask, prep.loaded.scale) for prep, cam in photos]
+        mesh = texture_mesh(mesh, options.texture_size, views)
+        timings["texture"] = time.perf_counter() - t
+    placement = None
+    if options.place:
+        from .place import place
+
+        mesh, cameras, placement = place(mesh, cameras, options.height_m, call.pipe.cfg.size_prior.height_m)
+    return mesh, cameras, placement, timings
+
+
 def _photo_camera(cams, k: int, crop, s: int) -> CameraInfo:
     """Camera ``k`` of the crop cameras ``cams`` (rendered at ``s`` pixels) in its ORIGINAL photo."""
     scale = crop.out_size / s
@@ -552,13 +582,15 @@ def _finish(call: _Call, item: _Item, inv, k: int, guess: torch.Tensor) -> Recon
     camera = _photo_camera(inv.pose.camera(s), k, prep.crop, s)
     mesh, latent, offset = mesh_with_fallbacks(call, item.path, latent, offset, guess, [(prep, camera)])
     item.timings["mesh"] = time.perf_counter() - t
+    mesh, (camera,), placement, extra = deliver(call, mesh, [(prep, camera)])
+    item.timings.update(extra)
     res = ReconstructionResult(image=item.path, ok=True, camera=camera, mesh=mesh, model=call.options.model,
                                steps=call.inversion.steps, device=str(pipe.device),
                                losses=[step[k] for step in inv.losses], mask_source=prep.mask_source,
                                focal_source=item.intrinsics.source, latent=latent.cpu().numpy(),
                                plane_offset=None if offset is None else offset[0].cpu().numpy(),
                                light=(float(inv.light.ambient[k]), float(inv.light.key[k])),
-                               pose_candidates=item.pose_candidates)
+                               pose_candidates=item.pose_candidates, placement=placement)
     item.timings["total"] = sum(item.timings.values())
     res.timings = item.timings
     if call.out is not None:

@@ -34,6 +34,14 @@ def add_reconstruct_arguments(ap: argparse.ArgumentParser) -> None:
                     help="35 mm-equivalent focal length of the photos (as EXIF defines it: on the 43.3 mm "
                          "diagonal of a 36 x 24 mm frame); default: the EXIF value, else the model's default; "
                          "0: estimate it from the image")
+    ap.add_argument("--height-m", default=None, metavar="H",
+                    help="the object's real height in metres, 0.01-100 (default: the model's typical size, "
+                         "0.87 m for chairs); the mesh stands on z = 0, its camera moved with it")
+    ap.add_argument("--texture-size", default="1024", metavar="T",
+                    help="side in pixels of the colour texture baked from the photo, 64-4096; 0: vertex "
+                         "colours only (default 1024)")
+    ap.add_argument("--faces", default=None, metavar="N",
+                    help="decimate the mesh to about N faces (100 to 10000000; default: keep them all)")
     ap.add_argument("--joint", action="store_true",
                     help="the photos show ONE object: one mesh <first stem>.<format> and one JSON with every "
                          "photo's camera (a photo that cannot be placed is reported and left out)")
@@ -50,7 +58,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     # options and model files are refused before torch is loaded: a bad one costs nothing
     options = check_options(ReconstructOptions(
         model=args.model, steps=args.steps, device=args.device, mesh_resolution=args.mesh_resolution,
-        seed=args.seed, out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm))
+        seed=args.seed, out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm,
+        height_m=_number(args.height_m, float), texture_size=_number(args.texture_size, int),
+        faces=_number(args.faces, int)))
     check_model(options.model, options.model_dirs)
     if args.joint:
         return _run_joint(args, options)
@@ -73,6 +83,16 @@ def run_reconstruct(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {res.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _number(text: str | None, kind):
+    """``text`` as a ``kind`` number, or as it is (core.validate refuses it with one line naming the option)."""
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        return text
 
 
 def _run_joint(args: argparse.Namespace, options) -> int:

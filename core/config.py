@@ -200,6 +200,18 @@ class MeshConfig:
     inversion (N > 0): the encoder's guess is not fitted to the silhouette. None: no cut."""
 
 
+@dataclass
+class SizePrior:
+    """The category's real size: a reconstruction is scaled to it (core.place) unless the caller gives one."""
+
+    height_m: float = 0.0
+    """typical overall height of the category's objects in metres (0: no prior; the mesh keeps the model's units)."""
+    source: str = ""
+    """where the value comes from (the command that measured it on the training data, or a reference)."""
+    n: int = 0
+    """objects it was measured on (0: not measured)."""
+
+
 ARCHITECTURES = ("shape_from_image", "nerf_from_image")
 """model architectures: this project's own, and the paper's (checkpoints imported from its reference code)."""
 
@@ -291,6 +303,8 @@ class ModelConfig:
     """pose solver settings."""
     mesh: MeshConfig = field(default_factory=MeshConfig)
     """marching-cubes settings."""
+    size_prior: SizePrior = field(default_factory=SizePrior)
+    """the category's real size in metres (core.place scales reconstructions to it)."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -312,6 +326,9 @@ class ModelConfig:
 
 FORMATS = ("glb", "ply", "obj")
 """mesh file formats :func:`core.api.reconstruct` writes."""
+SIDE_FILES = {"obj": (".mtl", "_texture.png")}
+"""files written next to ``<stem>.<format>`` for a textured mesh, as suffixes of the stem (OBJ: its material
+library and the texture it names; GLB embeds its texture, PLY has none)."""
 
 
 @dataclass
@@ -343,6 +360,19 @@ class ReconstructOptions:
     model_dirs: tuple[str, ...] = ()
     """extra folders searched for model names before the shipped weights (the rules for every option:
     :func:`core.validate.check_options`)."""
+    height_m: float | None = None
+    """the object's overall height in metres (0.01-100): mesh and camera are scaled to it (None: the model's
+    ``size_prior``; a model without one keeps its own units)."""
+    place: bool = True
+    """put the object on the floor: origin at the centre of its base, base at z = 0, scaled to ``height_m``,
+    the camera moved with it (core.place). False: mesh and camera stay in the model's canonical frame
+    (centred, normalized units), as the evaluations that re-render the field need."""
+    texture_size: int = 1024
+    """side in pixels of the colour texture baked from the photo onto a UV atlas (core.texture), 64-4096;
+    0: vertex colours only."""
+    faces: int | None = None
+    """decimate the mesh to about this many triangles (quadric, 100 to 10,000,000) before it is unwrapped
+    and textured (None: keep marching cubes' mesh)."""
 
 
 LOSSES = ("l1+ssim", "l1")

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from .api import (FREE_FOCAL_SOURCES, ProgressCallback, _Call, _Item, _load_images, _options, _photo_camera, _place,
-                  _Placed, _start_call, _stopped, callers_errors_propagate, mesh_with_fallbacks)
+                  _Placed, _start_call, _stopped, callers_errors_propagate, deliver, mesh_with_fallbacks)
+from .config import SIDE_FILES
 from .errors import Cancelled, ReconstructionError, display_path
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
@@ -61,7 +62,8 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
     call = _joint_settings(call)
     t_start = time.perf_counter()
     keep = [*masks, *images[1:]]
-    stem = output_stems(images[:1], (f".{call.options.fmt}", ".json"), call.options.out_dir, keep)[0]
+    fmt = call.options.fmt
+    stem = output_stems(images[:1], (f".{fmt}", ".json", *SIDE_FILES.get(fmt, ())), call.options.out_dir, keep)[0]
     items = [_Item(path, mask) for path, mask in zip(images, masks)]
     live = _load_images(call, items, load_model_s)
     placed = _place(call, live) if live else None
@@ -153,10 +155,12 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     offset = None if inv.plane_offset is None else inv.plane_offset[:1]
     mesh, latent, offset = mesh_with_fallbacks(call, live[views[0]].path, inv.ws[0], offset, ws[0], photos)
     obj.timings["mesh"] = time.perf_counter() - t
+    mesh, cameras, placement, extra = deliver(call, mesh, photos)
+    obj.timings.update(extra)
     for j, k in enumerate(views):
         item = live[k]
         item.result = ReconstructionResult(
-            image=item.path, ok=True, camera=photos[j][1], mesh=mesh,
+            image=item.path, ok=True, camera=cameras[j], mesh=mesh, placement=placement,
             model=call.options.model, steps=call.inversion.steps, device=str(pipe.device),
             losses=[step[j] for step in inv.losses], mask_source=item.prepared.mask_source,
             focal_source=item.intrinsics.source, latent=latent.cpu().numpy(),
@@ -166,7 +170,7 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     for k, reason in dropped.items():
         live[k].result = ReconstructionResult(image=live[k].path, ok=False, error=reason, model=call.options.model,
                                               steps=call.inversion.steps, device=str(pipe.device))
-    obj.ok, obj.mesh = True, mesh
+    obj.ok, obj.mesh, obj.placement = True, mesh, placement
     obj.losses = [float(sum(step)) for step in inv.losses]
     obj.latent = latent.cpu().numpy()
     obj.plane_offset = None if offset is None else offset[0].cpu().numpy()

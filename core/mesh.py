@@ -8,6 +8,7 @@ docs/CONVENTIONS.md); :mod:`core.io.export` writes it to files.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +36,10 @@ class Mesh:
     parts: ColorParts | None = None
     """recolorable parts: per-vertex part weights, part palette and residual with
     ``parts.colors() == colors`` (core.parts); None when the colors did not come from color slots."""
+    uv: np.ndarray | None = None
+    """(V, 2) float32 texture coordinates in [0, 1], origin at the bottom-left (core.texture); None: no texture."""
+    texture: np.ndarray | None = None
+    """(T, T, 3) uint8 sRGB colour texture, row 0 at the top (core.texture); None: vertex colours only."""
 
 
 def extract_mesh(query_sdf: Callable[[Tensor], Tensor], query_color: Callable[[Tensor], Tensor] | None,
@@ -152,6 +157,28 @@ def silhouette_cone(mask: np.ndarray, cam2world: np.ndarray, focal: float, cx: f
         return out.to(points.device)
 
     return cone
+
+
+def decimate(mesh: Mesh, faces: int) -> Mesh:
+    """``mesh`` with about ``faces`` triangles (quadric error simplification, fast-simplification); each new
+    vertex takes the colour and parts of the nearest original vertex. A mesh with fewer faces is returned
+    as is."""
+    if len(mesh.faces) <= faces:
+        return mesh
+    import fast_simplification
+    from scipy.spatial import cKDTree
+
+    verts, tris = fast_simplification.simplify(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64),
+                                               target_count=int(faces))
+    tris = np.asarray(tris, np.int64)
+    tris = tris[(tris[:, 0] != tris[:, 1]) & (tris[:, 1] != tris[:, 2]) & (tris[:, 0] != tris[:, 2])]
+    if len(tris) == 0:
+        return mesh
+    _, near = cKDTree(mesh.vertices).query(verts)
+    parts = mesh.parts
+    if parts is not None:
+        parts = dataclasses.replace(parts, weights=parts.weights[near], residual=parts.residual[near])
+    return Mesh(np.asarray(verts, np.float32), tris.astype(np.int32), mesh.colors[near], parts)
 
 
 def sample_grid(query: Callable[[Tensor], Tensor], resolution: int, bound: float, chunk: int,

@@ -72,6 +72,15 @@ class ReconstructionResult:
     pose_candidates: list[dict] = field(default_factory=list)
     """the first poses scored before the inversion: {'yaw_deg', 'loss', 'chosen'} per turn of the solved
     camera about the object's up axis (empty when the model tries only one)."""
+    placement: object | None = None
+    """core.place.Placement: how ``mesh`` and ``camera`` were moved from the model's canonical frame onto the
+    floor at real size (None: they are in the canonical frame, option ``place`` False)."""
+
+    def canonical_camera(self) -> CameraInfo | None:
+        """``camera`` in the model's canonical frame (where ``latent`` renders the field)."""
+        if self.camera is None or self.placement is None:
+            return self.camera
+        return self.placement.camera_to_canonical(self.camera)
 
     def to_json(self) -> dict:
         out = {"image": self.image, "model": self.model, "steps": self.steps, "device": self.device,
@@ -86,6 +95,7 @@ class ReconstructionResult:
         out["focal_source"] = self.focal_source
         if self.pose_candidates:
             out["pose_candidates"] = self.pose_candidates
+        out.update(_placement_json(self.placement))
         out.update(_palette_json(self.mesh))
         return out
 
@@ -94,8 +104,15 @@ def _mesh_json(mesh, mesh_path: str | None) -> dict:
     """{"mesh": file name and counts}, or nothing without a mesh."""
     if mesh is None:
         return {}
+    texture = getattr(mesh, "texture", None)
     return {"mesh": {"path": None if mesh_path is None else mesh_path.replace("\\", "/").split("/")[-1],
-                     "vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces))}}
+                     "vertices": int(len(mesh.vertices)), "faces": int(len(mesh.faces)),
+                     "texture": 0 if texture is None else int(texture.shape[0])}}
+
+
+def _placement_json(placement) -> dict:
+    """{"placement": scale, origin and height, and where the size came from}, or nothing."""
+    return {} if placement is None else {"placement": placement.to_json()}
 
 
 def _run_json(timings: dict, losses: list) -> dict:
@@ -143,6 +160,8 @@ class ObjectResult:
     """(num_ws, w_dim) the object's refined styles."""
     plane_offset: np.ndarray | None = None
     """(3, C, R, R) the object's fitted triplane offset."""
+    placement: object | None = None
+    """core.place.Placement of the mesh and every view's camera (None: canonical frame)."""
 
     @property
     def image(self) -> str:
@@ -160,8 +179,9 @@ class ObjectResult:
         if self.error:
             out["error"] = self.error
         out.update(_mesh_json(self.mesh, self.mesh_path))
-        out["views"] = [{k: v for k, v in view.to_json().items() if k not in ("mesh", "palette", "model", "device")}
+        out["views"] = [{k: v for k, v in view.to_json().items() if k not in ("mesh", "palette", "model", "device", "placement")}
                         for view in self.views]
         out.update(_run_json(self.timings, self.losses))
+        out.update(_placement_json(self.placement))
         out.update(_palette_json(self.mesh))
         return out

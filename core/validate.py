@@ -50,6 +50,7 @@ from .config import (
     ReconstructOptions,
     RenderConfig,
     SegmenterConfig,
+    SizePrior,
     optional,
 )
 from .errors import ReconstructionError
@@ -61,6 +62,12 @@ MESH_RESOLUTION = (16, 512)
 """accepted marching-cubes grid samples per side."""
 FOCAL_MM = (4.0, 2000.0)
 """accepted 35 mm-equivalent focal lengths in mm (0 also: estimate it)."""
+HEIGHT_M = (0.01, 100.0)
+"""accepted object heights in metres (a 1 cm figurine to a 100 m building)."""
+TEXTURE_SIZE = (64, 4096)
+"""accepted texture sides in pixels (0 also: no texture)."""
+FACES = (100, 10_000_000)
+"""accepted face budgets (None also: keep every face)."""
 SEED_MAX = 2 ** 31 - 1
 """largest seed: what a Blender integer property holds, so every interface accepts the same seeds."""
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
@@ -124,6 +131,37 @@ def check_focal_mm(value) -> float | None:
         raise ReconstructionError(f"focal length must be a 35 mm-equivalent value in mm between {lo:g} and {hi:g} "
                                   f"(or 0 to estimate it, or nothing for EXIF or the default), got {_show(value)}")
     return float(value)
+
+
+def check_height_m(value) -> float | None:
+    """The object's height in metres (0.01-100) or None (the model's size prior)."""
+    if value is None:
+        return None
+    lo, hi = HEIGHT_M
+    if not _real(value) or not math.isfinite(value) or not lo <= value <= hi:
+        raise ReconstructionError(f"height must be the object's height in metres between {lo:g} and {hi:g} "
+                                  f"(or nothing for the model's typical size), got {_show(value)}")
+    return float(value)
+
+
+def check_texture_size(value) -> int:
+    """Side of the baked texture in pixels: 64-4096, or 0 for vertex colours only."""
+    lo, hi = TEXTURE_SIZE
+    if not _whole(value) or not (value == 0 or lo <= value <= hi):
+        raise ReconstructionError(f"texture size must be a whole number of pixels between {lo} and {hi} "
+                                  f"(or 0 for vertex colours only), got {_show(value)}")
+    return int(value)
+
+
+def check_faces(value) -> int | None:
+    """A face budget: a whole number 100-10,000,000, or None (keep every face)."""
+    if value is None:
+        return None
+    lo, hi = FACES
+    if not _whole(value) or not lo <= value <= hi:
+        raise ReconstructionError(f"face budget must be a whole number between {lo} and {hi:,} "
+                                  f"(or nothing to keep every face), got {_show(value)}")
+    return int(value)
 
 
 def check_seed(value) -> int:
@@ -261,7 +299,17 @@ def check_options(options: ReconstructOptions) -> ReconstructOptions:
         focal_mm=check_focal_mm(options.focal_mm),
         inversion=None if options.inversion is None else check_inversion(options.inversion),
         batch_size=None if options.batch_size is None else int(options.batch_size),
-        model_dirs=tuple(os.fspath(d) for d in dirs))
+        model_dirs=tuple(os.fspath(d) for d in dirs),
+        height_m=check_height_m(options.height_m),
+        place=_check_flag(options.place, "place"),
+        texture_size=check_texture_size(options.texture_size),
+        faces=check_faces(options.faces))
+
+
+def _check_flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ReconstructionError(f"{name} must be true or false, got {_show(value)}")
+    return value
 
 
 def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list[str], list[str | None]]:
@@ -316,6 +364,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
     PoseConfig: {"default_focal_mm": FOCAL_MM, "focal_min": (1e-3, 1e3), "focal_max": (1e-3, 1e3),
                  "focal_count": (1, 1000), "yaw_hypotheses": (-360.0, 360.0), "yaw_margin": (0.0, 1.0),
                  "hypothesis_size": (8, 512)},
+    SizePrior: {"height_m": (0.0, HEIGHT_M[1]), "n": (0, 1 << 40)},
     MeshConfig: {"resolution": MESH_RESOLUTION, "level_betas": (-100.0, 100.0), "min_component_ratio": (0.0, 1.0),
                  "coarse": (0, 512), "carve_px": (0.0, 1000.0)},
     PaperConfig: {"latent_dim": (1, 4096), "w_dim": (1, 4096), "mapping_layers": (1, 64), "plane_res": (4, 1024),
@@ -401,7 +450,7 @@ def check_model_config(cfg: ModelConfig, where: str) -> ModelConfig:
     if cfg.architecture not in ARCHITECTURES:
         raise ReconstructionError(f"model setting 'architecture' must be one of {', '.join(ARCHITECTURES)}, got "
                                   f"{_show(cfg.architecture)}{tail}", where)
-    for name in ("generator", "render", "encoder", "segmenter", "pose", "mesh"):
+    for name in ("generator", "render", "encoder", "segmenter", "pose", "mesh", "size_prior"):
         _check_section(getattr(cfg, name), f"model setting {name}.", where, tail)
     if 0 < cfg.encoder.crop_margin < 1:
         raise ReconstructionError(f"model setting 'encoder.crop_margin' must be 0 (the whole photo) or at least 1, "

@@ -47,6 +47,7 @@ REQUIREMENTS = {
     "safetensors": "safetensors>=0.4",
     "scipy": "scipy>=1.10",
     "tqdm": "tqdm>=4.60",
+    "fast_simplification": "fast-simplification>=0.1.9,<1",
 }
 MODULES = ("torch", *REQUIREMENTS)
 """modules the core imports; the panel shows which ones are missing."""

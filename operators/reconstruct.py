@@ -179,6 +179,14 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
     focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, soft_min=0.0, soft_max=2000.0, options=_SKIP,
                                       description="35 mm-equivalent focal length of the photo in mm (as EXIF "
                                                   "states it); 0: the photo's EXIF value, else the model's default")
+    height_m: bpy.props.FloatProperty(name="Height", default=0.0, soft_min=0.0, soft_max=100.0, options=_SKIP,
+                                      unit="LENGTH", description="The object's real height in metres; 0: the "
+                                                                 "model's typical size for its category")
+    texture_size: bpy.props.IntProperty(name="Texture Size", default=1024, soft_min=0, soft_max=4096, options=_SKIP,
+                                        description="Side in pixels of the colour texture baked from the photo "
+                                                    "(64-4096; 0: vertex colours only)")
+    faces: bpy.props.IntProperty(name="Face Budget", default=0, soft_min=0, options=_SKIP,
+                                 description="Decimate the mesh to about this many faces (0: keep them all)")
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", options=_SKIP)
     seed: bpy.props.IntProperty(name="Seed", default=0, soft_min=0, options=_SKIP)
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True, options=_SKIP)
@@ -214,6 +222,9 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         seed, device = validate.check_seed(self.seed), validate.check_device(self.device)
         focal_mm = None if self.focal_mm == 0 else validate.check_focal_mm(_stored_float(self.focal_mm))  # 0: EXIF or default
         fmt = validate.check_format(self.out_format)
+        height_m = None if self.height_m == 0 else validate.check_height_m(self.height_m)  # 0: the model's size
+        texture_size = validate.check_texture_size(self.texture_size)
+        faces = None if self.faces == 0 else validate.check_faces(self.faces)  # 0: every face
         gone = deps.missing() and deps.missing(refresh=True)  # installed meanwhile?
         if gone:
             raise _input_error(f"{runner.MISSING_TORCH_MESSAGE} (missing: {', '.join(gone)})")
@@ -225,7 +236,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         return runner.Request(image=photos[0].path, mask=mask, model=inputs.resolve_model(model, extra),
                               steps=steps, device=device, mesh_resolution=resolution, seed=seed, out_dir=out_dir,
                               focal_mm=focal_mm, fmt=fmt, images=tuple(p.path for p in photos) if joint else (),
-                              joint=joint)
+                              joint=joint, height_m=height_m, texture_size=texture_size, faces=faces)
 
     def _prepare_or_report(self, context) -> runner.Request | None:
         """The request, or None after reporting why the inputs cannot be used (status line + report)."""

@@ -105,6 +105,12 @@ class Request:
     joint: bool = False
     """reconstruct ``images`` as one object (``core.joint.reconstruct_object``): one mesh, one camera per
     photo; the result is a ``core.result.ObjectResult``."""
+    height_m: float | None = None
+    """the object's height in metres; None: the model's typical size (its size prior)."""
+    texture_size: int = 1024
+    """side of the colour texture baked from the photo (0: vertex colours only)."""
+    faces: int | None = None
+    """decimate the mesh to about this many faces (None: keep them all)."""
 
     @property
     def label(self) -> str:
@@ -180,12 +186,13 @@ def _call_core(request: Request, progress, cancel) -> list:
             from ..core.api import reconstruct as call
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] in ("torch", "numpy", "cv2", "skimage", "trimesh",
-                                                   "safetensors", "PIL"):
+                                                   "safetensors", "PIL", "scipy", "fast_simplification"):
             raise MissingDependency(f"{MISSING_TORCH_MESSAGE} (missing Python module '{err.name}')") from err
         raise
     options = {"model": request.model, "steps": request.steps, "device": request.device,
                "mesh_resolution": request.mesh_resolution, "seed": request.seed, "progress": progress,
-               "cancel": cancel, "out_dir": request.out_dir, "fmt": request.fmt, "focal_mm": request.focal_mm}
+               "cancel": cancel, "out_dir": request.out_dir, "fmt": request.fmt, "focal_mm": request.focal_mm,
+               "height_m": request.height_m, "texture_size": request.texture_size, "faces": request.faces}
     if request.joint:
         return [call(list(request.images), **options)]
     return call([request.image], masks=None if request.mask is None else [request.mask], **options)

@@ -60,6 +60,13 @@ PART_ATTRIBUTE = "part_{}"
 """float POINT attributes: each vertex's weight on color part 0, 1, ... (core.parts)."""
 RESIDUAL_ATTRIBUTE = "part_residual"
 """FLOAT_VECTOR POINT attribute: the pre-sigmoid remainder of each vertex's color mix."""
+UV_MAP = "UVMap"
+"""the UV layer of a textured mesh."""
+PART_BASE_ATTRIBUTE = "part_base"
+"""BYTE_COLOR POINT attribute of a textured mesh with parts: the parts' mix as built (the texture's own
+colours shift by the swatches' change from it)."""
+TEXTURE_NODE = "sfi_texture"
+"""name of the Image Texture node of a textured material."""
 SWATCH_NODE = "sfi_part_{}"
 """name of the RGB node holding part N's swatch color (scene linear) in the material."""
 MAX_PARTS = 8
@@ -92,6 +99,22 @@ class BuildOptions:
     """object/collection name; default: the image file's stem."""
     background_image: object | None = None
     """a bpy.types.Image to use as the backdrop instead of loading the file (panel image source)."""
+    at_cursor: bool = True
+    """put the object (its origin, the centre of its base) at the scene's 3D cursor, its cameras moved with it."""
+
+
+def cursor_location(scene) -> np.ndarray:
+    """(3,) the scene's 3D cursor location (Blender's place for new objects)."""
+    return np.asarray(scene.cursor.location, dtype=np.float64)
+
+
+def moved(camera: CameraInfo, offset: np.ndarray) -> CameraInfo:
+    """``camera`` translated by ``offset`` (3,) (it keeps seeing its object moved by the same offset)."""
+    if not np.any(offset):
+        return camera
+    c2w = np.array(camera.cam2world, dtype=np.float64)
+    c2w[:3, 3] += offset
+    return CameraInfo(c2w, camera.focal_px, camera.width, camera.height, camera.cx, camera.cy)
 
 
 @dataclass
@@ -119,6 +142,10 @@ class CheckedResult:
     """(V, 3) float32 pre-sigmoid remainder of each vertex's color mix, or None."""
     part_names: tuple[str, ...] = ()
     """a name per part ('seat', 'frame', ...) when the model names its parts; else empty."""
+    uv: np.ndarray | None = None
+    """(V, 2) float32 texture coordinates (origin bottom-left), or None."""
+    texture: np.ndarray | None = None
+    """(T, T, 3) uint8 sRGB colour texture baked from the photo (row 0 at the top), or None."""
 
 
 @dataclass
@@ -246,10 +273,26 @@ def check_mesh(mesh, image_path: str) -> CheckedResult:
                          image_path)
         colors = np.clip(colors, 0.0, 1.0)
     weights, swatches, residual = _checked_parts(getattr(mesh, "parts", None), len(vertices), colors)
+    uv, texture = _checked_texture(mesh, len(vertices))
     return CheckedResult(image=image_path, vertices=np.ascontiguousarray(vertices), faces=faces,
                          colors=None if colors is None else np.ascontiguousarray(colors), camera=None,
                          dropped_faces=dropped, part_weights=weights, part_colors=swatches,
-                         part_residual=residual, part_names=_part_names(getattr(mesh, "parts", None), swatches))
+                         part_residual=residual, part_names=_part_names(getattr(mesh, "parts", None), swatches),
+                         uv=uv, texture=texture)
+
+
+def _checked_texture(mesh, n_vertices: int) -> tuple:
+    """(uv, texture) of a textured mesh, or (None, None) when it has none or they do not fit the mesh (it is
+    then built with its vertex colours only)."""
+    uv, texture = getattr(mesh, "uv", None), getattr(mesh, "texture", None)
+    if uv is None or texture is None:
+        return None, None
+    uv, texture = np.asarray(uv, dtype=np.float32), np.asarray(texture)
+    if (uv.shape != (n_vertices, 2) or not np.isfinite(uv).all() or texture.dtype != np.uint8
+            or texture.ndim != 3 or texture.shape[2] != 3 or not 1 <= texture.shape[0] <= 16384
+            or not 1 <= texture.shape[1] <= 16384):
+        return None, None
+    return np.ascontiguousarray(uv), np.ascontiguousarray(texture)
 
 
 def check_camera(cam, image_path: str) -> CameraInfo:
@@ -309,7 +352,8 @@ def _checked_parts(parts, n_vertices: int, colors) -> tuple:
 # --------------------------------------------------------------------------------------------
 
 def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None,
-                part_weights: np.ndarray | None = None, part_residual: np.ndarray | None = None):
+                part_weights: np.ndarray | None = None, part_residual: np.ndarray | None = None,
+                uv: np.ndarray | None = None):
     """A smooth-shaded triangle mesh; ``colors`` (V, 3) sRGB become the POINT attribute "Col".
 
     ``part_weights`` (V, P) and ``part_residual`` (V, 3) (core.parts) become the float POINT
@@ -342,6 +386,16 @@ def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.n
                 attr.data.foreach_set("value", np.ascontiguousarray(part_weights[:, p], dtype=np.float32))
             attr = mesh.attributes.new(RESIDUAL_ATTRIBUTE, "FLOAT_VECTOR", "POINT")
             attr.data.foreach_set("vector", np.ascontiguousarray(part_residual, dtype=np.float32).ravel())
+        if uv is not None and len(mesh.vertices) == n_v and len(mesh.loops) == 3 * n_f:
+            layer = mesh.uv_layers.new(name=UV_MAP)
+            corner = np.empty(len(mesh.loops), dtype=np.int32)
+            mesh.loops.foreach_get("vertex_index", corner)
+            layer.data.foreach_set("uv", np.ascontiguousarray(uv[corner], dtype=np.float32).ravel())
+        if part_weights is not None and colors is not None and uv is not None:
+            base = mesh.color_attributes.new(PART_BASE_ATTRIBUTE, "BYTE_COLOR", "POINT")
+            rgba = np.ones((n_v, 4), dtype=np.float32)
+            rgba[:, :3] = colors
+            base.data.foreach_set("color_srgb", rgba.ravel())
         mesh.shade_smooth()
     except Exception:
         bpy.data.meshes.remove(mesh)
@@ -349,12 +403,34 @@ def create_mesh(name: str, vertices: np.ndarray, faces: np.ndarray, colors: np.n
     return mesh
 
 
+def create_texture_image(name: str, texture: np.ndarray):
+    """A packed image datablock (sRGB) holding ``texture`` (T, T, 3) uint8, row 0 at the top: it is saved
+    inside the .blend."""
+    height, width = texture.shape[:2]
+    image = bpy.data.images.new(name, width, height, alpha=False)
+    try:
+        rgba = np.ones((height, width, 4), dtype=np.float32)
+        rgba[..., :3] = texture[::-1].astype(np.float32) / 255.0  # Blender's row 0 is the bottom
+        image.pixels.foreach_set(rgba.ravel())
+        image.file_format = "PNG"
+        image.pack()
+    except Exception:
+        bpy.data.images.remove(image)
+        raise
+    return image
+
+
 def create_material(name: str, mean_srgb: np.ndarray | None, part_colors: np.ndarray | None = None,
-                    part_names: tuple[str, ...] = ()):
+                    part_names: tuple[str, ...] = (), image=None):
     """Color Attribute "Col" -> Principled BSDF base color; Solid view shows ``diffuse_color``.
 
     With ``part_colors`` (P, 3) sRGB the base color is instead the parts' mix (:func:`add_part_mix`):
     one RGB node per part holds its swatch, so editing a swatch recolors that part live.
+
+    With ``image`` (the texture baked from the photo) the base colour is that texture (UV map ``UVMap``);
+    with parts as well, it is the texture shifted by how far the parts' mix moved from the mix as built
+    (attribute ``part_base``): untouched swatches show the texture, a recolored part keeps the photo's
+    detail in its new colour.
     """
     mat = bpy.data.materials.new(name)
     try:
@@ -378,6 +454,8 @@ def create_material(name: str, mean_srgb: np.ndarray | None, part_colors: np.nda
             attr.location.y -= 300.0
             mix = add_part_mix(mat.node_tree, part_colors, (bsdf.location.x - 300.0, bsdf.location.y), part_names)
             links.new(mix, bsdf.inputs["Base Color"])
+        if image is not None:
+            _add_texture(mat.node_tree, image, bsdf, mix if part_colors is not None else None)
         bsdf.inputs["Roughness"].default_value = 0.8
         if mean_srgb is not None:
             lin = srgb_to_linear(mean_srgb)
@@ -386,6 +464,44 @@ def create_material(name: str, mean_srgb: np.ndarray | None, part_colors: np.nda
         bpy.data.materials.remove(mat)
         raise
     return mat
+
+
+def _add_texture(tree, image, bsdf, part_mix=None) -> None:
+    """Image Texture (UV map ``UVMap``) -> base colour; with the parts' mix socket ``part_mix``:
+    texture + (mix - part_base), floored at 0."""
+    nodes, links = tree.nodes, tree.links
+    x, y = bsdf.location.x, bsdf.location.y
+    uv = nodes.new("ShaderNodeUVMap")
+    uv.uv_map = UV_MAP
+    uv.location = (x - 900.0, y + 400.0)
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.name = TEXTURE_NODE
+    tex.image = image
+    tex.interpolation = "Linear"
+    tex.location = (x - 700.0, y + 400.0)
+    links.new(uv.outputs["UV"], tex.inputs["Vector"])
+    if part_mix is None:
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+        return
+    base = nodes.new("ShaderNodeVertexColor")
+    base.layer_name = PART_BASE_ATTRIBUTE
+    base.location = (x - 700.0, y + 700.0)
+    shift = nodes.new("ShaderNodeVectorMath")
+    shift.operation = "SUBTRACT"
+    shift.location = (x - 450.0, y + 600.0)
+    links.new(part_mix, shift.inputs[0])
+    links.new(base.outputs["Color"], shift.inputs[1])
+    add = nodes.new("ShaderNodeVectorMath")
+    add.operation = "ADD"
+    add.location = (x - 300.0, y + 500.0)
+    links.new(tex.outputs["Color"], add.inputs[0])
+    links.new(shift.outputs[0], add.inputs[1])
+    floor = nodes.new("ShaderNodeVectorMath")
+    floor.operation = "MAXIMUM"
+    floor.location = (x - 150.0, y + 500.0)
+    floor.inputs[1].default_value = (0.0, 0.0, 0.0)
+    links.new(add.outputs[0], floor.inputs[0])
+    links.new(floor.outputs[0], bsdf.inputs["Base Color"])
 
 
 def apply_camera_parameters(cam_data, params: CameraParameters) -> None:
@@ -455,7 +571,22 @@ def _collection_ids(coll) -> list:
             for mat in getattr(data, "materials", []):
                 if mat is not None and mat.get(TAG) is not None and mat.users <= 1:
                     ids.append(mat)
+                    image = texture_image(mat)
+                    if image is not None and image.get(TAG) is not None and image.users <= 1:
+                        ids.append(image)
     return ids
+
+
+def texture_image(mat):
+    """The texture image of a material built here, or None."""
+    node = mat.node_tree.nodes.get(TEXTURE_NODE) if mat is not None and mat.node_tree is not None else None
+    return getattr(node, "image", None)
+
+
+def _take_texture_name(name: str, mat) -> None:
+    image = texture_image(mat)
+    if image is not None:
+        _take_names(f"{name} Texture", (image,))
 
 
 def remove_previous(scene, image_path: str, keep=None) -> int:
@@ -521,11 +652,16 @@ def _roll_back(scene, saved: dict, created: list, images_before: set) -> None:
 def _add_mesh_object(name: str, checked: CheckedResult, tag: str, coll, created: list, result_json: str | None):
     """The colored mesh, its material and the object holding them, linked to ``coll``; (object, mesh, material)."""
     mesh = create_mesh(name, checked.vertices, checked.faces, checked.colors, checked.part_weights,
-                       checked.part_residual)
+                       checked.part_residual, checked.uv)
     created.append(mesh)
     mesh[TAG] = tag
+    image = None
+    if checked.texture is not None:
+        image = create_texture_image(f"{name} Texture", checked.texture)
+        created.append(image)
+        image[TAG] = tag
     mean = None if checked.colors is None else checked.colors.mean(axis=0)
-    mat = create_material(name, mean, checked.part_colors, checked.part_names)
+    mat = create_material(name, mean, checked.part_colors, checked.part_names, image)
     created.append(mat)
     mat[TAG] = tag
     mesh.materials.append(mat)
@@ -601,10 +737,12 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
     try:
         coll = _new_collection(scene, name, image_path, created)
         obj, mesh, mat = _add_mesh_object(name, checked, image_path, coll, created, _result_json(result))
+        at = cursor_location(scene) if options.at_cursor else np.zeros(3)
+        obj.location = at.tolist()
 
         cam_obj = None
         if options.add_camera:
-            cam_obj = _add_camera(f"{name} Camera", checked.camera, image_path, coll, created, image_path,
+            cam_obj = _add_camera(f"{name} Camera", moved(checked.camera, at), image_path, coll, created, image_path,
                                   options.camera_background, options.background_image)
         if cam_obj is not None and options.set_scene_camera:
             scene.camera = cam_obj
@@ -616,6 +754,7 @@ def build_result(scene, result, options: BuildOptions | None = None, image_path:
         if options.replace_previous:  # last: nothing after this can fail halfway
             removed = remove_previous(scene, image_path, keep=coll)
             _take_names(name, (coll, obj, mesh, mat))
+            _take_texture_name(name, mat)
             if cam_obj is not None:
                 _take_names(f"{name} Camera", (cam_obj, cam_obj.data))
     except Exception:
@@ -690,10 +829,12 @@ def build_object(scene, result, options: BuildOptions | None = None, image_paths
     try:
         coll = _new_collection(scene, name, tag, created)
         obj, mesh, mat = _add_mesh_object(name, checked, tag, coll, created, _result_json(result))
+        at = cursor_location(scene) if options.at_cursor else np.zeros(3)
+        obj.location = at.tolist()
         cameras = []
         if options.add_camera:
             for path, view_name, image, camera in placed:
-                cameras.append(_add_camera(f"{view_name} Camera", camera, tag, coll, created, path,
+                cameras.append(_add_camera(f"{view_name} Camera", moved(camera, at), tag, coll, created, path,
                                            options.camera_background, image))
         if cameras and options.set_scene_camera:
             scene.camera = cameras[0]
@@ -705,6 +846,7 @@ def build_object(scene, result, options: BuildOptions | None = None, image_paths
         if options.replace_previous:  # last: nothing after this can fail halfway
             removed = remove_previous(scene, tag, keep=coll)
             _take_names(name, (coll, obj, mesh, mat))
+            _take_texture_name(name, mat)
             for cam_obj, (_, view_name, _, _) in zip(cameras, placed):
                 _take_names(f"{view_name} Camera", (cam_obj, cam_obj.data))
     except Exception:

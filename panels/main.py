@@ -89,6 +89,9 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
             col.prop(settings, "steps_custom")
         col.prop(settings, "mesh_resolution", text="Resolution")  # the split's label column cuts longer names
         col.prop(settings, "focal_mm")
+        col.prop(settings, "height_m")
+        col.prop(settings, "texture_size")
+        col.prop(settings, "faces")
 
         job = runner.active_job()
         if job is None:
@@ -117,6 +120,9 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
             op.steps = settings.steps
             op.mesh_resolution = settings.mesh_resolution
             op.focal_mm = settings.focal_mm
+            op.height_m = settings.height_m
+            op.texture_size = settings.texture_size
+            op.faces = settings.faces
             op.device = prefs.device if prefs is not None else "AUTO"
             for name in ("add_camera", "set_scene_camera", "set_render_resolution", "camera_background",
                          "replace_previous"):

@@ -60,6 +60,14 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
                                       unit="CAMERA", precision=1,
                                       description="35 mm-equivalent focal length of the photo (as EXIF states "
                                                   "it); 0: the photo's EXIF value, else the model's default")
+    height_m: bpy.props.FloatProperty(name="Height", default=0.0, min=0.0, max=100.0, soft_max=5.0, unit="LENGTH",
+                                      precision=3, description="The object's real height; 0: the model's typical "
+                                                               "size for its category (a chair: 0.87 m)")
+    texture_size: bpy.props.IntProperty(name="Texture Size", default=1024, min=0, max=4096, soft_max=4096,
+                                        description="Side in pixels of the colour texture baked from the photo "
+                                                    "(0: vertex colours only)")
+    faces: bpy.props.IntProperty(name="Face Budget", default=0, min=0, max=10_000_000,
+                                 description="Decimate the mesh to about this many faces (0: keep them all)")
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True,
                                        description="Add a camera at the recovered viewpoint")
     set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True,

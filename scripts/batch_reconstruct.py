@@ -5,7 +5,7 @@
     python scripts/batch_reconstruct.py --joint --input objects/ --out out/     (objects/<name>/*.png)
 
 Options: --model NAME  --steps N  --device auto|cpu|cuda|mps  --mesh-resolution R  --format glb|ply|obj
---seed S  --focal-mm F  --render (also write <stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
+--seed S  --focal-mm F  --height-m H  --texture-size T  --faces N  --render (also write <stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
 
 For every input: a fresh empty scene, the extension's operator (synchronous in background mode),
 then ``<out>/<stem>.<format>`` and ``<stem>.json`` (the core's mesh and per-image JSON, as
@@ -69,6 +69,11 @@ def parse_args(args: list[str]) -> argparse.Namespace:
     parser.add_argument("--focal-mm", type=float, default=0.0,
                         help="35 mm-equivalent focal length of the photos (as EXIF states it); 0 (default): each "
                              "photo's EXIF value, else the model's default")
+    parser.add_argument("--height-m", type=float, default=0.0,
+                        help="the objects' real height in metres; 0 (default): the model's typical size")
+    parser.add_argument("--texture-size", type=int, default=1024,
+                        help="side of the texture baked from the photo, 64-4096; 0: vertex colours only")
+    parser.add_argument("--faces", type=int, default=0, help="decimate to about N faces (0: keep them all)")
     parser.add_argument("--render", action="store_true", help="also render <stem>_overlay.png and <stem>_side.png")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples for --render")
     parser.add_argument("--joint", action="store_true",
@@ -138,6 +143,9 @@ def check_options(validate, opts: argparse.Namespace) -> Path:
     opts.mesh_resolution = validate.check_mesh_resolution(opts.mesh_resolution)
     opts.seed = validate.check_seed(opts.seed)
     opts.focal_mm = validate.check_focal_mm(opts.focal_mm) or 0.0
+    opts.height_m = 0.0 if opts.height_m == 0 else validate.check_height_m(opts.height_m)
+    opts.texture_size = validate.check_texture_size(opts.texture_size)
+    opts.faces = 0 if opts.faces == 0 else validate.check_faces(opts.faces)
     opts.device = validate.check_device(opts.device)
     if opts.device.startswith("cuda:") and opts.device != "cuda:0":
         raise validate.ReconstructionError(f"device '{opts.device}': Blender's operator runs on the first CUDA GPU "
@@ -258,7 +266,8 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> 
     t0 = time.perf_counter()
     outcome = _run_operator(ext, entry, image, filepath=image, model=opts.model, steps=opts.steps,
                             device=opts.device.upper(), mesh_resolution=opts.mesh_resolution, seed=opts.seed,
-                            focal_mm=opts.focal_mm)
+                            focal_mm=opts.focal_mm, height_m=opts.height_m, texture_size=opts.texture_size,
+                            faces=opts.faces)
     files: dict = {}
     if outcome is not None:
         try:
@@ -313,7 +322,8 @@ def process_object(ext, name: str, photos: list[str], stem: str, out: Path, opts
     t0 = time.perf_counter()
     outcome = _run_operator(ext, entry, photos[0], files=[{"name": photo} for photo in photos], directory="",
                             joint=True, model=opts.model, steps=opts.steps, device=opts.device.upper(),
-                            mesh_resolution=opts.mesh_resolution, seed=opts.seed, focal_mm=opts.focal_mm)
+                            mesh_resolution=opts.mesh_resolution, seed=opts.seed, focal_mm=opts.focal_mm,
+                            height_m=opts.height_m, texture_size=opts.texture_size, faces=opts.faces)
     files: dict = {}
     if outcome is not None:
         try:
@@ -394,7 +404,7 @@ def _finish(out: Path, key: str, entries: list[dict], opts: argparse.Namespace, 
 
 def _summary_options(opts: argparse.Namespace) -> dict:
     return {k: getattr(opts, k) for k in ("model", "steps", "device", "mesh_resolution", "format", "seed",
-                                          "focal_mm", "render", "joint")}
+                                          "focal_mm", "height_m", "texture_size", "faces", "render", "joint")}
 
 
 def _run_joint(ext, validate, out: Path, opts: argparse.Namespace) -> int:

@@ -321,6 +321,9 @@ def check_outputs(out: Path, written: dict[str, tuple[str, str]]) -> None:
     """``out`` holds exactly the reported files: for each input its mesh and its JSON (which names that
     mesh and that input), no two inputs share a file, nothing else (no .tmp, no probe, no orphan)."""
     names = [n for pair in written.values() for n in pair]
+    for mesh, _ in written.values():  # a textured OBJ's material library and texture lie beside it
+        if mesh.endswith(".obj"):
+            names += [mesh[:-4] + ".mtl", mesh[:-4] + "_texture.png"]
     assert len(set(names)) == len(names), "two inputs were written to the same file"
     present = sorted(os.listdir(out)) if out.exists() else []
     assert present == sorted(os.path.basename(n) for n in names), set(present) ^ {os.path.basename(n) for n in names}

@@ -3,7 +3,7 @@
 Runs the whole public pipeline (``core.reconstruct``) on one image for N = 0, 10, 30 inversion steps
 on the CPU (and on CUDA / MPS when present) and prints seconds per stage: model load (first call
 only), image load + crop, encoder, PnP pose, inversion (and per step), mesh (marching cubes at the
-chosen resolution with vertex colors), total. Each setting is run ``--repeat`` times after one
+chosen resolution with vertex colors), texture (UV atlas and the photo baked at ``--texture-size``), total. Each setting is run ``--repeat`` times after one
 warm-up; the median is reported.
 
 ``--user-view`` measures instead what a user waits for, in wall seconds on the CPU: a cold
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-STAGES = ("load", "encoder", "pose", "inversion", "mesh", "total")
+STAGES = ("load", "encoder", "pose", "inversion", "mesh", "texture", "total")
 
 
 def devices() -> list[str]:
@@ -45,7 +45,8 @@ def devices() -> list[str]:
     return out
 
 
-def bench(model: str, image: str, steps_list: list[int], repeat: int, mesh_resolution: int, device: str) -> list[dict]:
+def bench(model: str, image: str, steps_list: list[int], repeat: int, mesh_resolution: int, device: str,
+          texture_size: int = 1024) -> list[dict]:
     from core.api import reconstruct
     from core.model import load_model
 
@@ -57,7 +58,8 @@ def bench(model: str, image: str, steps_list: list[int], repeat: int, mesh_resol
     for steps in steps_list:
         runs = []
         for _ in range(repeat):
-            (res,) = reconstruct([image], model=model, steps=steps, device=device, mesh_resolution=mesh_resolution)
+            (res,) = reconstruct([image], model=model, steps=steps, device=device, mesh_resolution=mesh_resolution,
+                                 texture_size=texture_size)
             if not res.ok:
                 raise SystemExit(f"error: {res.error}")
             runs.append(res.timings)
@@ -128,9 +130,10 @@ def user_table(rows: list[dict]) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    return markdown(["device", "N", "image load", "encoder", "pose", "inversion", "per step", "mesh", "total"],
+    return markdown(["device", "N", "image load", "encoder", "pose", "inversion", "per step", "mesh", "texture",
+                     "total"],
                     [[r["device"], str(r["steps"]), *(f"{r[k]:.2f}" for k in ("load", "encoder", "pose", "inversion",
-                                                                              "per_step", "mesh", "total"))]
+                                                                              "per_step", "mesh", "texture", "total"))]
                      for r in rows])
 
 
@@ -228,6 +231,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[0, 10, 30])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--mesh-resolution", type=int, default=128)
+    ap.add_argument("--texture-size", type=int, default=1024, help="texture side (0: vertex colours only)")
     ap.add_argument("--device", nargs="+", default=None, help="default: cpu plus every GPU backend present")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--user-view", action="store_true",
@@ -265,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for dev in args.device or devices():
-        rows += bench(args.model, args.image, args.steps, args.repeat, args.mesh_resolution, dev)
+        rows += bench(args.model, args.image, args.steps, args.repeat, args.mesh_resolution, dev, args.texture_size)
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, mesh {args.mesh_resolution}^3, seconds (median of {args.repeat}); "
           f"model load once: {rows[0]['model_load']:.2f} s\n")

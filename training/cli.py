@@ -21,6 +21,8 @@ COMMANDS = {
     "segment-evaluate": ("segment_eval", "automatic segmentation of photos without alpha, against true masks"),
     "mesh-level": ("mesh_level", "the SDF level the mesh is cut at, scored by mesh silhouettes on validation images"),
     "bench": ("bench", "seconds per stage of the public pipeline"),
+    "size-prior": ("size_prior", "the training chairs' overall height in metres (the model's size prior)"),
+    "texture-bench": ("texture_bench", "the examples through their cameras: baked texture against vertex colours"),
     "ceiling": ("ceiling", "silhouette IoU of a generator checkpoint on its own training chairs"),
     "real-build": ("real.build", "render the real validation set (Sweet Home 3D catalogue chairs)"),
     "real-evaluate": ("real.evaluate", "quality on the real validation set"),

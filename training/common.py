@@ -41,3 +41,8 @@ def load_checkpoint(path: Path) -> dict | None:
     if not path.exists():
         return None
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+CANONICAL = {"place": False, "texture_size": 0}
+"""reconstruct() options of the evaluations: mesh and camera stay in the model's canonical frame (the frame of
+the field they re-render and of the true chairs they compare with), no texture (it changes no score here)."""

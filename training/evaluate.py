@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .common import CANONICAL
+
 EVAL_SIZE = 256   # input photo side
 VIEW_SIZE = 128   # metric resolution
 OUTER_RESOLUTION = 160
@@ -184,7 +186,8 @@ def evaluate(model_name: str, n_images: int, steps_list: list[int], batch: int, 
                 chunk = cases[start:start + batch]
                 t = time.time()
                 results = reconstruct([c["path"] for c in chunk], model=model_name, steps=steps, device="cpu",
-                                      mesh_resolution=mesh_resolution, batch_size=batch, inversion=settings)
+                                      mesh_resolution=mesh_resolution, batch_size=batch, inversion=settings,
+                                      **CANONICAL)
                 per_image = (time.time() - t) / len(chunk)
                 for case, res in zip(chunk, results):
                     rows[steps].append(_score(model, case, res, per_image))

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from .common import CANONICAL
+
 VALIDATION_FIRST_SEED = 600_000
 """procedural validation chairs start here (outside TRAIN_SEEDS, EVAL_SEEDS and EXAMPLE_SEEDS)."""
 
@@ -111,7 +113,7 @@ def sweep(model_name: str, images: list[tuple[str, str, np.ndarray]], levels: li
     for name, path, truth in images:
         t = time.time()
         res = reconstruct([path], model=model_name, steps=steps, device="cpu", mesh_resolution=32,
-                           inversion=settings)[0]
+                           inversion=settings, **CANONICAL)[0]
         if not res.ok:
             log(f"{name}: failed ({res.error})")
             rows.append({"name": name, "ok": False})

@@ -45,6 +45,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .common import CANONICAL
+
 EVAL_SIZE = 256
 VIEW_SIZE = 128
 MIN_APART = 45.0
@@ -218,7 +220,8 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
     verts, faces = case["mesh"]
     singles = []
     t = time.perf_counter()
-    results = reconstruct(case["paths"], model=name, steps=steps, device="cpu", focal_mm=case["focal_mm"])
+    results = reconstruct(case["paths"], model=name, steps=steps, device="cpu", focal_mm=case["focal_mm"],
+                          **CANONICAL)
     single_s = time.perf_counter() - t
     for j, res in enumerate(results):
         if res.ok:
@@ -229,7 +232,7 @@ def score_chair(model, case: dict, steps: int, joint_settings: dict | None = Non
     t = time.perf_counter()
     joint_settings = dict(joint_settings or {})
     obj = reconstruct_object(case["paths"], model=name, steps=joint_settings.pop("steps", steps), device="cpu",
-                             focal_mm=case["focal_mm"], inversion=joint_settings)
+                             focal_mm=case["focal_mm"], inversion=joint_settings, **CANONICAL)
     joint_s = time.perf_counter() - t
     row = {"seed": case["seed"], "family": case["family"], "singles": singles, "single_s": single_s,
            "joint_s": joint_s, "joint_ok": obj.ok,

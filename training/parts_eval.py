@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .common import CANONICAL
+
 VIEW = 128
 """metric resolution (pixels)."""
 CHANGED = 26 / 255
@@ -186,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         for start in range(0, len(cases), args.batch):
             chunk = cases[start:start + args.batch]
             results = reconstruct([c["path"] for c in chunk], model=args.model, steps=args.steps, device="cpu",
-                                  batch_size=args.batch)
+                                  batch_size=args.batch, **CANONICAL)
             rows += [score(c, r) for c, r in zip(chunk, results) if r.ok]
     summary = summarize(rows)
     print(f"{len(seeds)} held-out procedural chairs, N={args.steps}, {time.time() - t0:.0f} s")

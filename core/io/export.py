@@ -16,6 +16,12 @@ and pre-sigmoid residual: in PLY as float properties ``part_0`` ... ``part_{P-1}
 0-3) and ``_PART_WEIGHTS_1`` (parts 4-7, zero-padded VEC4) and ``_COLOR_RESIDUAL`` (VEC3). The part
 values that complete the mix are in the JSON's ``palette``. OBJ has no place for them.
 
+A textured mesh (:mod:`core.texture`: ``uv`` and ``texture``) adds its texture: GLB embeds it as the
+material's ``baseColorTexture`` (JPEG) with ``TEXCOORD_0``; since glTF multiplies that texture by
+``COLOR_0``, a textured GLB keeps its vertex colours in the application-specific ``_VERTEX_COLOR``
+instead, as unsigned bytes 0-255: sRGB RGBA, alpha 255, as in PLY. OBJ gets ``vt`` coordinates and ``mtllib <stem>.mtl``, whose material's ``map_Kd`` is
+``<stem>_texture.png`` (both written next to it, with it). PLY keeps vertex colours only.
+
 The bytes come from ``trimesh`` (its PLY, OBJ and GLB exporters), written atomically with the
 process's normal file mode (meshes and JSON alike).
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import time
@@ -44,10 +51,11 @@ from trimesh.exchange.gltf import export_glb
 from trimesh.exchange.obj import export_obj
 from trimesh.exchange.ply import export_ply
 from trimesh.visual.material import PBRMaterial
+from PIL import Image
 from trimesh.visual.texture import TextureVisuals
 
 from ..color import srgb_to_linear
-from ..config import FORMATS
+from ..config import FORMATS, SIDE_FILES
 from ..errors import ReconstructionError
 from ..mesh import Mesh
 
@@ -68,11 +76,11 @@ def write_result(res, out: Path, fmt: str, stem: str | None = None) -> None:
     mesh_path, json_path = out / f"{stem}.{fmt}", out / f"{stem}.json"
     res.mesh_path, res.json_path = str(mesh_path), str(json_path)
     try:
-        mesh_data = _mesh_bytes(res.mesh, fmt, stem, mesh_path)
+        mesh_files = _mesh_files(res.mesh, fmt, stem, mesh_path)
         data = res.to_json()
-        data["mesh"] = {**data.get("mesh", {}), "sha256": hashlib.sha256(mesh_data).hexdigest()}
+        data["mesh"] = {**data.get("mesh", {}), "sha256": hashlib.sha256(mesh_files[0][1]).hexdigest()}
         text = json.dumps(data, indent=2, default=_plain)
-        _write_files([(mesh_path, mesh_data), (json_path, text.encode("utf-8"))], out)
+        _write_files([*mesh_files, (json_path, text.encode("utf-8"))], out)
     except BaseException:
         res.mesh_path = res.json_path = None
         raise
@@ -88,8 +96,8 @@ def export_mesh(mesh: Mesh, path, fmt: str | None = None) -> str:
     """
     path = os.fspath(path)
     fmt = _check_format(fmt or os.path.splitext(path)[1].lstrip("."), path)
-    data = _mesh_bytes(mesh, fmt, os.path.splitext(os.path.basename(path))[0] or "mesh", path)
-    _write_files([(Path(path), data)], Path(os.path.dirname(os.path.abspath(path))))
+    files = _mesh_files(mesh, fmt, os.path.splitext(os.path.basename(path))[0] or "mesh", Path(path))
+    _write_files(files, Path(os.path.dirname(os.path.abspath(path))))
     return path
 
 
@@ -105,6 +113,19 @@ def _mesh_bytes(mesh: Mesh, fmt: str, name: str, path) -> bytes:
         raise ReconstructionError("the mesh is empty, nothing to write", str(path))
     writer = {"glb": _glb_bytes, "ply": _ply_bytes, "obj": _obj_bytes}[fmt]
     return writer(mesh, name)
+
+
+def _mesh_files(mesh: Mesh, fmt: str, name: str, path: Path) -> list[tuple[Path, bytes]]:
+    """(path, bytes) of the mesh file and, for a textured OBJ, its material library and texture
+    (``SIDE_FILES``: ``<stem>.mtl``, ``<stem>_texture.png``) next to it."""
+    if fmt != "obj" or getattr(mesh, "texture", None) is None:
+        return [(path, _mesh_bytes(mesh, fmt, name, path))]
+    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+        raise ReconstructionError("the mesh is empty, nothing to write", str(path))
+    stem = path.name[:-len(".obj")] if path.name.lower().endswith(".obj") else path.stem
+    mtl_name, png_name = stem + SIDE_FILES["obj"][0], stem + SIDE_FILES["obj"][1]
+    obj, mtl = _textured_obj(mesh, name, mtl_name, png_name)
+    return [(path, obj), (path.with_name(mtl_name), mtl), (path.with_name(png_name), _png_bytes(mesh.texture))]
 
 
 def _plain(value):
@@ -253,10 +274,21 @@ def _glb_bytes(mesh: Mesh, name: str) -> bytes:
     trimesh writes vertex colors as uint8 only, so the linear colors go in as a custom float32
     vertex attribute (trimesh names it ``_COLOR_0``) that is renamed ``COLOR_0`` in the JSON.
     """
-    material = PBRMaterial(name=f"{name}_vertex_color", baseColorFactor=[1.0, 1.0, 1.0, 1.0],
+    texture = getattr(mesh, "texture", None)
+    image = None if texture is None else Image.open(io.BytesIO(_jpeg_bytes(texture)))  # trimesh keeps a JPEG as is
+    material = PBRMaterial(name=f"{name}_{'texture' if image is not None else 'vertex_color'}",
+                           baseColorFactor=[1.0, 1.0, 1.0, 1.0], baseColorTexture=image,
                            metallicFactor=0.0, roughnessFactor=0.9)  # glTF's default metal 1.0 looks wrong
     linear = np.ascontiguousarray(srgb_to_linear(mesh.colors), dtype=np.float32)
-    attributes = {"COLOR_0": linear}
+    # glTF multiplies the base colour texture by COLOR_0: with a texture the vertex colours go in their own
+    # attribute, so that viewers show the texture as baked; 8-bit sRGB RGBA as in PLY (a third of float32's
+    # bytes: the texture's file-size budget)
+    if image is None:
+        attributes = {"COLOR_0": linear}
+    else:
+        rgba = np.full((len(mesh.vertices), 4), 255, np.uint8)
+        rgba[:, :3] = _srgb_bytes(mesh.colors)
+        attributes = {"VERTEX_COLOR": rgba}
     parts = getattr(mesh, "parts", None)
     if parts is not None:
         padded = np.zeros((len(mesh.vertices), 8), np.float32)
@@ -264,7 +296,8 @@ def _glb_bytes(mesh: Mesh, name: str) -> bytes:
         attributes["PART_WEIGHTS_0"] = np.ascontiguousarray(padded[:, :4])
         attributes["PART_WEIGHTS_1"] = np.ascontiguousarray(padded[:, 4:])
         attributes["COLOR_RESIDUAL"] = np.ascontiguousarray(parts.residual, dtype=np.float32)
-    tm = trimesh.Trimesh(world_to_y_up(mesh.vertices), mesh.faces, visual=TextureVisuals(material=material),
+    uv = None if image is None else mesh.uv
+    tm = trimesh.Trimesh(world_to_y_up(mesh.vertices), mesh.faces, visual=TextureVisuals(uv=uv, material=material),
                          vertex_attributes=attributes, process=False)
     scene = trimesh.Scene()
     scene.add_geometry(tm, geom_name=name, node_name=name)
@@ -279,3 +312,37 @@ def _color_0_is_the_vertex_color(tree: dict) -> None:
             attributes = primitive["attributes"]
             if "_COLOR_0" in attributes:
                 attributes["COLOR_0"] = attributes.pop("_COLOR_0")
+
+
+JPEG_QUALITY = 85
+"""quality of the JPEG texture a GLB embeds (glTF allows PNG or JPEG; a photo's texture is a quarter the size
+as JPEG, without a visible difference)."""
+
+
+def _jpeg_bytes(texture: np.ndarray) -> bytes:
+    with io.BytesIO() as f:
+        Image.fromarray(np.ascontiguousarray(texture, np.uint8), "RGB").save(f, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+        return f.getvalue()
+
+
+def _png_bytes(texture: np.ndarray) -> bytes:
+    with io.BytesIO() as f:
+        Image.fromarray(np.ascontiguousarray(texture, np.uint8), "RGB").save(f, format="PNG", compress_level=6)
+        return f.getvalue()
+
+
+def _textured_obj(mesh: Mesh, name: str, mtl_name: str, png_name: str) -> tuple[bytes, bytes]:
+    """(OBJ, MTL) of a textured mesh: Y-up ``v x y z r g b`` (sRGB vertex colours), ``vt`` (one per vertex),
+    faces ``f a/a b/b c/c`` with one material whose ``map_Kd`` is the texture."""
+    v = np.concatenate([world_to_y_up(mesh.vertices), _srgb_bytes(mesh.colors) / 255.0], axis=1)
+    with io.StringIO() as out:
+        out.write(f"# {name}: Y up, -Z forward; vertex colors are sRGB\nmtllib {mtl_name}\no {name}\n")
+        np.savetxt(out, v, fmt="v %.6f %.6f %.6f %.6f %.6f %.6f")
+        np.savetxt(out, np.asarray(mesh.uv, np.float64), fmt="vt %.6f %.6f")
+        out.write(f"usemtl {name}_texture\n")
+        f = np.asarray(mesh.faces, np.int64) + 1
+        np.savetxt(out, np.repeat(f, 2, axis=1), fmt="f %d/%d %d/%d %d/%d")
+        text = out.getvalue()
+    mtl = (f"# {name}\nnewmtl {name}_texture\nKa 0 0 0\nKd 1 1 1\nKs 0 0 0\nNs 10\nd 1\nillum 1\n"
+           f"map_Kd {png_name}\n")
+    return text.encode("utf-8"), mtl.encode("utf-8")

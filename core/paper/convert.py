@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..config import (EncoderConfig, GeneratorConfig, InversionConfig, MeshConfig, ModelConfig, PaperConfig,
-                      PoseConfig, RenderConfig)
+                      PoseConfig, RenderConfig, SizePrior)
 from ..errors import ReconstructionError
 from .checkpoint import read_checkpoint
 
@@ -38,14 +38,24 @@ class Dataset:
     crop_margin: float
     """the encoder's input as the reference cuts it (EncoderConfig.crop_margin): 1.1 times the object's box
     for photo datasets (its padding_frac 0.05 on each side, then squared), 0 (the whole image) for renders."""
+    height_m: float = 0.0
+    """the category's typical overall height in metres (the model's size prior; 0: none, meshes keep the
+    model's units)."""
+    height_source: str = ""
+    """where that height comes from."""
+
+
+CAR_HEIGHT = (1.5, "typical height of a passenger car (1.4-1.6 m); a reference value, not measured on the data")
+CHAIR_HEIGHT = (0.874, "median overall height of this project's 750 procedural training chairs (python -m training "
+                       "size-prior); ShapeNet's chairs are stored normalized, without their size")
 
 
 DATASETS = {
-    "p3d_car": Dataset("car", 1.4, False, 1.1),
-    "cub": Dataset("bird", 2.0, False, 1.1),
-    "shapenet_chairs": Dataset("chair", 0.55, True, 0.0),
-    "shapenet_cars": Dataset("car", 0.55, True, 0.0),
-    "carla": Dataset("car", 3.0, True, 0.0),
+    "p3d_car": Dataset("car", 1.4, False, 1.1, *CAR_HEIGHT),
+    "cub": Dataset("bird", 2.0, False, 1.1),  # birds range from 10 cm to over a metre: no prior
+    "shapenet_chairs": Dataset("chair", 0.55, True, 0.0, *CHAIR_HEIGHT),
+    "shapenet_cars": Dataset("car", 0.55, True, 0.0, *CAR_HEIGHT),
+    "carla": Dataset("car", 3.0, True, 0.0, *CAR_HEIGHT),
 }
 """the reference's datasets with a perspective camera or (CUB) one we approximate with a long lens; its
 ImageNet classes are ``imagenet_<class>`` with the P3D settings."""
@@ -180,7 +190,7 @@ def encoder_sizes(state: dict, path: str, heads: tuple[int, ...]) -> dict:
 # -- the importer ------------------------------------------------------------------------------------
 
 def paper_model_config(name: str, paper: PaperConfig, category: str, white_background: bool,
-                       with_encoder: bool, crop_margin: float = 1.1) -> ModelConfig:
+                       with_encoder: bool, crop_margin: float = 1.1, size_prior: SizePrior | None = None) -> ModelConfig:
     """The model configuration of an imported model: the paper's render and inversion settings (renders at
     the encoder's crop size, 128 px for its models; 64 + 64 samples per ray; 30 steps; Adam 2e-3, beta1 0.9,
     w moved 5x faster), our loss (L1 + SSIM + silhouette: no ImageNet VGG can ship)."""
@@ -196,7 +206,7 @@ def paper_model_config(name: str, paper: PaperConfig, category: str, white_backg
         inversion=InversionConfig(size=paper.encoder_image_size, loss="l1+ssim", lr=2e-3, lr_end=1.0, momentum=0.9, w_gain=5.0,
                                   pose_gain=1.0, n_patches=0, plane_lr=0.0, steps=30, hold_depth=False),
         pose=PoseConfig(yaw_hypotheses=(0.0,)),
-        mesh=MeshConfig(resolution=128, level_betas=0.0))
+        mesh=MeshConfig(resolution=128, level_betas=0.0), size_prior=size_prior or SizePrior())
 
 
 @dataclass
@@ -249,8 +259,10 @@ def import_model(generator_path: str | Path, encoder_path: str | Path | None, na
         fields.update(enc_fields)
     paper = PaperConfig(dataset=dataset, scene_range=settings.scene_range, frame=frame_matrix(up, front),
                         encoder_image_size=options.resolution, **fields)
+    prior = SizePrior(settings.height_m, settings.height_source) if settings.height_m else SizePrior(
+        source=f"none: the '{dataset}' objects have no single size")
     cfg = paper_model_config(name, paper, settings.category, settings.white_background, enc_state is not None,
-                             settings.crop_margin)
+                             settings.crop_margin, prior)
     model = ReconstructionModel(cfg)
     _load(model.generator, gen_state, str(generator_path))
     if enc_state is not None:

@@ -220,6 +220,8 @@ def test_undo_removes_the_whole_result(fake_core, photo):
     ("mesh_resolution", 100000, "check_mesh_resolution"), ("mesh_resolution", 8, "check_mesh_resolution"),
     ("focal_mm", float("nan"), "check_focal_mm"), ("focal_mm", -5.0, "check_focal_mm"),
     ("focal_mm", 2.0, "check_focal_mm"), ("focal_mm", 1e6, "check_focal_mm"), ("seed", -1, "check_seed"),
+    ("height_m", -1.0, "check_height_m"), ("height_m", 1e6, "check_height_m"), ("height_m", float("nan"), "check_height_m"),
+    ("texture_size", 5000, "check_texture_size"), ("faces", 10, "check_faces"),
 ])
 def test_operator_refuses_out_of_range_values_with_the_command_lines_text(fake_core, photo, name, value, check):
     """Never clamped: a script's value out of range is refused with the text of core.validate."""
@@ -305,3 +307,15 @@ def test_cancel_during_mesh_extraction_adds_nothing_and_writes_nothing(ext, runn
     assert outcome.result is None or outcome.result.mesh is None  # stopped inside the mesh stage
     assert snapshot() == before
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_height_texture_and_face_budget_reach_the_core(fake_core, photo):
+    """The panel's Height, Texture Size and Face Budget: 0 means the model's size / every face."""
+    settings = bpy.context.scene.shape_from_image
+    assert settings.height_m == 0.0 and settings.texture_size == 1024 and settings.faces == 0
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo), height_m=1.25, texture_size=512,
+                                                faces=5000) == {"FINISHED"}
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo)) == {"FINISHED"}
+    given, default = fake_core.calls
+    assert (given.height_m, given.texture_size, given.faces) == (1.25, 512, 5000)
+    assert (default.height_m, default.texture_size, default.faces) == (None, 1024, None)

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..common import CANONICAL
+
 FLIP_DEG = 30.0
 """a rotation error above this counts as a wrong pose (flip)."""
 
@@ -144,7 +146,7 @@ def evaluate(cases: list[dict], model_name: str, steps_list: list[int], batch: i
                          for c in chunk]
                 results = reconstruct([c["path"] for c in chunk], model=model_name, steps=steps, device="cpu",
                                       mesh_resolution=mesh_resolution, batch_size=batch, masks=masks,
-                                      inversion=dict(inversion or {}))
+                                      inversion=dict(inversion or {}), **CANONICAL)
                 per_image = (time.time() - t) / len(chunk)
                 rows[steps] += [score(model, c, r, per_image, net) for c, r in zip(chunk, results)]
             s = summarize([r for r in rows[steps] if r["condition"] == cond])
