@@ -50,6 +50,11 @@ def ext():
     module = sfi_helpers.import_extension()
     module.register()
     yield module
+    # a model warm-up the panel started must end before the interpreter does (torch aborts the process
+    # when it exits under a running daemon thread)
+    runner = sys.modules.get(f"{sfi_helpers.PACKAGE}.operators.runner")
+    for thread in list(getattr(runner, "_WARMING", {}).values()):
+        thread.join(timeout=600)
     module.unregister()
 
 
