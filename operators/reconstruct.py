@@ -257,13 +257,9 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
                                         background_image=image)
 
     def _finish(self, context, scene, job: runner.Job, outcome: runner.Outcome) -> set:
-        """Build the scene from a finished job (main thread) and report; then hand the run's memory back."""
-        try:
-            return self._build(context, scene, job, outcome)
-        finally:
-            runner.release_memory(collect=True)
-
-    def _build(self, context, scene, job: runner.Job, outcome: runner.Outcome) -> set:
+        """Build the scene from a finished job (main thread) and report; the run's garbage is collected and
+        its freed memory handed back first (runner.release_memory)."""
+        runner.release_memory(collect=True)
         runner.set_last_outcome(outcome)
         label = os.path.basename(job.request.image)
         if job.request.joint:
