@@ -204,6 +204,19 @@ def _group_key(cond: str, n: int, family: str) -> str:
     return f"{cond} N={n} {family}"
 
 
+def tables(rows: dict[int, list[dict]], conditions: list[str], families: list[str]) -> dict[str, dict]:
+    """:func:`summarize` per condition, N and family (when there are several) and overall ('all')."""
+    table = {}
+    for cond in conditions:
+        for n, of_n in rows.items():
+            of_cond = [r for r in of_n if r["condition"] == cond]
+            if len(families) > 1:
+                table.update({_group_key(cond, n, f): summarize([r for r in of_cond if r.get("family") == f])
+                              for f in families})
+            table[_group_key(cond, n, "all")] = summarize(of_cond)
+    return table
+
+
 def _read_rows(path: Path | None) -> list[dict]:
     """The rows of a ``--rows`` file, the last one of each (render, N)."""
     if path is None or not path.is_file():
@@ -254,17 +267,9 @@ def evaluate(cases: list[dict], model_name: str, steps_list: list[int], batch: i
             s = summarize([r for r in rows[steps] if r["condition"] == cond])
             log(f"N={steps} {cond}: " + ", ".join(f"{k} {v:.4g}" for k, v in s.items()))
     families = sorted({c.get("family", "sweethome3d") for c in known})
-    table = {}
-    for cond in conditions:
-        for n in steps_list:
-            of_cond = [r for r in rows[n] if r["condition"] == cond]
-            if len(families) > 1:
-                table.update({_group_key(cond, n, f): summarize([r for r in of_cond if r.get("family") == f])
-                              for f in families})
-            table[_group_key(cond, n, "all")] = summarize(of_cond)
     return {"model": model_name, "mesh_resolution": mesh_resolution, "inversion": inversion or {},
-            "conditions": conditions, "families": families,
-            "chairs": sorted({c["chair"] for c in known}), "table": table,
+            "conditions": conditions, "families": families, "table": tables(rows, conditions, families),
+            "chairs": sorted({c["chair"] for c in known}),
             "per_image": {n: r for n, r in rows.items()}}
 
 
