@@ -1,6 +1,7 @@
 """The validation report's table (training.real.evaluate): per family and overall, resumable rows."""
 
 import json
+from pathlib import Path
 
 from training.real.evaluate import _read_rows, markdown_table, tables
 
@@ -47,3 +48,44 @@ def test_rows_file_keeps_the_last_row_of_each_render_and_n(tmp_path):
     assert len(rows) == 2
     assert {(r["steps"], r["rot_err"]) for r in rows} == {(10, 5.0), (0, 9.0)}
     assert _read_rows(tmp_path / "missing.jsonl") == []
+
+
+def test_real_evaluate_scores_a_case_and_resumes(tmp_path, capsys):
+    """One cut-out example through the public pipeline (N=0): every metric in range, the 'other view'
+    that IS the input view gives the input view's IoU, and a rerun scores nothing again."""
+    import numpy as np
+    from PIL import Image
+
+    from training.cli import main
+    from training.data.chairs import chair_mesh, sample_chair
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    cam = next(c for c in json.loads((root / "cameras.json").read_text()) if c["file"] == "chair_dining.png")
+    for sub in ("images", "masks", "meshes"):
+        (tmp_path / sub).mkdir()
+    rgba = Image.open(root / "chair_dining.png")
+    rgba.save(tmp_path / "images" / "a.png")
+    rgba.getchannel("A").save(tmp_path / "masks" / "a.png")
+    verts, faces = chair_mesh(sample_chair(cam["seed"]), 48)
+    np.savez(tmp_path / "meshes" / "a.npz", vertices=np.asarray(verts), faces=np.asarray(faces))
+    view = {"cam2world": cam["cam2world"], "focal_px": cam["focal_px"], "cx": cam["width"] / 2,
+            "cy": cam["height"] / 2, "width": cam["width"], "height": cam["height"]}
+    case = {**view, "name": "a", "chair": "a", "family": "dining", "condition": "cutout", "image": "images/a.png",
+            "mask": "masks/a.png", "mesh": "meshes/a.npz", "azimuth_deg": 0.0, "elevation_deg": 0.0, "lens_mm": 50.0,
+            "others": [{**view, "image": "images/a.png", "mask": "masks/a.png"}]}
+    (tmp_path / "cases.json").write_text(json.dumps({"cases": [case]}))
+    rows = tmp_path / "rows.jsonl"
+    argv = ["real-evaluate", "--cases", str(tmp_path / "cases.json"), "--steps", "0", "--threads", "1",
+            "--mesh-resolution", "32", "--rows", str(rows)]
+    assert main(argv) == 0
+    (row,) = _read_rows(rows)
+    assert row["ok"] and row["steps"] == 0 and row["family"] == "dining"
+    # the same view: the same silhouette (the true masks differ only by 8-bit rounding)
+    assert abs(row["novel_iou"] - row["iou"]) < 2e-3 and row["iou"] > 0.5
+    assert 0 <= row["fscore_0.01"] <= row["fscore_0.02"] <= 1 and 0.3 < row["normal_consistency"] <= 1
+    assert 0 < row["chamfer"] < 0.2 and row["rot_err"] <= row["rot_err_plain"] + 1e-9
+    assert (tmp_path / "meshes" / "a.npz.turns.json").is_file()
+    capsys.readouterr()
+    assert main(argv) == 0  # resumed: nothing left to score, the table comes from the rows
+    assert len(rows.read_text().splitlines()) == 1
+    assert "| cutout | 0 | all | 1 |" in capsys.readouterr().out
