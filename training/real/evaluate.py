@@ -1,15 +1,16 @@
 """Quality on the real validation sets: ``python -m training real-evaluate --cases runs/real/cases.json``.
 
 Every input render of ``cases.json`` (written by ``python -m training real-build``, or by
-``training/infinigen/make_chairs.py`` for Infinigen's chairs) goes through the whole public pipeline (``core.reconstruct`` from the PNG file: the cut-outs bring their alpha, the
-photo-like renders are segmented automatically). Scored as in training.evaluate:
+``training/infinigen/make_chairs.py`` for Infinigen's chairs) goes through the whole public
+pipeline (``core.reconstruct`` from the PNG file: the cut-outs bring their alpha, the photo-like
+renders are segmented automatically). Scored as in training.evaluate:
 
 - IoU: the model's silhouette rendered through the recovered camera vs the true object mask, both at
   128 x 128 (training.evaluate.VIEW_SIZE);
 - rotation error (``rot_err``, "raw"): angle between the recovered and the true camera rotations,
   where a turn about +Z counts as correct only when the true mesh maps onto itself under it
-  (training.shape_metrics.self_turns: its Chamfer under the turn within the sampling floor, decided
-  from the mesh, every 5 degrees); median and the share above 30 degrees (a front/back or side flip).
+  (training.shape_metrics.self_turns: its Chamfer under the turn within 1.5 x the sampling floor,
+  decided from the mesh, turns of 30-330 degrees every 5); median and the share above 30 degrees (a front/back or side flip).
   ``rot_err_plain`` forgives no turn; ``rot_err_sym`` forgives the catalogue set's listed turns
   (``symmetry_yaw_deg`` in cases.json);
 - shape, both meshes centred and scaled to unit bounding-box diagonal, against the true mesh's outer
