@@ -107,7 +107,7 @@ class SegmenterConfig:
 class InversionConfig:
     """How the hybrid inversion refines the encoder's guess (:func:`core.fit.invert.invert`).
 
-    The model card's tables hold the measurements behind these values.
+    The measurements behind these values: weights/MODEL_CARD.md and docs/experiments.md.
     """
 
     size: int = 64
@@ -331,13 +331,8 @@ class ReconstructOptions:
     """images encoded and inverted together (None: one at a time on the CPU, where batching is slower
     per image, 4 on a GPU)."""
     model_dirs: tuple[str, ...] = ()
-    """extra folders searched for model names before the shipped weights."""
-
-    def check(self) -> None:
-        """Raise :class:`ReconstructionError` for an option out of range (the rules: :mod:`core.validate`)."""
-        from .validate import check_options
-
-        check_options(self)
+    """extra folders searched for model names before the shipped weights (the rules for every option:
+    :func:`core.validate.check_options`)."""
 
 
 LOSSES = ("l1+ssim", "l1")

@@ -20,7 +20,7 @@ from torch import nn
 from .config import ModelConfig
 from .encoder import Encoder
 from .errors import ReconstructionError
-from .field.generator import Generator
+from .field.generator import Generator, RadianceField
 from .segmenter import Segmenter
 from .registry import available_models, resolve_model  # noqa: F401  (available_models re-exported)
 from .validate import check_input_file, check_model_description
@@ -35,6 +35,7 @@ class ReconstructionModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self.generator: RadianceField
         if cfg.architecture == "nerf_from_image":
             from .paper.encoder import PaperEncoder
             from .paper.generator import PaperGenerator

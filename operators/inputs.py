@@ -8,7 +8,16 @@ import tempfile
 import bpy
 import numpy as np
 
+from ..core.color import linear_to_srgb
 from ..core.registry import DEFAULT_MODEL, WEIGHTS_DIR as SHIPPED_WEIGHTS  # noqa: F401  (re-exported)
+from . import ADDON_ID
+
+
+def get_preferences(context=None):
+    """The add-on preferences, or None when the add-on was registered without addon_utils."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    return None if addon is None else addon.preferences
 
 
 def temp_dir() -> str:
@@ -16,11 +25,6 @@ def temp_dir() -> str:
     path = os.path.join(tempfile.gettempdir(), "shape_from_image")
     os.makedirs(path, exist_ok=True)
     return path
-
-
-def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1.0 / 2.4) - 0.055)
 
 
 def image_datablock_path(image) -> str:
@@ -48,7 +52,7 @@ def image_datablock_path(image) -> str:
     if image.is_float and image.colorspace_settings.name in ("Linear Rec.709", "Linear", "Non-Color",
                                                               "Linear CIE-XYZ E"):
         pixels = pixels.reshape(-1, 4)
-        pixels[:, :3] = _linear_to_srgb(pixels[:, :3])
+        pixels[:, :3] = linear_to_srgb(pixels[:, :3])
     return write_rgba(os.path.join(temp_dir(), stem + ".png"), pixels.reshape(height, width, 4)[::-1])
 
 

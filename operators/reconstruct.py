@@ -56,12 +56,6 @@ def _input_error(message: str, path: str | None = None) -> Exception:
     return _error_type()(message, path)
 
 
-def _prefs(context):
-    from ..panels.properties import get_preferences
-
-    return get_preferences(context)
-
-
 def _tag_redraw(context) -> None:
     screen = getattr(context, "screen", None)
     for area in screen.areas if screen is not None else ():
@@ -205,7 +199,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         gone = deps.missing() and deps.missing(refresh=True)  # installed meanwhile?
         if gone:
             raise _input_error(f"{runner.MISSING_TORCH_MESSAGE} (missing: {', '.join(gone)})")
-        prefs = _prefs(context)
+        prefs = inputs.get_preferences(context)
         model = self.model or (prefs.default_model if prefs is not None else "")
         extra = prefs.models_dir if prefs is not None else ""
         out_dir = os.path.abspath(bpy.path.abspath(self.out_dir)) if self.out_dir.strip() else None

@@ -27,6 +27,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..core.color import linear_to_srgb, srgb_to_linear
 from ..core.geometry.lens import SENSOR_WIDTH_MM, blender_lens_mm
 from ..core.result import CameraInfo
 
@@ -174,12 +175,6 @@ def camera_parameters(focal_px: float, cx: float, cy: float, width: int, height:
                             sensor_size=SENSOR_WIDTH_MM,
                             shift_x=-(float(cx) - width / 2.0) / size,
                             shift_y=(float(cy) - height / 2.0) / size)
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB display values in [0, 1] -> linear (IEC 61966-2-1)."""
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 def default_name(image_path: str) -> str:
@@ -765,12 +760,6 @@ SWATCH_GROUP = "SFI Swatch to Part Value"
 """node group: swatch color (scene linear) -> pre-sigmoid part value (inverse widened sigmoid of sRGB)."""
 SIGMOID_GROUP = "SFI Part Mix to Color"
 """node group: pre-sigmoid mix -> scene-linear color (widened sigmoid, clamp, sRGB decoding)."""
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    """Scene-linear values -> sRGB display values in [0, 1] (IEC 61966-2-1)."""
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 class _Math:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operators import ADDON_ID
-from ..operators.inputs import DEFAULT_MODEL, list_models
+from ..operators.inputs import DEFAULT_MODEL, get_preferences, list_models
 
 STEP_PRESETS = (("0", "Encoder Only", "No inversion: the encoder's guess, a few seconds"),
                 ("10", "Fast (10)", "10 inversion steps: the default quality/speed trade-off"),
@@ -13,13 +12,6 @@ STEP_PRESETS = (("0", "Encoder Only", "No inversion: the encoder's guess, a few 
                 ("CUSTOM", "Custom", "Choose the number of inversion steps"))
 
 _model_items_cache: list = []  # Blender needs the enum item strings kept alive
-
-
-def get_preferences(context=None):
-    """The add-on preferences, or None when the add-on was registered without addon_utils."""
-    context = context or bpy.context
-    addon = context.preferences.addons.get(ADDON_ID)
-    return None if addon is None else addon.preferences
 
 
 def model_items(self, context):

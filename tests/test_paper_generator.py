@@ -219,3 +219,25 @@ def test_direct_rgb_without_colour_slots(fixture):
     sample = gen.query(state, torch.rand(2, 50, 3) * 2 - 1, with_weights=True)
     assert sample.weights is None and sample.rgb.shape == (2, 50, 3)
     assert float(sample.rgb.min()) >= -0.001 and float(sample.rgb.max()) <= 1.001
+
+
+def test_both_generators_are_one_radiance_field(gen):
+    """The pipeline takes any RadianceField: ours and the paper's have its members with its signatures."""
+    import inspect
+
+    from core.config import tiny_config
+    from core.field.generator import Generator, RadianceField
+
+    ours = Generator(tiny_config().generator)
+    members = [n for n in vars(RadianceField) if not n.startswith("_")] + list(RadianceField.__annotations__)
+    assert {"decode", "query", "density", "beta", "mapping_ws", "cfg", "lit", "w_avg"} <= set(members)
+    for field in (ours, gen):
+        assert isinstance(field, RadianceField)
+        for name in ("bound", "num_ws", "w_dim", "z_dim", "plane_res", "plane_channels"):
+            assert isinstance(getattr(field.cfg, name), (int, float)), name
+        assert isinstance(field.lit, bool) and isinstance(field.recolorable, bool)
+        for name, member in vars(RadianceField).items():
+            if inspect.isfunction(member) and not name.startswith("_"):
+                want = list(inspect.signature(member).parameters)
+                assert list(inspect.signature(getattr(type(field), name)).parameters) == want, (type(field), name)
+    assert not isinstance(torch.nn.Linear(2, 2), RadianceField)

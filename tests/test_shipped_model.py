@@ -33,3 +33,13 @@ def test_shipped_model_loads_and_encodes(meta):
     out = model.encoder(torch.ones(1, s, s, 3))
     assert out.coords.shape == (1, s, s, 3) and out.w.shape == (1, model.cfg.generator.w_dim)
     assert torch.isfinite(out.w).all()
+
+
+def test_shipped_bars_hold_at_their_measured_values():
+    import shipped_bars
+
+    assert len(shipped_bars.ALL) >= 5
+    for name, bar in shipped_bars.ALL.items():
+        assert bar.holds(bar.measured), f"tests/shipped_bars.py: {name} measured {bar.measured} fails its bar {bar.bar}"
+        assert bar.where.strip(), name
+    assert shipped_bars.Bar(0.5, 0, True, "x").holds(0.5) and not shipped_bars.Bar(0.5, 0, False, "x").holds(0.6)

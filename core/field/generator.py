@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,62 @@ class FieldSample:
     """(B, N, 3) albedo in [0, 1]."""
     weights: Tensor | None = None
     """(B, N, K) attention weights over the K color slots (softmax, rows sum to 1); only when asked."""
+
+
+@dataclass
+class FieldSpec:
+    """The sizes the pipeline reads from ``generator.cfg`` (as :class:`core.config.GeneratorConfig` offers)."""
+
+    bound: float
+    """half side of the canonical scene box [-bound, bound]^3."""
+    num_ws: int
+    """style vectors per latent (14, +1 with colour slots)."""
+    w_dim: int
+    """size of one style vector."""
+    z_dim: int
+    """size of the Gaussian latent z."""
+    plane_res: int
+    """triplane resolution."""
+    plane_channels: int
+    """feature channels per plane."""
+
+
+@runtime_checkable
+class RadianceField(Protocol):
+    """What the pipeline (encoder start, inversion, rendering, meshing) needs from a generator: this
+    project's :class:`Generator` and the paper's :class:`core.paper.generator.PaperGenerator`."""
+
+    cfg: GeneratorConfig | FieldSpec
+    """the sizes the pipeline reads (bound, num_ws, w_dim, z_dim, plane_res, plane_channels)."""
+    lit: bool
+    """its colours are albedo, shaded by a fitted light; else radiance shown unshaded."""
+    recolorable: bool
+    """its colours are ``widened_sigmoid(weights @ color_values)``: meshes get recolorable parts."""
+    w_avg: Tensor
+    """(w_dim,) mean style vector; the inversion fits w in units of ``w_std`` around it."""
+    w_std: Tensor
+
+    def mapping_ws(self, z: Tensor) -> Tensor:
+        """z (B, z_dim) -> ws (B, num_ws, w_dim)."""
+        ...
+
+    def decode(self, ws: Tensor, plane_offset: Tensor | None = None) -> FieldState:
+        """ws (B, num_ws, w_dim) or (B, w_dim) -> field state (plus a fitted triplane offset)."""
+        ...
+
+    def query(self, state: FieldState, points: Tensor, with_color: bool = True,
+              with_weights: bool = False) -> FieldSample:
+        """SDF and albedo at canonical points (B, N, 3); the slot weights when asked."""
+        ...
+
+    @property
+    def beta(self) -> Tensor:
+        """VolSDF beta in canonical units."""
+        ...
+
+    def density(self, sdf: Tensor, points: Tensor, beta: Tensor | float | None = None) -> Tensor:
+        """VolSDF density per canonical unit length, zero outside the scene box."""
+        ...
 
 
 class MappingNetwork(nn.Module):

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..config import RenderConfig
 from ..geometry.camera import Camera, RayBundle, camera_rays, pixel_grid
-from .generator import FieldState, Generator
+from .generator import FieldState, RadianceField
 
 
 @dataclass
@@ -112,7 +112,7 @@ def _scatter_rays(values: Tensor, idx: Tensor, r: int) -> Tensor:
     return full.scatter(1, idx.reshape(*idx.shape, *([1] * (values.dim() - 2))).expand_as(values), values)
 
 
-def _render_chunk(gen: Generator, state: FieldState, rays: RayBundle, cfg: RenderConfig,
+def _render_chunk(gen: RadianceField, state: FieldState, rays: RayBundle, cfg: RenderConfig,
                   generator: torch.Generator | None, normals: bool) -> RayRender:
     bound = gen.cfg.bound
     near, far, hit = ray_box(rays, bound)
@@ -144,7 +144,7 @@ def _render_chunk(gen: Generator, state: FieldState, rays: RayBundle, cfg: Rende
                        for x in (out.albedo, out.alpha, out.depth, out.coords, out.normals)))
 
 
-def _fine_pass(gen: Generator, state: FieldState, o: Tensor, d: Tensor, t_all: Tensor, far: Tensor, hit: Tensor,
+def _fine_pass(gen: RadianceField, state: FieldState, o: Tensor, d: Tensor, t_all: Tensor, far: Tensor, hit: Tensor,
                normals: bool) -> RayRender:
     """Composite the field at the sorted distances ``t_all`` (B, R, S) along rays o, d (B, R, 3)."""
     b, r = t_all.shape[:2]
@@ -168,7 +168,7 @@ def _fine_pass(gen: Generator, state: FieldState, o: Tensor, d: Tensor, t_all: T
     return out
 
 
-def render_rays(gen: Generator, state: FieldState, rays: RayBundle, cfg: RenderConfig,
+def render_rays(gen: RadianceField, state: FieldState, rays: RayBundle, cfg: RenderConfig,
                 generator: torch.Generator | None = None, normals: bool = False,
                 chunk: int | None = None) -> RayRender:
     """Render rays (B, R) in chunks of ``chunk`` rays (default ``cfg.chunk``)."""
@@ -183,7 +183,7 @@ def render_rays(gen: Generator, state: FieldState, rays: RayBundle, cfg: RenderC
                      cat("normals") if normals else None)
 
 
-def render_image(gen: Generator, state: FieldState, camera: Camera, cfg: RenderConfig,
+def render_image(gen: RadianceField, state: FieldState, camera: Camera, cfg: RenderConfig,
                  generator: torch.Generator | None = None, normals: bool = False,
                  chunk: int | None = None) -> RayRender:
     """Render every pixel of ``camera``: outputs shaped (B, H, W, ...)."""

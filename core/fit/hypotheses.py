@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import InversionConfig, PoseConfig, RenderConfig
-from ..field.generator import FieldState, Generator
+from ..field.generator import FieldState, RadianceField
 from ..field.shading import Light
 from .invert import InversionTarget, PoseParams, crop_loss
 
@@ -49,7 +49,7 @@ def turned(cam2world: Tensor, yaw_deg: float) -> Tensor:
 
 
 @torch.no_grad()
-def choose_pose(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, ws: Tensor, pose: PoseParams,
+def choose_pose(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget, ws: Tensor, pose: PoseParams,
                 pose_cfg: PoseConfig, cfg: InversionConfig, plane_offset: Tensor | None = None) -> PoseChoice:
     """Score the turns ``pose_cfg.yaw_hypotheses`` of every image's camera ``pose`` (B) with latents ``ws``
     (B, num_ws, w_dim) against ``target`` (B crops at twice ``cfg.size``); the best turn wins when its loss

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..config import InversionConfig, RenderConfig
 from ..errors import Cancelled
-from ..field.generator import FieldState, Generator
+from ..field.generator import FieldState, RadianceField
 from ..field.shading import Light, screen_normals, shade
 from ..field.volume import patch_pixels, render_image, render_rays
 from ..geometry.camera import Camera, camera_rays
@@ -84,7 +84,7 @@ class PoseParams:
         return Camera(cam2world, self.log_focal.exp(), cx, cy, size, size)
 
 
-def render_shaded(gen: Generator, state, camera: Camera, light: Light, render_cfg: RenderConfig,
+def render_shaded(gen: RadianceField, state, camera: Camera, light: Light, render_cfg: RenderConfig,
                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Shaded RGB (B, H, W, 3) on the model's background and alpha (B, H, W) of the full image."""
     out = render_image(gen, state, camera, render_cfg, generator)
@@ -107,7 +107,7 @@ class InversionTarget:
                                F.avg_pool2d(self.mask[:, None], 2)[:, 0])
 
 
-def crop_loss(gen: Generator, state, camera: Camera, light: Light, target: InversionTarget, cfg: InversionConfig,
+def crop_loss(gen: RadianceField, state, camera: Camera, light: Light, target: InversionTarget, cfg: InversionConfig,
               render_cfg: RenderConfig, g: torch.Generator | None = None) -> Tensor:
     """The inversion's full-crop loss (B,): photometric on the shaded render plus the weighted silhouette
     pyramid, against ``target`` at the render's size."""
@@ -152,7 +152,7 @@ class InversionResult:
     """per image, the full-crop loss of the returned parameters (None when no step ran)."""
 
 
-def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, start: InversionStart,
+def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget, start: InversionStart,
            cfg: InversionConfig, progress: Callable[[int, int, float], None] | None = None,
            cancel: Callable[[], bool] | None = None) -> InversionResult:
     """Run ``cfg.steps`` Adam steps on the styles and the pose from ``start``; returns detached results.
@@ -248,8 +248,9 @@ def invert(gen: Generator, render_cfg: RenderConfig, target: InversionTarget, st
 
 
 class _Adam:
-    """torch.optim.Adam's update (its functional ``adam``, single-tensor path: the same numbers) without
-    the class, whose first use imports torch._dynamo: about 0.9 s of every cold process."""
+    """torch.optim.Adam's update through its public functional form (``torch.optim.adam.adam``, in the
+    module's ``__all__``; single-tensor path: the same numbers) without the class, whose first use
+    imports torch._dynamo: 0.9-2.5 s of every cold process."""
 
     def __init__(self, groups: list[dict], betas: tuple[float, float], eps: float = 1e-8):
         self.param_groups = groups
@@ -272,13 +273,12 @@ class _Adam:
                     continue
                 adam([p for p, _ in live], [p.grad for p, _ in live], [s[0] for _, s in live],
                      [s[1] for _, s in live], [], [self.count.clone() for _ in live], foreach=False,
-                     capturable=False, differentiable=False, fused=None, grad_scale=None, found_inf=None,
-                     has_complex=False, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
-                     lr=group["lr"], weight_decay=0.0, eps=self.eps, maximize=False)
+                     amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=group["lr"],
+                     weight_decay=0.0, eps=self.eps, maximize=False)
             self.count += 1
 
 
-def _patch_loss(gen: Generator, state, cam: Camera, lit: Light, target: InversionTarget, cfg: InversionConfig,
+def _patch_loss(gen: RadianceField, state, cam: Camera, lit: Light, target: InversionTarget, cfg: InversionConfig,
                 render_cfg: RenderConfig, g: torch.Generator) -> Tensor:
     """Per-image loss (B,) on ``cfg.n_patches`` random square patches, rendered at twice the inversion's
     resolution and cropped identically from the target (the paper's way to lower gradient variance)."""

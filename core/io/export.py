@@ -35,6 +35,7 @@ from trimesh.exchange.ply import export_ply
 from trimesh.visual.material import PBRMaterial
 from trimesh.visual.texture import TextureVisuals
 
+from ..color import srgb_to_linear
 from ..config import FORMATS
 from ..errors import ReconstructionError
 from ..mesh import Mesh
@@ -146,12 +147,6 @@ def _remove(path) -> None:
 def world_to_y_up(vertices: np.ndarray) -> np.ndarray:
     """(V, 3) world (Z up) -> Y-up file coordinates: (x, y, z) -> (x, z, -y)."""
     return np.stack([vertices[:, 0], vertices[:, 2], -vertices[:, 1]], axis=1)
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB display values in [0, 1] -> linear values (IEC 61966-2-1)."""
-    c = np.clip(c, 0.0, 1.0)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 def _srgb_bytes(colors: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from ..config import PaperConfig
 from ..errors import ReconstructionError
-from ..field.generator import FieldSample, FieldState
+from ..field.generator import FieldSample, FieldSpec, FieldState
 from .layers import LRELU_SLOPE, EqualizedLinear, MappingNetwork, SynthesisNetwork
 
 SYNTHESIS_WS = 14
@@ -41,24 +41,6 @@ _RENAMED = {"beta": "laplace_beta", "alpha": "laplace_alpha"}
 
 _OWN_BUFFERS = ("w_avg", "w_std")
 """buffers of ours that a reference checkpoint does not have."""
-
-
-@dataclass
-class FieldSpec:
-    """The sizes the pipeline reads from ``generator.cfg`` (as :class:`core.config.GeneratorConfig` offers)."""
-
-    bound: float
-    """half side of the canonical scene box [-bound, bound]^3."""
-    num_ws: int
-    """style vectors per latent (14, +1 with colour slots)."""
-    w_dim: int
-    """size of one style vector."""
-    z_dim: int
-    """size of the Gaussian latent z."""
-    plane_res: int
-    """triplane resolution."""
-    plane_channels: int
-    """feature channels per plane."""
 
 
 @dataclass

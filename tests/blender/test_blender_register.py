@@ -59,7 +59,7 @@ def test_register_unregister_twice_leaves_nothing(ext, tmp_path, monkeypatch):
 
 
 def test_import_is_cheap():
-    """Registering the add-on imports no torch and only the core's torch-free modules (model registry, lens)."""
+    """Registering the add-on imports no torch and only the core's torch-free modules (model registry, lens, colour)."""
     code = ("import sys; sys.path.insert(0, %r); import sfi_helpers; sfi_helpers.import_extension(); "
             "import shape_from_image as m; m.register(); "
             "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('shape_from_image.core')))")
@@ -69,7 +69,7 @@ def test_import_is_cheap():
                          check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded = set(eval(out.stdout.strip().splitlines()[-1]))  # a printed list of module names
-    torch_free = {f"shape_from_image.core{m}" for m in ("", ".errors", ".registry", ".result", ".geometry", ".geometry.lens")}
+    torch_free = {f"shape_from_image.core{m}" for m in ("", ".color", ".errors", ".registry", ".result", ".geometry", ".geometry.lens")}
     assert "torch" not in loaded and loaded <= torch_free, loaded - torch_free
 
 

@@ -26,6 +26,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from core.color import srgb_to_linear
 
 SH3D_TO_BLENDER = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 """Sweet Home 3D model frame (+Y up, front +Z) -> Blender (+Z up, front -Y); what Blender's OBJ
@@ -51,11 +52,6 @@ class Canonical:
 def reset() -> None:
     """An empty scene."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
-
-
-def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    c = np.asarray(c, dtype=np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 def _rot_z(deg: float) -> np.ndarray:
@@ -106,7 +102,7 @@ def import_canonical(obj_path: Path, size_cm: tuple[float, float, float], model_
         bsdf = _principled(mat)
         if bsdf is not None and not bsdf.inputs["Base Color"].is_linked:
             c = list(bsdf.inputs["Base Color"].default_value)
-            bsdf.inputs["Base Color"].default_value = (*_srgb_to_linear(c[:3]), c[3])
+            bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(c[:3]), c[3])
     mesh.calc_loop_triangles()
     faces = np.zeros(len(mesh.loop_triangles) * 3, dtype=np.int32)
     mesh.loop_triangles.foreach_get("vertices", faces)
@@ -266,7 +262,7 @@ def _floor_material(rng: np.random.Generator):
     noise = nt.nodes.new("ShaderNodeTexNoise")
     nt.links.new(coord.outputs["Object"], noise.inputs["Vector"])
     if kind == "plain":
-        base = _srgb_to_linear(np.clip(rng.uniform(0.25, 0.75) * np.array([1.0, 0.97, 0.92])
+        base = srgb_to_linear(np.clip(rng.uniform(0.25, 0.75) * np.array([1.0, 0.97, 0.92])
                                        + rng.normal(0, 0.03, 3), 0, 1))
         ramp = nt.nodes.new("ShaderNodeValToRGB")
         ramp.color_ramp.elements[0].color = (*(base * 0.8), 1.0)
@@ -284,7 +280,7 @@ def _floor_material(rng: np.random.Generator):
     if kind == "planks":
         wood = np.array([[0.80, 0.62, 0.42], [0.62, 0.42, 0.24], [0.40, 0.25, 0.14], [0.25, 0.16, 0.10]])
         c = wood[rng.integers(len(wood))] * rng.uniform(0.9, 1.1)
-        c1, c2 = _srgb_to_linear(np.clip(c, 0, 1)), _srgb_to_linear(np.clip(c * 0.85, 0, 1))
+        c1, c2 = srgb_to_linear(np.clip(c, 0, 1)), srgb_to_linear(np.clip(c * 0.85, 0, 1))
         brick.inputs["Scale"].default_value = rng.uniform(0.6, 1.2)
         brick.inputs["Brick Width"].default_value = rng.uniform(1.5, 3.0)
         brick.inputs["Row Height"].default_value = rng.uniform(0.15, 0.3)
@@ -295,13 +291,13 @@ def _floor_material(rng: np.random.Generator):
     else:
         tone = rng.uniform(0.3, 0.9)
         hue = np.clip(np.array([1.0, 0.96, 0.9]) * tone + rng.normal(0, 0.05, 3), 0, 1)
-        c1, c2 = _srgb_to_linear(hue), _srgb_to_linear(hue * rng.uniform(0.8, 1.0))
+        c1, c2 = srgb_to_linear(hue), srgb_to_linear(hue * rng.uniform(0.8, 1.0))
         brick.inputs["Scale"].default_value = rng.uniform(0.8, 2.0)
         brick.inputs["Brick Width"].default_value = 1.0
         brick.inputs["Row Height"].default_value = 1.0
         brick.inputs["Mortar Size"].default_value = 0.01
         brick.offset = 0.0 if rng.random() < 0.7 else 0.5
-        mortar = _srgb_to_linear(np.full(3, rng.uniform(0.3, 0.8)))
+        mortar = srgb_to_linear(np.full(3, rng.uniform(0.3, 0.8)))
         bsdf.inputs["Roughness"].default_value = rng.uniform(0.2, 0.5)
     brick.inputs["Color1"].default_value = (*c1, 1.0)
     brick.inputs["Color2"].default_value = (*c2, 1.0)
@@ -347,7 +343,7 @@ def build_room(rng: np.random.Generator, floor_z: float, camera_azimuth_deg: flo
         mat, _, bsdf = _material("Wall")
         hsv_v = rng.uniform(0.45, 0.95)
         col = np.clip(hsv_v * (1 - rng.uniform(0, 0.25) * rng.random(3)), 0, 1)
-        bsdf.inputs["Base Color"].default_value = (*_srgb_to_linear(col), 1.0)
+        bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(col), 1.0)
         bsdf.inputs["Roughness"].default_value = 0.9
         az = math.radians(camera_azimuth_deg)
         toward_cam = np.array([math.sin(az), -math.cos(az), 0.0])
