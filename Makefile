@@ -59,6 +59,10 @@ evaluate: env
 	$(BIN)/python -m training evaluate --model chairs --images 100
 	$(BIN)/python -m training real-build --out runs/real
 	$(BIN)/python -m training real-evaluate --cases runs/real/cases.json --model chairs --steps 0 10
+	test -x runs/infinigen-venv/bin/python || training/infinigen/setup.sh
+	runs/infinigen-venv/bin/python training/infinigen/make_chairs.py --out runs/infinigen --chairs 160
+	$(BIN)/python -m training real-evaluate --cases runs/infinigen/cases.json --model chairs --steps 10 0 \
+		--rows runs/infinigen/rows_chairs.jsonl --json runs/infinigen/report_chairs.json
 
 clean:
 	rm -rf out dist .pytest_cache .ruff_cache

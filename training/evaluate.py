@@ -49,14 +49,14 @@ def _normalized_samples(vertices: np.ndarray, faces: np.ndarray, n: int, seed: i
 
 
 def outer_samples(vertices: np.ndarray, faces: np.ndarray, n: int = 10000, seed: int = 1,
-                  resolution: int = OUTER_RESOLUTION) -> np.ndarray:
+                  resolution: int = OUTER_RESOLUTION, normals: bool = False):
     """``n`` points (normalized as by :func:`chamfer_l1`) on the part of a mesh's surface that can be
     seen from outside: a catalogue model's overlapping parts (cushions in a frame, legs into a seat)
     leave faces inside the object that no photo shows and a reconstruction cannot have.
 
     The surface is voxelized (``resolution`` voxels along the longest side, closed by one voxel), the
     empty space connected to the grid's border is the outside, and a surface point is kept when it lies
-    within two voxels of it.
+    within two voxels of it. With ``normals``: (points, their unit face normals).
     """
     import trimesh
     from scipy import ndimage
@@ -74,13 +74,19 @@ def outer_samples(vertices: np.ndarray, faces: np.ndarray, n: int = 10000, seed:
     labels, _ = ndimage.label(~wall)
     outside = (labels == labels[0, 0, 0]) & ~wall
     near = ndimage.binary_dilation(outside, cube, iterations=2)
-    pts = np.zeros((0, 3))
+    pts, face = np.zeros((0, 3)), np.zeros(0, dtype=np.int64)
     for attempt in range(4):  # draw until n points are kept (a model is mostly outer surface)
-        drawn, _ = trimesh.sample.sample_surface(mesh, 4 * n * 2 ** attempt, seed=seed)
-        pts = drawn[near[cell(drawn)]]
+        drawn, idx = trimesh.sample.sample_surface(mesh, 4 * n * 2 ** attempt, seed=seed)
+        keep = near[cell(drawn)]
+        pts, face = drawn[keep], idx[keep]
         if len(pts) >= n:
             break
-    return (pts[:n] - (lo + hi) / 2) / np.linalg.norm(hi - lo)
+    pts = (pts[:n] - (lo + hi) / 2) / np.linalg.norm(hi - lo)
+    if not normals:
+        return pts
+    from .shape_metrics import face_normals
+
+    return pts, face_normals(np.asarray(vertices, dtype=np.float64), np.asarray(faces))[face[:n]]
 
 
 def chamfer_l1(va, fa, vb, fb, n: int = 10000, seed: int = 0, b_samples: np.ndarray | None = None) -> float:

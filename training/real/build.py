@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core.model import sha256_file
-
 from . import catalog
 
 CONDITIONS = ("cutout", "photo")
@@ -142,6 +140,8 @@ def build(out: Path, n_chairs: int | None, seed: int, views: int, size: int, sam
           threads: int, conditions: tuple[str, ...], log=print) -> dict:
     """Write the set into ``out`` (see the module docstring); returns the manifest."""
     import torch
+
+    from core.model import sha256_file
 
     from ..data.raytrace import fit_view
     from . import scene

@@ -1,5 +1,7 @@
 """Blender (the ``bpy`` module) side of the real validation set: import, canonicalize, render.
 
+Importable without torch (training.infinigen.make_chairs runs it in Infinigen's own Blender).
+
 Canonical frame (docs/CONVENTIONS.md, training.data.chairs): +Z up, the chair's front toward -Y,
 the bounding box centred at the origin with its largest side :data:`training.data.chairs.EXTENT`.
 
@@ -25,8 +27,6 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from core.color import srgb_to_linear
-
-from ..data.chairs import EXTENT
 
 SH3D_TO_BLENDER = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
 """Sweet Home 3D model frame (+Y up, front +Z) -> Blender (+Z up, front -Y); what Blender's OBJ
@@ -69,6 +69,8 @@ def import_canonical(obj_path: Path, size_cm: tuple[float, float, float], model_
     and scaled uniformly so that the largest side is EXTENT. Material colours (``Kd``, display
     values in Sweet Home 3D) are converted to linear base colours.
     """
+    from ..data.chairs import EXTENT
+
     before = set(bpy.data.objects)
     bpy.ops.wm.obj_import(filepath=str(obj_path), forward_axis="NEGATIVE_Z", up_axis="Y")
     parts = [o for o in bpy.data.objects if o not in before and o.type == "MESH"]
