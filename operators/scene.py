@@ -112,6 +112,8 @@ def moved(camera: CameraInfo, offset: np.ndarray) -> CameraInfo:
     """``camera`` translated by ``offset`` (3,) (it keeps seeing its object moved by the same offset)."""
     if not np.any(offset):
         return camera
+    from ..core.result import CameraInfo
+
     c2w = np.array(camera.cam2world, dtype=np.float64)
     c2w[:3, 3] += offset
     return CameraInfo(c2w, camera.focal_px, camera.width, camera.height, camera.cx, camera.cy)
