@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fast_model import save_fast_model
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -296,20 +297,8 @@ def shown(path: str) -> str:
 
 @pytest.fixture(scope="module")
 def fast_model(tmp_path_factory) -> Path:
-    """A tiny random model that reconstructs in well under a second (one pose hypothesis, 16^3 mesh)."""
-    import torch
-
-    from core.config import tiny_config
-    from core.model import ReconstructionModel, save_model
-
-    cfg = tiny_config()
-    cfg.name = "fuzz"
-    cfg.pose.yaw_hypotheses = (0.0,)
-    cfg.mesh.resolution = 16
-    cfg.inversion.steps = 0
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("fuzz_model")
-    return save_model(ReconstructionModel(cfg), folder / "fuzz", {"note": "random fuzz model"}, half=False)
+    """A tiny random model that reconstructs in well under a second (tests/fast_model.py)."""
+    return save_fast_model(tmp_path_factory.mktemp("fuzz_model"), "fuzz")
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fast_model import save_fast_model
 from PIL import Image
 
 from core.errors import ReconstructionError
@@ -35,20 +36,8 @@ def _blob(fmt: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def fast_model(tmp_path_factory) -> Path:
-    import torch
-
-    from core.config import tiny_config
-    from core.model import ReconstructionModel, save_model
-
-    cfg = tiny_config()
-    cfg.name = "hostile"
-    cfg.pose.yaw_hypotheses = (0.0,)
-    cfg.mesh.resolution = 16
-    cfg.inversion.steps = 0
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = ReconstructionModel(cfg)
-    return save_model(model, tmp_path_factory.mktemp("hostile_model") / "hostile", half=False)
+    """A tiny random model that reconstructs in well under a second (tests/fast_model.py)."""
+    return save_fast_model(tmp_path_factory.mktemp("hostile_model"), "hostile")
 
 
 def _good(path: Path) -> Path:
