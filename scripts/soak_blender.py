@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = "shape_from_image"
 
 
 def rss_mb() -> float:
@@ -41,14 +40,12 @@ def rss_mb() -> float:
 
 
 def _extension():
-    if PACKAGE not in sys.modules:
-        spec = importlib.util.spec_from_file_location(PACKAGE, ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[PACKAGE] = module
-        spec.loader.exec_module(module)
-        module.register()
-    return sys.modules[PACKAGE]
+    """The extension, registered, as the batch script beside this one loads it."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
+    from batch_reconstruct import load_extension
+
+    return load_extension()[0]
 
 
 def soak(image: str, runs: int, steps: int, resolution: int, every: int, reset_every: int = 0,
