@@ -56,7 +56,7 @@ def _property(f: dataclasses.Field, kind: type, ui: dict, panel: bool):
     lo, hi = f.metadata.get("range", (None, None))
     extra = [v for v in (*f.metadata.get("also", ()), ui.get("unset")) if v is not None]
     if lo is not None:
-        lo, hi = min(lo, *extra), max(hi, *extra)
+        lo, hi = min([lo, *extra]), max([hi, *extra])
     limits = {}
     if lo is not None and panel:
         limits = {"min": kind(lo), "max": kind(hi), "soft_max": kind(ui.get("soft_max", hi))}

@@ -250,7 +250,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         except Exception as err:  # noqa: BLE001 (nothing was left in the scene; tell the user why)
             message = str(err) if hasattr(err, "reason") else f"{job.request.label}: building the scene " \
                                                                f"failed ({type(err).__name__}: {err})"
-            runner.set_last_outcome(runner.Outcome("error", message, outcome.result, outcome.seconds))
+            runner.set_last_outcome(runner.Outcome("failed", message, outcome.result, outcome.seconds))
             runner.set_status(False, f"{label}: failed - {message}")
             self.report({"ERROR"}, message)
             return {"CANCELLED"}

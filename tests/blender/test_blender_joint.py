@@ -192,7 +192,7 @@ def test_errors_leave_the_scene_as_it_was(runner, monkeypatch, photos, failure, 
     before = snapshot()
     with pytest.raises(RuntimeError, match=match):
         bpy.ops.shape_from_image.reconstruct(joint=True, **_files(photos))
-    assert snapshot() == before and runner.last_outcome().kind == "error" and not runner.last_status().ok
+    assert snapshot() == before and runner.last_outcome().kind == "failed" and not runner.last_status().ok
 
 
 def test_a_failure_midway_removes_everything_built(scene_mod, monkeypatch, photos):
@@ -267,21 +267,20 @@ def test_worker_calls_reconstruct_object_with_every_photo(runner, monkeypatch):
     calls = []
 
     def reconstruct_object(images, options=None, **kwargs):
-        calls.append((images, kwargs))
+        calls.append((images, options, kwargs))
         kwargs["progress"]("pose", 1, 2, None)
         return fake_object_result(images)
 
     monkeypatch.setitem(sys.modules, "shape_from_image.core.joint",
                         types.SimpleNamespace(reconstruct_object=reconstruct_object))
-    request = runner.Request(image="/p/a.png", images=("/p/a.png", "/p/b.png"), joint=True, steps=4, seed=3,
-                             mesh_resolution=64, device="cpu", focal_mm=30.0)
+    options = runner.ReconstructOptions(steps=4, seed=3, mesh_resolution=64, device="cpu", focal_mm=30.0)
+    request = runner.Request(image="/p/a.png", images=("/p/a.png", "/p/b.png"), joint=True, options=options)
     outcome = runner.Job(request).run_inline()
     assert outcome.kind == "ok" and type(outcome.result).__name__ == "ObjectResult"
-    images, kwargs = calls[0]
+    images, passed, kwargs = calls[0]
     assert images == ["/p/a.png", "/p/b.png"] and "masks" not in kwargs
-    assert {k: kwargs[k] for k in ("model", "steps", "seed", "mesh_resolution", "device", "focal_mm", "out_dir")} == \
-        {"model": "chairs", "steps": 4, "seed": 3, "mesh_resolution": 64, "device": "cpu", "focal_mm": 30.0,
-         "out_dir": None}
+    assert passed is options  # the request's options object itself, not fields copied into keywords
+    assert set(kwargs) == {"progress", "cancel"}
     assert callable(kwargs["cancel"]) and not kwargs["cancel"]()
 
 
