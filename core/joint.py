@@ -28,12 +28,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .api import (FREE_FOCAL_SOURCES, ProgressCallback, _Call, _Item, _load_images, _options, _photo_camera, _place,
-                  _Placed, _start_call, _stopped, callers_errors_propagate, deliver, mesh_with_fallbacks)
 from .config import SIDE_FILES
 from .errors import Cancelled, ReconstructionError, display_path
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
+from .pipeline import (FREE_FOCAL_SOURCES, Call, Item, Placed, ProgressCallback, callers_errors_propagate, deliver,
+                       encode_and_pose, load_images, mesh_with_fallbacks, photo_camera, resolve_options, start_call,
+                       stopped)
 from .result import ObjectResult, ReconstructionResult
 from .validate import check_inputs, output_stems
 
@@ -56,17 +57,17 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
     ``out_dir``, ``<stem>.<fmt>`` (the mesh) and ``<stem>.json`` (every photo's camera) are written,
     ``<stem>`` the first photo's.
     """
-    options, inversion_changes = _options(options, changes)
+    options, inversion_changes = resolve_options(options, changes)
     images, masks = check_inputs(images, masks, progress, cancel)
-    call, load_model_s = _start_call(options, inversion_changes, progress, cancel)
+    call, load_model_s = start_call(options, inversion_changes, progress, cancel)
     call = _joint_settings(call)
     t_start = time.perf_counter()
     keep = [*masks, *images[1:]]
     fmt = call.options.fmt
     stem = output_stems(images[:1], (f".{fmt}", ".json", *SIDE_FILES.get(fmt, ())), call.options.out_dir, keep)[0]
-    items = [_Item(path, mask) for path, mask in zip(images, masks)]
-    live = _load_images(call, items, load_model_s)
-    placed = _place(call, live) if live else None
+    items = [Item(path, mask) for path, mask in zip(images, masks)]
+    live = load_images(call, items, load_model_s)
+    placed = encode_and_pose(call, live) if live else None
     obj = ObjectResult(images=list(images), ok=False, model=call.options.model, steps=call.inversion.steps,
                        device=str(call.pipe.device))
     if placed is not None:
@@ -98,7 +99,7 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
     return obj
 
 
-def _joint_settings(call: _Call) -> _Call:
+def _joint_settings(call: Call) -> Call:
     """``call`` with the inversion's ``joint_plane_lr`` (when set) as its ``plane_lr``: the offset fitted to
     several photos moves at its own rate."""
     inv = call.inversion
@@ -107,7 +108,7 @@ def _joint_settings(call: _Call) -> _Call:
     return dataclasses.replace(call, inversion=dataclasses.replace(inv, plane_lr=inv.joint_plane_lr))
 
 
-def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
+def _fit_object(call: Call, placed: Placed, obj: ObjectResult) -> None:
     """Latent choice, pose hypotheses, joint inversion (dropping photos that cannot be placed), mesh and
     per-photo results; fills ``obj`` and every placed item's result."""
     pipe = call.pipe
@@ -120,7 +121,7 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     while True:
         views = [k for k in range(len(live)) if k not in dropped]
         sub = _subset(target, pose, views)
-        if _stopped(call, [live[k] for k in views]):
+        if stopped(call, [live[k] for k in views]):
             raise Cancelled(live[0].path)
         start = InversionStart(ws, sub[1], torch.tensor([live[k].intrinsics.source in FREE_FOCAL_SOURCES
                                                          for k in views]), shared=True)
@@ -151,7 +152,7 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     t = time.perf_counter()
     call.report("mesh", 1, 1, None)
     cams = inv.pose.camera(pipe.size)
-    photos = [(live[k].prepared, _photo_camera(cams, j, live[k].prepared.crop, pipe.size)) for j, k in enumerate(views)]
+    photos = [(live[k].prepared, photo_camera(cams, j, live[k].prepared.crop, pipe.size)) for j, k in enumerate(views)]
     offset = None if inv.plane_offset is None else inv.plane_offset[:1]
     mesh, latent, offset = mesh_with_fallbacks(call, live[views[0]].path, inv.ws[0], offset, ws[0], photos)
     obj.timings["mesh"] = time.perf_counter() - t
@@ -176,7 +177,7 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     obj.plane_offset = None if offset is None else offset[0].cpu().numpy()
 
 
-def _first_latent_and_poses(call: _Call, placed: _Placed) -> tuple[torch.Tensor, PoseParams]:
+def _first_latent_and_poses(call: Call, placed: Placed) -> tuple[torch.Tensor, PoseParams]:
     """The latent (1, num_ws, w_dim) and cameras that explain all photos best.
 
     Candidates are each photo's encoding and their mean; with each candidate every camera gets its pose
@@ -212,7 +213,7 @@ SUSPECT_RATIO = 1.5
 turns about the up axis scored again, against the fitted object."""
 
 
-def _turn_suspect(call: _Call, target: InversionTarget, pose: PoseParams, ws: torch.Tensor, inv,
+def _turn_suspect(call: Call, target: InversionTarget, pose: PoseParams, ws: torch.Tensor, inv,
                   focal_free: torch.Tensor) -> tuple[int, float, PoseParams] | None:
     """The photo whose loss stands out most (``SUSPECT_RATIO``), when the object fitted to the OTHER
     photos clearly prefers one of its camera's turns about the up axis: (index, turn in degrees,
