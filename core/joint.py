@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .config import SIDE_FILES
-from .errors import Cancelled, ReconstructionError, display_path
+from .errors import Cancelled, ReconstructionError, display_path, error_kind
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .pipeline import (FREE_FOCAL_SOURCES, Call, Item, Placed, ProgressCallback, callers_errors_propagate, deliver,
@@ -78,13 +78,14 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
             for item in placed.live:
                 item.result = call.fail(item.path, Cancelled(item.path) if isinstance(err, Cancelled) else err)
             obj.ok, obj.mesh = False, None
-            obj.error = call.fail(images[0], failure).error
+            failed = call.fail(images[0], failure)
+            obj.error, obj.error_kind = failed.error, failed.error_kind
     obj.views = [item.result for item in items]
     if obj.ok and call.out is not None:
         from .io.export import write_result
 
         if call.cancelled():
-            obj.ok, obj.error = False, f"{display_path(images[0])}: cancelled"
+            obj.ok, obj.error, obj.error_kind = False, f"{display_path(images[0])}: cancelled", "cancelled"
         else:
             try:
                 write_result(obj, call.out, call.options.fmt, stem)
@@ -92,9 +93,12 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
                 obj.ok, obj.mesh = False, None
                 obj.error = str(err).splitlines()[0] if isinstance(err, ReconstructionError) else \
                     f"{display_path(images[0])}: internal error ({type(err).__name__}: {err}); please report it"
+                obj.error_kind = error_kind(err)
     if not obj.ok and obj.error is None:
         reasons = "; ".join(v.error for v in obj.views if v is not None and v.error)
         obj.error = f"no photo of the object could be placed ({reasons})" if reasons else "no photo could be placed"
+        kinds = {v.error_kind for v in obj.views if v is not None}
+        obj.error_kind = "cancelled" if "cancelled" in kinds else "refused" if kinds == {"refused"} else "failed"
     obj.timings["total"] = time.perf_counter() - t_start + load_model_s
     return obj
 
@@ -169,8 +173,9 @@ def _fit_object(call: Call, placed: Placed, obj: ObjectResult) -> None:
             light=(float(inv.light.ambient[j]), float(inv.light.key[j])), pose_candidates=item.pose_candidates,
             timings=dict(item.timings))
     for k, reason in dropped.items():
-        live[k].result = ReconstructionResult(image=live[k].path, ok=False, error=reason, model=call.options.model,
-                                              steps=call.inversion.steps, device=str(pipe.device))
+        live[k].result = ReconstructionResult(image=live[k].path, ok=False, error=reason, error_kind="failed",
+                                              model=call.options.model, steps=call.inversion.steps,
+                                              device=str(pipe.device))
     obj.ok, obj.mesh, obj.placement = True, mesh, placement
     obj.losses = [float(sum(step)) for step in inv.losses]
     obj.latent = latent.cpu().numpy()

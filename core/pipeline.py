@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .config import InversionConfig, ReconstructOptions, replaced
-from .errors import Cancelled, EmptySurface, ReconstructionError, display_path
+from .errors import Cancelled, EmptySurface, ReconstructionError, display_path, error_kind
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .geometry.camera import crop_to_original, original_to_crop
@@ -259,8 +259,8 @@ class Call:
             msg = str(err) if err.path else f"{display_path(image)}: {err}"
         else:
             msg = f"{display_path(image)}: internal error ({type(err).__name__}: {err}); please report it"
-        return ReconstructionResult(image=image, ok=False, error=msg.splitlines()[0], model=self.options.model,
-                                    steps=self.inversion.steps, device=str(self.pipe.device))
+        return ReconstructionResult(image=image, ok=False, error=msg.splitlines()[0], error_kind=error_kind(err),
+                                    model=self.options.model, steps=self.inversion.steps, device=str(self.pipe.device))
 
 
 @dataclass
@@ -280,12 +280,20 @@ class Item:
     result: ReconstructionResult | None = None
 
 
+def _focal_mm(options: ReconstructOptions) -> float | None:
+    """The focal length core.geometry.lens.photo_focal is asked for: the given one, 0 (search it) with
+    ``estimate_focal``, else None (EXIF, else the model's default)."""
+    if options.focal_mm is None and options.estimate_focal:
+        return 0.0
+    return options.focal_mm
+
+
 def resolve_options(options: ReconstructOptions | None, changes: dict) -> tuple[ReconstructOptions, dict]:
     """The caller's options with keyword changes applied and checked, and the inversion settings to
     change on the model's own (an ``inversion`` dict)."""
     if options is not None and not isinstance(options, ReconstructOptions):
         raise ReconstructionError(f"options must be a core.config.ReconstructOptions, got {type(options).__name__}")
-    names = {f.name for f in dataclasses.fields(ReconstructOptions)}
+    names = {f.name for f in dataclasses.fields(options or ReconstructOptions)}
     unknown = sorted(set(changes) - names)
     if unknown:
         raise ReconstructionError(f"unknown option '{unknown[0]}'; known: {', '.join(sorted(names))}")
@@ -381,7 +389,7 @@ def encode_and_pose(call: Call, live: list[Item]) -> Placed | None:
         t = time.perf_counter()
         call.report("pose", k + 1, len(live), None)
         try:
-            item.intrinsics = pipe.intrinsics(item.prepared, call.options.focal_mm, enc_size)
+            item.intrinsics = pipe.intrinsics(item.prepared, _focal_mm(call.options), enc_size)
             poses.append(pipe.solve_pose(enc.coords[k], enc.mask_logits[k], mask_enc[k], item.intrinsics, item.path))
             ok.append(k)
         except Exception as err:  # noqa: BLE001

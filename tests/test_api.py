@@ -70,8 +70,11 @@ def test_reconstruct_end_to_end_writes_mesh_and_json(tiny_model_dir, tmp_path, i
                                                          ("inversion", 2, 2, res.losses[1])]
 
 
-@pytest.mark.parametrize("focal_mm, source", [(35.0, "given"), (0, "estimated"), (None, "exif")])
-def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, focal_mm, source):
+@pytest.mark.parametrize("focal_mm, estimate, source", [(35.0, False, "given"), (35.0, True, "given"),
+                                                        (None, True, "estimated"), (None, False, "exif"),
+                                                        (0, False, "exif")])
+def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, focal_mm, estimate, source):
+    """0 means what the panel's 0 means: not given (EXIF, else the default); estimate_focal searches it."""
     png = _chair_like_png(tmp_path / "src.png")
     photo = tmp_path / "photo.jpg"  # 120 x 90, diagonal 150 px; the EXIF says 86.5 mm on a 43.27 mm diagonal
     exif = Image.Exif()
@@ -79,7 +82,7 @@ def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, foc
     rgba = Image.open(png)
     Image.composite(rgba.convert("RGB"), Image.new("RGB", rgba.size, (255, 255, 255)), rgba).save(photo, exif=exif)
     (res,) = reconstruct([photo], masks=[tmp_path / "src.png"], model="tiny", model_dirs=[tiny_model_dir], steps=2,
-                         mesh_resolution=24, focal_mm=focal_mm)
+                         mesh_resolution=24, focal_mm=focal_mm, estimate_focal=estimate)
     assert res.ok, res.error
     assert res.focal_source == source
     stated = {"given": 35.0 * 150 / np.hypot(36, 24), "exif": 86 * 150 / np.hypot(36, 24)}  # one convention
