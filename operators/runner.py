@@ -31,6 +31,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import config
 from ..core.config import ReconstructOptions
 from ..core.errors import error_kind
 
@@ -117,7 +118,7 @@ class Request:
     @classmethod
     def from_dict(cls, data: dict) -> Request:
         data = dict(data)
-        options = ReconstructOptions.from_dict(data.pop("options", {}))
+        options = config.from_dict(config.ReconstructOptions, data.pop("options", {}))
         return cls(**{**data, "images": tuple(data.get("images", ()))}, options=options)
 
 
