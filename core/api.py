@@ -21,11 +21,12 @@ import torch
 
 from .config import SIDE_FILES, ReconstructOptions
 from .errors import EmptySurface, ReconstructionError
+from .io.memory import ImageArray
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .model import ReconstructionModel, available_models, load_model  # noqa: F401  (re-exported)
 from .pipeline import (FREE_FOCAL_SOURCES, Call, CropIntrinsics, Item, Pipeline,  # noqa: F401  (re-exported)
-                       ProgressCallback, callers_errors_propagate, load_images, reconstruct_each, resolve_options,
-                       start_call)
+                       ProgressCallback, callers_errors_propagate, load_images, make_items, reconstruct_each,
+                       resolve_options, start_call)
 from .result import ReconstructionResult
 from .validate import check_inputs, output_stems, resolve_device
 
@@ -37,10 +38,14 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 @callers_errors_propagate
-def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options: ReconstructOptions | None = None,
+def reconstruct(images: Sequence[str | os.PathLike | ImageArray] | str | os.PathLike | ImageArray,
+                options: ReconstructOptions | None = None,
                 *, masks: Sequence[str | None] | str | None = None, progress: ProgressCallback | None = None,
                 cancel: Callable[[], bool] | None = None, **changes) -> list[ReconstructionResult]:
     """Reconstruct every image; see the module docstring. Results come back in input order.
+
+    An image is a file's path, or a photo in memory (:class:`core.io.memory.ImageArray`: pixels as an
+    (H, W, 3|4) array, or a file's bytes, with the name messages and output files use).
 
     ``options`` (:class:`core.config.ReconstructOptions`) says what to do; keyword arguments named like
     its fields change single options (``reconstruct(paths, model="chairs", steps=0)``); ``inversion`` may
@@ -55,8 +60,9 @@ def reconstruct(images: Sequence[str | os.PathLike] | str | os.PathLike, options
     call, load_model_s = start_call(options, inversion_changes, progress, cancel)
     options = call.options
     dev = call.pipe.device
-    stems = output_stems(images, (f".{options.fmt}", ".json", *SIDE_FILES.get(options.fmt, ())), options.out_dir, masks)
-    items = [Item(path, mask, stem) for path, mask, stem in zip(images, masks, stems)]
+    names = [str(image) for image in images]  # a photo in memory: its name
+    stems = output_stems(names, (f".{options.fmt}", ".json", *SIDE_FILES.get(options.fmt, ())), options.out_dir, masks)
+    items = make_items(images, masks, stems)
     batch_size = options.batch_size or (1 if dev.type == "cpu" else 4)
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]

@@ -32,9 +32,9 @@ from .config import SIDE_FILES
 from .errors import Cancelled, ReconstructionError, display_path, error_kind
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
-from .pipeline import (FREE_FOCAL_SOURCES, Call, Item, Placed, ProgressCallback, callers_errors_propagate, deliver,
-                       encode_and_pose, load_images, mesh_with_fallbacks, photo_camera, resolve_options, start_call,
-                       stopped)
+from .pipeline import (FREE_FOCAL_SOURCES, Call, Placed, ProgressCallback, callers_errors_propagate, deliver,
+                       encode_and_pose, load_images, make_items, mesh_with_fallbacks, photo_camera, resolve_options,
+                       start_call, stopped)
 from .result import ObjectResult, ReconstructionResult
 from .validate import check_inputs, output_stems
 
@@ -58,14 +58,15 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
     ``<stem>`` the first photo's.
     """
     options, inversion_changes = resolve_options(options, changes)
-    images, masks = check_inputs(images, masks, progress, cancel)
+    sources, masks = check_inputs(images, masks, progress, cancel)
+    images = [str(image) for image in sources]  # a photo in memory: its name
     call, load_model_s = start_call(options, inversion_changes, progress, cancel)
     call = _joint_settings(call)
     t_start = time.perf_counter()
     keep = [*masks, *images[1:]]
     fmt = call.options.fmt
     stem = output_stems(images[:1], (f".{fmt}", ".json", *SIDE_FILES.get(fmt, ())), call.options.out_dir, keep)[0]
-    items = [Item(path, mask) for path, mask in zip(images, masks)]
+    items = make_items(sources, masks)
     live = load_images(call, items, load_model_s)
     placed = encode_and_pose(call, live) if live else None
     obj = ObjectResult(images=list(images), ok=False, model=call.options.model, steps=call.inversion.steps,

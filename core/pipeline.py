@@ -39,6 +39,7 @@ from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
 from .geometry.camera import crop_to_original, original_to_crop
 from .geometry.lens import photo_focal
+from .io.memory import ImageArray
 from .model import ReconstructionModel, load_model
 from .result import CameraInfo, ReconstructionResult
 from .validate import check_inversion, check_options, check_out_dir, resolve_device
@@ -268,9 +269,12 @@ class Item:
     """One input image on its way through the stages."""
 
     path: str
+    """the image's file, or the name of a photo in memory (``source``), as messages and results name it."""
     mask: str | None
     stem: str = ""
     """the output files' name without suffix, unique within the call (core.validate.output_stems)."""
+    source: ImageArray | None = None
+    """the photo in memory, when it is no file."""
     prepared: object | None = None
     """core.io.images.PreparedImage once loaded."""
     intrinsics: CropIntrinsics | None = None
@@ -278,6 +282,13 @@ class Item:
     pose_candidates: list[dict] = field(default_factory=list)
     """the pose hypotheses scored for this image (yaw, loss, chosen)."""
     result: ReconstructionResult | None = None
+
+
+def make_items(images: list, masks: list, stems: Sequence[str] | None = None) -> list[Item]:
+    """One :class:`Item` per input (a path, or a photo in memory named by its ``name``)."""
+    stems = list(stems) if stems is not None else [""] * len(images)
+    return [Item(image.name, mask, stem, source=image) if isinstance(image, ImageArray) else Item(image, mask, stem)
+            for image, mask, stem in zip(images, masks, stems)]
 
 
 def _focal_mm(options: ReconstructOptions) -> float | None:
@@ -346,7 +357,7 @@ def load_images(call: Call, batch: list[Item], load_model_s: float) -> list[Item
         try:
             if call.cancelled():
                 raise Cancelled(item.path)
-            item.prepared = call.pipe.prepare(item.path, item.mask)
+            item.prepared = call.pipe.prepare(item.path if item.source is None else item.source, item.mask)
         except Exception as err:  # noqa: BLE001 - every failure becomes a result
             item.result = call.fail(item.path, err)
         item.timings = {"load": time.perf_counter() - t + load_model_s}

@@ -54,6 +54,7 @@ from .config import (  # noqa: F401  (the accepted ranges, re-exported: core.val
     optional,
 )
 from .errors import ReconstructionError
+from .io.memory import ImageArray
 from .registry import resolve_model
 
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
@@ -346,9 +347,10 @@ OPTION_CHECKS = {
 """the options whose refusal has its own words (a check_* function); the others: :func:`check_field`."""
 
 
-def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list[str], list[str | None]]:
-    """A call's inputs: one path or a list of paths, masks as None, one path for all or one per image
-    (None for none), and callables (or None) for ``progress`` and ``cancel``. Returns the path lists.
+def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list, list[str | None]]:
+    """A call's inputs: one path or a list of paths (or photos in memory, core.io.memory.ImageArray), masks as
+    None, one path for all or one per image (None for none), and callables (or None) for ``progress`` and
+    ``cancel``. Returns the lists (paths as strings).
     Whether each file can be read is decided per image when it loads (:func:`check_input_file`)."""
     def path(value, what):
         if isinstance(value, (str, os.PathLike)):
@@ -362,9 +364,10 @@ def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list[s
             raise ReconstructionError(f"{what}, got {_show(value)}")
         return list(value)
 
-    if isinstance(images, (str, os.PathLike)):
+    if isinstance(images, (str, os.PathLike, ImageArray)):
         images = [images]
-    images = [path(p, "an image") for p in listed(images, "images must be a path or a list of paths")]
+    images = [p if isinstance(p, ImageArray) else path(p, "an image")
+              for p in listed(images, "images must be a path or a list of paths")]
     if masks is None or isinstance(masks, (str, os.PathLike)):
         masks = [None if masks is None else path(masks, "a mask")] * len(images)
     masks = listed(masks, "masks must be a path or a list with one path (or None) per image")

@@ -458,3 +458,27 @@ def test_the_photos_silhouette_cuts_the_mesh_one_photo_or_several(tmp_path, inpu
     # several photos of one object: every placed photo cuts
     obj = reconstruct_object([good, good], model="cut", model_dirs=[folder], steps=1, mesh_resolution=48)
     assert obj.ok and all(outside(r) <= 0.02 * len(obj.mesh.vertices) for r in obj.placed)
+
+
+def test_photos_in_memory_give_the_files_result(tiny_model_dir, tmp_path):
+    """Pixels (uint8 or float) or a file's bytes in memory reconstruct as the file does, named by their name."""
+    from core.io.memory import ImageArray
+
+    png = _chair_like_png(tmp_path / "src.png")
+    rgba = np.asarray(Image.open(png))
+    photos = [png, ImageArray(rgba, "chair.png"), ImageArray(rgba.astype(np.float32) / 255, "floaty.png"),
+              ImageArray(png.read_bytes(), "bytes.png"), ImageArray(rgba[..., 0], "flat.png")]
+    results = reconstruct(photos, model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=24,
+                          texture_size=0, out_dir=tmp_path / "out")
+    assert [r.ok for r in results] == [True, True, True, True, False]
+    assert [r.image for r in results] == [str(png), "chair.png", "floaty.png", "bytes.png", "flat.png"]
+    assert results[-1].error.startswith("flat.png: image pixels must be an (H, W, 3) or (H, W, 4) array")
+    assert results[-1].error_kind == "refused"
+    reference = results[0]
+    for res in results[1:4]:
+        assert res.mask_source == reference.mask_source == "alpha"
+        assert np.allclose(res.camera.cam2world, reference.camera.cam2world, atol=1e-4)
+        assert abs(res.camera.focal_px - reference.camera.focal_px) < 1e-3 * reference.camera.focal_px
+        assert len(res.mesh.vertices) == len(reference.mesh.vertices)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"{stem}.{ext}" for stem in ("src", "chair", "floaty", "bytes") for ext in ("glb", "json"))
