@@ -77,11 +77,13 @@ class Photo:
     """One input photo as the operator resolved it."""
 
     path: str
-    """absolute path of a file holding its pixels (what the core reads)."""
+    """absolute path of its file, or the name of its pixels in memory (``memory``) as messages show it."""
     name: str
     """what the objects built for it are named after: the file's stem or the image datablock's."""
     image: object | None = None
     """the image datablock it came from (shown as the camera background), or None for a file."""
+    memory: object | None = None
+    """a datablock's pixels or packed file in memory (core.io.memory.ImageArray), given to the core as they are."""
 
 
 def _datablock_photo(image_name: str) -> Photo:
@@ -89,11 +91,13 @@ def _datablock_photo(image_name: str) -> Photo:
     if image is None:
         raise _input_error(f"Image '{image_name}' is not in this file: open it or pick another")
     try:
-        path = inputs.image_datablock_path(image)
+        photo = inputs.image_datablock_photo(image)
     except (ValueError, OSError, RuntimeError) as err:
         raise _input_error(f"cannot be read ({err}); open it again or save it as PNG",
                            f"Image '{image.name}'") from err
-    return Photo(path, scene_build.default_name(image.name), image)
+    if isinstance(photo, str):
+        return Photo(photo, scene_build.default_name(image.name), image)
+    return Photo(photo.name, scene_build.default_name(image.name), image, photo)
 
 
 def collect_photos(op) -> list[Photo]:
@@ -204,7 +208,8 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
             raise _input_error(f"{runner.MISSING_TORCH_MESSAGE} (missing: {', '.join(gone)})")
         joint = len(photos) > 1
         return runner.Request(image=photos[0].path, mask=mask, images=tuple(p.path for p in photos) if joint else (),
-                              joint=joint, options=options)
+                              joint=joint, options=options,
+                              in_memory=tuple(p.memory for p in photos if p.memory is not None))
 
     def _prepare_or_report(self, context) -> runner.Request | None:
         """The request, or None after reporting why the inputs cannot be used (status line + report)."""

@@ -103,6 +103,9 @@ class Request:
     photo; the result is a ``core.result.ObjectResult``."""
     options: ReconstructOptions = field(default_factory=ReconstructOptions)
     """what the core is asked for, checked where it was made (``core.validate.check_options``)."""
+    in_memory: tuple = ()
+    """photos held in memory (core.io.memory.ImageArray: a Blender image's pixels or packed file), each
+    standing for the entry of ``image`` / ``images`` that is its ``name``."""
 
     @property
     def label(self) -> str:
@@ -118,8 +121,11 @@ class Request:
     @classmethod
     def from_dict(cls, data: dict) -> Request:
         data = dict(data)
+        from ..core.io.memory import ImageArray
+
         options = config.from_dict(config.ReconstructOptions, data.pop("options", {}))
-        return cls(**{**data, "images": tuple(data.get("images", ()))}, options=options)
+        memory = tuple(ImageArray(**m) if isinstance(m, dict) else m for m in data.pop("in_memory", ()))
+        return cls(**{**data, "images": tuple(data.get("images", ()))}, options=options, in_memory=memory)
 
 
 @dataclass
@@ -191,10 +197,12 @@ def _call_core(request: Request, progress, cancel) -> list:
                                                    "safetensors", "PIL", "scipy", "fast_simplification"):
             raise MissingDependency(f"{MISSING_TORCH_MESSAGE} (missing Python module '{err.name}')") from err
         raise
+    memory = {photo.name: photo for photo in request.in_memory}
     if request.joint:
-        return [call(list(request.images), request.options, progress=progress, cancel=cancel)]
-    return call([request.image], request.options, masks=None if request.mask is None else [request.mask],
-                progress=progress, cancel=cancel)
+        images = [memory.get(name, name) for name in request.images]
+        return [call(images, request.options, progress=progress, cancel=cancel)]
+    return call([memory.get(request.image, request.image)], request.options,
+                masks=None if request.mask is None else [request.mask], progress=progress, cancel=cancel)
 
 
 _WARMING: dict[tuple, threading.Thread] = {}

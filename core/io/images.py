@@ -276,6 +276,13 @@ def _orientation(im: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+def exif_orientation(path) -> int:
+    """The EXIF orientation (1-8; 1 when absent) stated in the header of the image file ``path``, read without
+    decoding its pixels (a PNG that keeps its EXIF after the pixels reads as 1)."""
+    with _open(str(path), "image") as im:
+        return _orientation(im)
+
+
 def _focal_35mm(im: Image.Image) -> float | None:
     """The EXIF FocalLengthIn35mmFilm in mm; None when absent, unreadable or implausible."""
     try:

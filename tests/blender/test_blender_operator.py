@@ -49,11 +49,15 @@ def test_image_datablock_source(fake_core, photo):
     assert bpy.ops.shape_from_image.reconstruct(image_name=image.name) == {"FINISHED"}
     request = fake_core.calls[0]
     assert request.image != str(photo) and request.image.endswith("sphere_chair.png")
+    packed = request.in_memory[0]  # the packed file's bytes, handed over in memory (no temporary file)
+    assert packed.name == request.image and bytes(packed.pixels) == photo.read_bytes()
     cam = bpy.data.objects["sphere_chair Camera"]
     assert cam.data.background_images[0].image == image  # the user's datablock, not a copy
     generated = bpy.data.images.new("painted", 32, 16)
     assert bpy.ops.shape_from_image.reconstruct(image_name=generated.name) == {"FINISHED"}
     assert fake_core.calls[1].image.endswith("painted.png") and generated.source == "GENERATED"
+    pixels = fake_core.calls[1].in_memory[0].pixels
+    assert pixels.shape == (16, 32, 4) and pixels.dtype == np.float32 and abs(float(pixels[0, 0, 3]) - 1.0) < 1e-6
     assert "painted" in bpy.data.objects
 
 
@@ -70,6 +74,7 @@ def test_exif_rotated_photo_gets_an_upright_backdrop(fake_core, photo, tmp_path)
     assert bpy.ops.shape_from_image.reconstruct(filepath=str(rotated)) == {"FINISHED"}
     backdrop = bpy.data.objects["turned_chair Camera"].data.background_images[0].image
     assert tuple(backdrop.size) == (160, 120)
+    assert backdrop.packed_file is not None and not backdrop.filepath  # the core's pixels, no copy on disk
     pixels = np.empty(160 * 120 * 4, np.float32)
     backdrop.pixels.foreach_get(pixels)
     shown = pixels.reshape(120, 160, 4)[::-1, :, :3]
