@@ -145,6 +145,14 @@ class InversionConfig:
     """first step at which the offset moves."""
     plane_reg: float = 0.0
     """L2 pull of the offset toward zero."""
+    plane_mirror: float = 0.0
+    """share of the offset's left-right asymmetry removed (1: the offset is mirror-symmetric about x = 0,
+    the canonical frame's left-right plane; core.fit.invert.mirrored)."""
+    plane_tv: float = 0.0
+    """weight of the offset's total variation (mean absolute difference of neighbouring texels)."""
+    plane_unseen: float = 0.0
+    """weight of the offset's change to the SDF at points the photo does not see (outside its frame or
+    behind the rendered surface; core.fit.invert.unseen_change)."""
     joint_plane_lr: float | None = None
     """``plane_lr`` when several photos are fitted together (core.joint; None: ``plane_lr``)."""
     steps: int = 10
