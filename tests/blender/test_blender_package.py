@@ -41,7 +41,8 @@ def test_zip_contents(built_zip):
     assert "scripts/batch_renders.py" in names  # the batch script's --render helpers
     # what a user installs: inference, the Blender side and the weights; nothing that builds the model
     assert not [n for n in names if n.startswith(("training/", "examples/"))]
-    assert [n for n in names if n.startswith("docs/")] == ["docs/demo_input.png", "docs/demo_overlay.png",
+    assert [n for n in names if n.startswith("docs/")] == ["docs/demo_back.png", "docs/demo_input.png",
+                                                          "docs/demo_overlay.png",
                                                           "docs/demo_side.png", "docs/gui_installing.png",
                                                           "docs/gui_result.png", "docs/recolor.png"]  # README's pictures
     assert not [n for n in names if "train" in n or "evaluate" in n or "bench" in n]
