@@ -145,6 +145,8 @@ class InversionConfig:
     """first step at which the offset moves."""
     plane_reg: float = 0.0
     """L2 pull of the offset toward zero."""
+    plane_steps: int = 0
+    """a fit of more steps than this scales the offset's learning rate by ``plane_steps / steps`` (0: never)."""
     plane_mirror: float = 0.0
     """share of the offset's left-right asymmetry removed (1: the offset is mirror-symmetric about x = 0,
     the canonical frame's left-right plane; core.fit.invert.mirrored)."""

@@ -360,7 +360,7 @@ _RANGES: dict[type, dict[str, tuple[float, float]]] = {
                       "w_gain": (0.0, 1e4), "pose_gain": (0.0, 1e4), "mask_weight": (0.0, 1e4),
                       "mask_pyramid": (0, 16), "n_patches": (0, 4096), "patch_size": (1, 2048),
                       "plane_lr": (0.0, 10.0), "plane_res": (0, 2048), "plane_start": (0, STEPS_MAX),
-                      "plane_reg": (0.0, 1e6), "plane_mirror": (0.0, 1.0), "plane_tv": (0.0, 1e6),
+                      "plane_reg": (0.0, 1e6), "plane_steps": (0, STEPS_MAX), "plane_mirror": (0.0, 1.0), "plane_tv": (0.0, 1e6),
                       "plane_unseen": (0.0, 1e6), "joint_plane_lr": (0.0, 10.0), "steps": (0, STEPS_MAX), "seed": (0, SEED_MAX)},
     PoseConfig: {"default_focal_mm": FOCAL_MM, "focal_min": (1e-3, 1e3), "focal_max": (1e-3, 1e3),
                  "focal_count": (1, 1000), "yaw_hypotheses": (-360.0, 360.0), "yaw_margin": (0.0, 1.0),

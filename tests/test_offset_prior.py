@@ -100,3 +100,16 @@ def test_the_unseen_penalty_keeps_the_offset_from_changing_the_hidden_side():
                                        target.halved().mask, torch.Generator().manual_seed(5)))
 
     assert change(held) < 0.7 * change(free), (change(free), change(held))
+
+
+def test_plane_steps_scales_the_offset_rate_of_longer_fits():
+    cfg, gen, z, ws_true, pose_true, target = _scene()
+    target = _gapped(target)
+    run = dict(steps=4, seed=0, plane_res=cfg.generator.plane_res)
+    scaled = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.3, plane_steps=2, **run)
+    halved = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.15, **run)
+    full = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.3, **run)
+    assert torch.equal(scaled.plane_offset, halved.plane_offset)
+    assert not torch.equal(scaled.plane_offset, full.plane_offset)
+    short = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.3, plane_steps=4, **run)
+    assert torch.equal(short.plane_offset, full.plane_offset)  # a fit of plane_steps steps or fewer: plane_lr

@@ -206,7 +206,7 @@ def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget
             plane_std = gen.decode(ws).planes.std(dim=(3, 4), keepdim=True)
         res = gen_cfg.plane_res if cfg.plane_res <= 0 else min(cfg.plane_res, gen_cfg.plane_res)
         offset = torch.zeros(ws.shape[0], 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
-        groups.append({"params": [offset], "lr": cfg.plane_lr})
+        groups.append({"params": [offset], "lr": offset_lr(cfg)})
     base_lrs = [group["lr"] for group in groups]
     opt = _Adam(groups, betas=(cfg.momentum, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
@@ -324,6 +324,14 @@ def _patch_loss(gen: RadianceField, state, cam: Camera, lit: Light, target: Inve
     loss = (rgb - target.image[bi, iy, ix]).abs().mean(dim=(1, 2, 3)) + cfg.mask_weight * silhouette(
         alpha, target.mask[bi, iy, ix])
     return loss.reshape(b, n).mean(dim=1)
+
+
+def offset_lr(cfg: InversionConfig) -> float:
+    """The offset's learning rate: ``plane_lr``, scaled by ``plane_steps / steps`` when a fit runs more
+    than ``plane_steps`` steps (so that more steps refine the latent and the pose, not a deeper offset)."""
+    if cfg.plane_steps > 0 and cfg.steps > cfg.plane_steps:
+        return cfg.plane_lr * cfg.plane_steps / cfg.steps
+    return cfg.plane_lr
 
 
 def mirrored(offset: Tensor, amount: float) -> Tensor:
