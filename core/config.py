@@ -176,6 +176,16 @@ class InversionConfig:
     """first step at which the offset moves."""
     plane_reg: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
     """L2 pull of the offset toward zero."""
+    plane_steps: int = field(default=0, metadata={"range": (0, STEPS_MAX)})
+    """a fit of more steps than this scales the offset's learning rate by ``plane_steps / steps`` (0: never)."""
+    plane_mirror: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
+    """share of the offset's left-right asymmetry removed (1: the offset is mirror-symmetric about x = 0,
+    the canonical frame's left-right plane; core.fit.invert.mirrored)."""
+    plane_tv: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
+    """weight of the offset's total variation (mean absolute difference of neighbouring texels)."""
+    plane_unseen: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
+    """weight of the offset's change to the SDF at points the photo does not see (outside its frame or
+    behind the rendered surface; core.fit.invert.unseen_change)."""
     joint_plane_lr: float | None = field(default=None, metadata={"range": (0.0, 10.0)})
     """``plane_lr`` when several photos are fitted together (core.joint; None: ``plane_lr``)."""
     steps: int = field(default=10, metadata={"range": (0, STEPS_MAX)})

@@ -7,7 +7,7 @@
 Options: every option of ``python -m core reconstruct`` with its name, default and meaning (--model NAME
 --steps N --device D --mesh-resolution R --format glb|ply|obj --seed S --focal-mm F --height-m H
 --texture-size T --faces N ...: made from ``core.config.ReconstructOptions``), and --render (also write
-<stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
+<stem>_overlay.png, <stem>_side.png and <stem>_back.png, Cycles on the CPU).
 
 For every input, as a library user would: a fresh empty scene, the core (``core.reconstruct``, or
 ``core.joint.reconstruct_object``) and the extension's scene builder (``operators.scene.build_result`` /
@@ -27,7 +27,7 @@ photos are the views), and so are the photos directly in an --input folder and t
 the command line. Per object, named after its folder (or its first photo): ``<name>.blend`` (one mesh,
 one camera per placed photo, each with its photo as background), ``<name>.<format>`` and ``<name>.json``
 (the object's mesh and every view's camera); ``--render``: ``<name>_<photo stem>_overlay.png`` through each
-placed photo's camera and ``<name>_side.png``. summary.json lists every object with its photos; photos
+placed photo's camera, ``<name>_side.png`` and ``<name>_back.png``. summary.json lists every object with its photos; photos
 that could not be placed are named there (``not_placed``) and printed, but only a failed object makes
 the exit status 1.
 
@@ -50,7 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "shape_from_image"
-RENDER_SUFFIXES = ("_overlay.png", "_render.png", "_side.png", ".blend")
+RENDER_SUFFIXES = ("_overlay.png", "_render.png", "_side.png", "_back.png", ".blend")
 """the longest names written per input beside the core's <stem>.<format> and <stem>.json."""
 
 
@@ -67,7 +67,7 @@ def parse_args(args: list[str], ext=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="batch_reconstruct", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", nargs="+", required=True, help="photo files and/or folders of photos")
     cli.add_option_arguments(parser)
-    parser.add_argument("--render", action="store_true", help="also render <stem>_overlay.png and <stem>_side.png")
+    parser.add_argument("--render", action="store_true", help="also render <stem>_overlay.png, <stem>_side.png and <stem>_back.png")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples for --render")
     parser.add_argument("--joint", action="store_true",
                         help="several photos of one object: each subfolder of an --input folder is one object "
@@ -180,11 +180,24 @@ def _render_views(ext_name: str, scene, mesh_obj, photo: str, out: Path, stem: s
     overlay = render.composite_over(pixels.read_rgba(photo), shot, opacity=0.7)
     paths["overlay"] = pixels.write_rgba(str(out / f"{stem}_overlay.png"), overlay)
     shot_path.unlink(missing_ok=True)
-    side = render.side_camera(scene, mesh_obj, scene.camera)
-    try:
-        paths["side"] = render.render_still(scene, side, str(out / f"{stem}_side.png"))
-    finally:
-        render.remove_object(side)
+    paths.update(_orbit_views(render, scene, mesh_obj, scene.camera, out, stem))
+    return paths
+
+
+ORBITS = (("side", 90.0), ("back", 180.0))
+"""the views around the mesh that ``--render`` adds: name and turn about the vertical axis from the camera."""
+
+
+def _orbit_views(render, scene, mesh_obj, camera, out: Path, stem: str) -> dict:
+    """``<stem>_side.png`` and ``<stem>_back.png``: the mesh from ``camera`` turned by :data:`ORBITS` about
+    the vertical through its centre (what the photo did not show)."""
+    paths = {}
+    for name, angle in ORBITS:
+        view = render.side_camera(scene, mesh_obj, camera, angle)
+        try:
+            paths[name] = render.render_still(scene, view, str(out / f"{stem}_{name}.png"))
+        finally:
+            render.remove_object(view)
     return paths
 
 
@@ -292,7 +305,7 @@ def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace, opt
 def _render_object_views(ext_name: str, scene, mesh_obj, cameras: list, out: Path, stem: str,
                          samples: int) -> dict:
     """``--render`` for an object: the render through each placed photo's camera over that photo, at the
-    photo's resolution, and one side view. Keys ``overlay:<photo stem>`` and ``side``."""
+    photo's resolution, and the side and back views. Keys ``overlay:<photo stem>``, ``side`` and ``back``."""
     render = load_renders()
     pixels = importlib.import_module(f"{ext_name}.operators.inputs")
     scene_build = importlib.import_module(f"{ext_name}.operators.scene")
@@ -311,11 +324,7 @@ def _render_object_views(ext_name: str, scene, mesh_obj, cameras: list, out: Pat
         shot_path.unlink(missing_ok=True)
     if first is not None:
         scene_build.use_camera(scene, first)
-        side = render.side_camera(scene, mesh_obj, first)
-        try:
-            paths["side"] = render.render_still(scene, side, str(out / f"{stem}_side.png"))
-        finally:
-            render.remove_object(side)
+        paths.update(_orbit_views(render, scene, mesh_obj, first, out, stem))
     return paths
 
 

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from training.data.chairs import EXTENT
 from training.infinigen import convert
@@ -84,3 +85,10 @@ def test_validation_seeds_cycle_through_the_four_factories():
     assert families == list(convert.FAMILIES) * 2
     assert convert.case_seed(5)[1] == convert.VALIDATION_SEEDS[5] == 950_005
     assert set(convert.FACTORIES) == set(convert.FAMILIES) == set(convert.FRONT_YAW_DEG)
+
+
+def test_tuning_seeds_are_apart_from_the_validation_seeds():
+    assert convert.case_seed(5, convert.TUNING_SEEDS.start) == ("office", 970_005)
+    assert not set(convert.TUNING_SEEDS) & set(convert.VALIDATION_SEEDS)
+    with pytest.raises(ValueError, match="970000"):
+        convert.case_seed(0, 123)

@@ -30,7 +30,7 @@ from ..errors import Cancelled
 from ..field.generator import FieldState, RadianceField
 from ..field.shading import Light, screen_normals, shade
 from ..field.volume import patch_pixels, render_image, render_rays
-from ..geometry.camera import Camera, camera_rays
+from ..geometry.camera import Camera, camera_rays, project_depth
 from ..geometry.pnp import matrix_to_quaternion, quaternion_to_matrix
 from .losses import photometric, silhouette
 
@@ -87,9 +87,16 @@ class PoseParams:
 def render_shaded(gen: RadianceField, state, camera: Camera, light: Light, render_cfg: RenderConfig,
                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Shaded RGB (B, H, W, 3) on the model's background and alpha (B, H, W) of the full image."""
+    rgb, out = _shaded(gen, state, camera, light, render_cfg, generator)
+    return rgb, out.alpha
+
+
+def _shaded(gen: RadianceField, state, camera: Camera, light: Light, render_cfg: RenderConfig,
+            generator: torch.Generator | None = None):
+    """Shaded RGB (B, H, W, 3) and the render's outputs (alpha, depth, ...)."""
     out = render_image(gen, state, camera, render_cfg, generator)
     normals = screen_normals(out.coords, out.alpha, camera.cam2world)
-    return shade(out.albedo, out.alpha, normals, light, render_cfg.background), out.alpha
+    return shade(out.albedo, out.alpha, normals, light, render_cfg.background), out
 
 
 @dataclass
@@ -111,8 +118,16 @@ def crop_loss(gen: RadianceField, state, camera: Camera, light: Light, target: I
               render_cfg: RenderConfig, g: torch.Generator | None = None) -> Tensor:
     """The inversion's full-crop loss (B,): photometric on the shaded render plus the weighted silhouette
     pyramid, against ``target`` at the render's size."""
-    rgb, alpha = render_shaded(gen, state, camera, light, render_cfg, g)
-    return photometric(rgb, target.image, cfg.loss) + cfg.mask_weight * silhouette(alpha, target.mask, cfg.mask_pyramid)
+    return _crop_loss(gen, state, camera, light, target, cfg, render_cfg, g)[0]
+
+
+def _crop_loss(gen: RadianceField, state, camera: Camera, light: Light, target: InversionTarget, cfg: InversionConfig,
+               render_cfg: RenderConfig, g: torch.Generator | None = None):
+    """:func:`crop_loss` and the render it compared (alpha, expected depth)."""
+    rgb, out = _shaded(gen, state, camera, light, render_cfg, g)
+    loss = photometric(rgb, target.image, cfg.loss) + cfg.mask_weight * silhouette(out.alpha, target.mask,
+                                                                                    cfg.mask_pyramid)
+    return loss, out
 
 
 @dataclass
@@ -191,7 +206,7 @@ def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget
             plane_std = gen.decode(ws).planes.std(dim=(3, 4), keepdim=True)
         res = gen_cfg.plane_res if cfg.plane_res <= 0 else min(cfg.plane_res, gen_cfg.plane_res)
         offset = torch.zeros(ws.shape[0], 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
-        groups.append({"params": [offset], "lr": cfg.plane_lr})
+        groups.append({"params": [offset], "lr": offset_lr(cfg)})
     base_lrs = [group["lr"] for group in groups]
     opt = _Adam(groups, betas=(cfg.momentum, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
@@ -200,14 +215,22 @@ def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget
     best = _Best(u, pose, light_params, offset, start.shared)
 
     def full_crop():
-        """Decode and render the current parameters: state, camera, light and full-crop loss (B,)."""
-        fitted = None if offset is None else _upsampled(offset, gen_cfg.plane_res) * plane_std
+        """Decode and render the current parameters: state, camera, light, full-crop loss (B,) and the
+        offset's regularisers (B,)."""
+        fitted = None if offset is None else _upsampled(mirrored(offset, cfg.plane_mirror), gen_cfg.plane_res) * plane_std
         state = gen.decode(gen.w_avg + gen.w_std * u, fitted)
         if start.shared:  # one object seen by every camera
             state = FieldState(state.planes.expand(b, -1, -1, -1, -1), state.color_values.expand(b, -1, -1))
         cam = pose.camera(cfg.size)
         lit = Light(light_params[:, 0].exp(), light_params[:, 1].exp(), light.direction)
-        return state, cam, lit, crop_loss(gen, state, cam, lit, small, cfg, render_cfg, g)
+        loss, out = _crop_loss(gen, state, cam, lit, small, cfg, render_cfg, g)
+        reg = torch.zeros_like(loss)
+        if offset is not None and cfg.plane_tv > 0:
+            reg = reg + cfg.plane_tv * total_variation(offset).expand(b)
+        if offset is not None and cfg.plane_unseen > 0:
+            base = FieldState(state.planes - fitted, state.color_values)
+            reg = reg + cfg.plane_unseen * unseen_change(gen, state, base, cam, out.alpha, out.depth, small.mask, g)
+        return state, cam, lit, loss, reg
 
     for step in range(cfg.steps):
         if cancel is not None and cancel():
@@ -218,14 +241,14 @@ def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget
         if offset is not None and step < cfg.plane_start:
             opt.param_groups[-1]["lr"] = 0.0
         opt.zero_grad()
-        state, cam, lit, per_image = full_crop()
+        state, cam, lit, per_image, offset_reg = full_crop()
         best.update(step, per_image.detach(), u, pose, light_params, offset)
         if cfg.n_patches > 0:
             per_image = per_image + _patch_loss(gen, state, cam, lit, target, cfg, render_cfg, g)
         reg = 1e-3 * (u - u.detach().mean(dim=1, keepdim=True)).pow(2).mean(dim=(1, 2))
         if offset is not None and cfg.plane_reg > 0:
             reg = reg + cfg.plane_reg * offset.pow(2).mean(dim=(1, 2, 3, 4))
-        total = (per_image + reg).sum()
+        total = (per_image + reg + offset_reg).sum()
         total.backward()
         opt.step()
         with torch.no_grad():
@@ -238,7 +261,7 @@ def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget
             final = full_crop()[3]
         best.update(cfg.steps, final, u, pose, light_params, offset)
     lit = Light(best.light[:, 0].exp(), best.light[:, 1].exp(), light.direction)
-    fitted = None if offset is None else _upsampled(best.offset, gen_cfg.plane_res) * plane_std
+    fitted = None if offset is None else _upsampled(mirrored(best.offset, cfg.plane_mirror), gen_cfg.plane_res) * plane_std
     out_ws = gen.w_avg + gen.w_std * best.u
     if start.shared:
         out_ws = out_ws.expand(b, -1, -1)
@@ -301,6 +324,65 @@ def _patch_loss(gen: RadianceField, state, cam: Camera, lit: Light, target: Inve
     loss = (rgb - target.image[bi, iy, ix]).abs().mean(dim=(1, 2, 3)) + cfg.mask_weight * silhouette(
         alpha, target.mask[bi, iy, ix])
     return loss.reshape(b, n).mean(dim=1)
+
+
+def offset_lr(cfg: InversionConfig) -> float:
+    """The offset's learning rate: ``plane_lr``, scaled by ``plane_steps / steps`` when a fit runs more
+    than ``plane_steps`` steps (so that more steps refine the latent and the pose, not a deeper offset)."""
+    if cfg.plane_steps > 0 and cfg.steps > cfg.plane_steps:
+        return cfg.plane_lr * cfg.plane_steps / cfg.steps
+    return cfg.plane_lr
+
+
+def mirrored(offset: Tensor, amount: float) -> Tensor:
+    """The triplane offset (B, 3, C, R, R) with ``amount`` of its left-right asymmetry removed (1: mirror
+    symmetric about x = 0, the canonical frame's left-right plane; chairs are symmetric about it).
+
+    Planes 0 (x, y) and 1 (x, z) index x along their last axis (core.field.generator.sample_triplanes:
+    texel centres symmetric about the middle), so mirroring x flips that axis; plane 2 (y, z) holds
+    no x. Every feature the offset adds at (x, y, z) is then added at (-x, y, z) too."""
+    if amount <= 0:
+        return offset
+    flipped = torch.cat([offset[:, :2].flip(-1), offset[:, 2:]], dim=1)
+    return offset + 0.5 * amount * (flipped - offset)
+
+
+def total_variation(offset: Tensor) -> Tensor:
+    """Mean absolute difference between neighbouring texels of the offset (B, 3, C, R, R) -> (B,)."""
+    dx = (offset[..., 1:] - offset[..., :-1]).abs().mean(dim=(1, 2, 3, 4))
+    dy = (offset[..., 1:, :] - offset[..., :-1, :]).abs().mean(dim=(1, 2, 3, 4))
+    return dx + dy
+
+
+UNSEEN_POINTS = 2048
+"""random points per image at which :func:`unseen_change` compares the field with and without the offset."""
+UNSEEN_CLAMP = 0.1
+"""SDF values are clamped to +-this before comparing (far from any surface, a change changes nothing)."""
+
+
+def unseen_change(gen: RadianceField, state: FieldState, base: FieldState, cam: Camera, alpha: Tensor,
+                  depth: Tensor, mask: Tensor, g: torch.Generator | None = None) -> Tensor:
+    """Mean change (B,) of the clamped SDF that the offset makes at random points of the scene box that the
+    photo does not see: outside the camera's frame, or behind the rendered surface inside the photo's
+    mask. ``state`` has the offset, ``base`` the same planes without it; ``alpha``, ``depth`` (B, S, S)
+    are the render of ``state`` through ``cam`` and ``mask`` (B, S, S) the photo's silhouette."""
+    b, s, device = alpha.shape[0], alpha.shape[-1], alpha.device
+    bound = gen.cfg.bound
+    pts = (torch.rand(b, UNSEEN_POINTS, 3, generator=g).to(device) * 2 - 1) * bound
+    with torch.no_grad():
+        uv, z = project_depth(Camera(cam.cam2world.detach(), cam.focal.detach(), cam.cx, cam.cy, s, s), pts)
+        inside = (uv >= 0).all(-1) & (uv[..., 0] < s) & (uv[..., 1] < s) & (z > 0)
+        ix = uv[..., 0].clamp(0, s - 1).long()
+        iy = uv[..., 1].clamp(0, s - 1).long()
+        bi = torch.arange(b, device=device)[:, None]
+        a = alpha.detach()[bi, iy, ix]
+        surface = depth.detach()[bi, iy, ix] / a.clamp(min=1e-3)
+        dist = (pts - cam.cam2world.detach()[:, None, :3, 3]).norm(dim=-1)
+        hidden = (mask[bi, iy, ix] > 0.5) & (a > 0.5) & (dist > surface + 2 * float(gen.beta))
+        unseen = (~inside | hidden).float()
+    sdf = gen.query(state, pts, with_color=False).sdf.clamp(-UNSEEN_CLAMP, UNSEEN_CLAMP)
+    sdf0 = gen.query(base, pts, with_color=False).sdf.clamp(-UNSEEN_CLAMP, UNSEEN_CLAMP)
+    return ((sdf - sdf0).abs() * unseen).sum(dim=1) / unseen.sum(dim=1).clamp(min=1) / UNSEEN_CLAMP
 
 
 def _upsampled(offset: Tensor, res: int) -> Tensor:

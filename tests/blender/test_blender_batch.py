@@ -63,7 +63,8 @@ def test_batch_writes_everything_and_continues_past_bad_files(batch, library_cor
         entry = by_name[f"{stem}.png"]
         assert entry["ok"] and entry["vertices"] == 4514
         for key, name in (("blend", f"{stem}.blend"), ("mesh", f"{stem}.glb"), ("json", f"{stem}.json"),
-                          ("overlay", f"{stem}_overlay.png"), ("side", f"{stem}_side.png")):
+                          ("overlay", f"{stem}_overlay.png"), ("side", f"{stem}_side.png"),
+                          ("back", f"{stem}_back.png")):
             assert entry["files"][key] == str(out / name) and (out / name).stat().st_size > 0
         data = json.loads((out / f"{stem}.json").read_text())
         assert data["camera"]["width"] == 160 and data["mesh"]["path"] == f"{stem}.glb"

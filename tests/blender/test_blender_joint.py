@@ -445,7 +445,7 @@ def test_batch_joint_one_object_per_subfolder(batch, library_core, tmp_path, cap
     assert [v["ok"] for v in stool["views"]] == [True, False, True] and "camera" not in stool["views"][1]
     for name in ("armchair", "stool"):
         for key, file in (("blend", f"{name}.blend"), ("mesh", f"{name}.glb"), ("json", f"{name}.json"),
-                          ("side", f"{name}_side.png")):
+                          ("side", f"{name}_side.png"), ("back", f"{name}_back.png")):
             assert entries[name]["files"][key] == str(out / file) and (out / file).stat().st_size > 0
         data = json.loads((out / f"{name}.json").read_text())
         assert data["object"] is True and data["mesh"]["path"] == f"{name}.glb" and len(data["views"]) == 3

@@ -38,11 +38,12 @@ def test_zip_contents(built_zip):
     assert built_zip.name == "shape_from_image-0.2.0.zip"
     assert "blender_manifest.toml" in names and "__init__.py" in names and "core/api.py" in names
     assert "scripts/batch_reconstruct.py" in names and "scripts/package_extension.py" not in names
+    assert "scripts/demo_pictures.py" not in names  # makes the README pictures; not for users
     assert "scripts/batch_renders.py" in names  # the batch script's --render helpers
     # what a user installs: inference, the Blender side and the weights; nothing that builds the model
     assert not [n for n in names if n.startswith(("training/", "examples/"))]
     assert sorted(n for n in names if n.startswith("docs/")) == [  # the README's pictures
-        "docs/demo_input.png", "docs/demo_overlay.png", "docs/demo_side.png", "docs/gui_installing.png",
+        "docs/demo_back.png", "docs/demo_input.png", "docs/demo_overlay.png", "docs/demo_side.png", "docs/gui_installing.png",
         "docs/gui_result.png", "docs/recolor.png"]
     assert not [n for n in names if "train" in n or "evaluate" in n or "bench" in n]
     assert not [n for n in names if n.startswith(("tests/", ".venv/", ".git/", "dist/", "requirements"))

@@ -29,6 +29,9 @@ EXTENT = 1.6
 """largest side of the canonical bounding box (= training.data.chairs.EXTENT; a test keeps them equal)."""
 VALIDATION_SEEDS = range(950_000, 960_000)
 """Infinigen factory seeds used for validation only; training on Infinigen chairs uses other seeds."""
+TUNING_SEEDS = range(970_000, 980_000)
+"""Infinigen factory seeds for tuning inference settings (``make_chairs.py --first-seed 970000``): never
+used for validation or training, so that settings are chosen without looking at the validation."""
 FAMILIES = ("chair", "office", "bar", "armchair")
 """in the order the validation cycles through them: chair k has family FAMILIES[k % 4]."""
 FACTORIES = {"chair": "ChairFactory", "office": "OfficeChairFactory", "bar": "BarChairFactory",
@@ -38,11 +41,16 @@ FRONT_YAW_DEG = {"chair": -90.0, "office": -90.0, "bar": -90.0, "armchair": -90.
 """turn about +Z that takes the family's front (+X in Infinigen) onto -Y."""
 
 
-def case_seed(k: int) -> tuple[str, int]:
-    """(family, factory seed) of validation chair ``k``."""
-    if not 0 <= k < len(VALIDATION_SEEDS):
-        raise ValueError(f"validation chair index {k} outside 0..{len(VALIDATION_SEEDS) - 1}")
-    return FAMILIES[k % len(FAMILIES)], VALIDATION_SEEDS[k]
+def case_seed(k: int, first_seed: int = VALIDATION_SEEDS.start) -> tuple[str, int]:
+    """(family, factory seed) of chair ``k`` of the set whose factory seeds start at ``first_seed``
+    (:data:`VALIDATION_SEEDS` or :data:`TUNING_SEEDS`)."""
+    seeds = next((r for r in (VALIDATION_SEEDS, TUNING_SEEDS) if r.start == first_seed), None)
+    if seeds is None:
+        raise ValueError(f"first seed {first_seed}: use {VALIDATION_SEEDS.start} (validation) or "
+                         f"{TUNING_SEEDS.start} (tuning)")
+    if not 0 <= k < len(seeds):
+        raise ValueError(f"chair index {k} outside 0..{len(seeds) - 1}")
+    return FAMILIES[k % len(FAMILIES)], seeds[k]
 
 
 def rot_z(deg: float) -> np.ndarray:

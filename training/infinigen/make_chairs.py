@@ -115,14 +115,15 @@ def _render_settings(size: int, samples: int, denoise: bool, transparent: bool, 
 
 
 def render_chair(out: Path, k: int, size: int, samples: int, others: int, threads: int, other_size: int = 128,
-                 other_samples: int = 8) -> dict:
-    """Build, convert and render validation chair ``k``; returns its record (chairs/<slug>.json)."""
+                 other_samples: int = 8, first_seed: int = convert.VALIDATION_SEEDS.start) -> dict:
+    """Build, convert and render chair ``k`` of the set starting at ``first_seed``; returns its record
+    (chairs/<slug>.json)."""
     import bpy  # noqa: F401  (makes mathutils importable)
     from mathutils import Matrix
 
     from training.real import build, scene
 
-    family, seed = convert.case_seed(k)
+    family, seed = convert.case_seed(k, first_seed)
     slug = f"{family}_{seed}"
     t0 = time.time()
     scene.reset()
@@ -240,7 +241,8 @@ def collect(out: Path, args: argparse.Namespace, failed: list[dict]) -> int:
     manifest = {
         "source": {"package": "infinigen==1.15.5", "module": "infinigen.assets.objects.seating",
                    "factories": convert.FACTORIES},
-        "seeds": "validation chair k: family FAMILIES[k % 4], factory seed 950000 + k (validation only)",
+        "seeds": (f"chair k: family FAMILIES[k % 4], factory seed {args.first_seed} + k ("
+                  + ("tuning only" if args.first_seed == convert.TUNING_SEEDS.start else "validation only") + ")"),
         "frame": "+Z up, front toward -Y, bbox centred, largest side 1.6 (Infinigen front +X turned by FRONT_YAW_DEG)",
         "front_yaw_deg": convert.FRONT_YAW_DEG, "size": args.size, "samples": args.samples, "others": args.others,
         "other_size": args.other_size, "other_samples": args.other_samples, "mask_samples": MASK_SAMPLES,
@@ -254,8 +256,11 @@ def collect(out: Path, args: argparse.Namespace, failed: list[dict]) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/infinigen")
-    ap.add_argument("--chairs", type=int, default=160, help="validation chairs 0..N-1 (a rerun skips those done)")
-    ap.add_argument("--first", type=int, default=0, help="start at validation chair K")
+    ap.add_argument("--chairs", type=int, default=160, help="chairs 0..N-1 (a rerun skips those done)")
+    ap.add_argument("--first", type=int, default=0, help="start at chair K")
+    ap.add_argument("--first-seed", type=int, default=convert.VALIDATION_SEEDS.start,
+                    help=f"factory seed of chair 0: {convert.VALIDATION_SEEDS.start} validation (default), "
+                         f"{convert.TUNING_SEEDS.start} tuning (never validation or training)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--samples", type=int, default=8, help="Cycles samples of the inputs (denoised)")
     ap.add_argument("--others", type=int, default=3, help="cut-out views around each chair for the novel-view IoU")
@@ -274,13 +279,13 @@ def main(argv=None) -> int:
     failed: list[dict] = []
     t0 = time.time()
     for k in range(args.first, args.chairs) if not args.sheet else ():
-        family, seed = convert.case_seed(k)
+        family, seed = convert.case_seed(k, args.first_seed)
         rec_path = out / "chairs" / f"{family}_{seed}.json"
         if rec_path.exists():
             continue
         try:
             rec = render_chair(out, k, args.size, args.samples, args.others, args.threads, args.other_size,
-                               args.other_samples)
+                               args.other_samples, args.first_seed)
         except Exception as exc:  # an Infinigen failure costs one chair, not the run
             failed.append({"k": k, "family": family, "seed": seed, "error": f"{type(exc).__name__}: {exc}"})
             print(f"chair {k} ({family} {seed}) failed: {exc}", flush=True)
