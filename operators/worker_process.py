@@ -6,8 +6,8 @@ numbers are in the README), so a GUI run took up to twice as long as the same ca
 In a child process the work costs what the command line costs, Blender's UI stays responsive, and a crash
 in native code (or the out-of-memory killer) ends the child, never Blender.
 
-The child is Blender's own Python (:func:`operators.deps.blender_python`) running ``core/worker.py``; it
-imports the core, ``operators.runner`` and this module, never ``bpy``. It starts with the panel's model
+The child is Blender's own Python (:func:`operators.deps.blender_python`) running ``core/worker.py``, which
+hands over to ``operators/worker_child.py``; it imports the core and ``operators.runner``, never ``bpy``. It starts with the panel's model
 warm-up (or the first run) and stays alive so that the model stays loaded; :func:`shutdown` (unregister,
 Blender's exit) stops it. One job runs at a time; messages are pickles over the child's stdin/stdout:
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
-import queue
 import subprocess
 import sys
 import threading
@@ -33,8 +32,8 @@ import traceback
 
 from ..core import worker as channel
 
-_SERVE = "operators.worker_process"
-"""this module, relative to the extension's package: what the child serves with."""
+_SERVE = "operators.worker_child"
+"""the module, relative to the extension's package, whose ``child_main`` serves in the child."""
 _ids = itertools.count(1)
 
 
@@ -100,6 +99,10 @@ class WorkerProcess:
         self.send(("cancel", job.process_id))
 
     def _read(self) -> None:
+        try:  # results unpickle into the core's classes, which import torch: import them while the child works
+            from ..core import mesh, result  # noqa: F401
+        except ImportError:
+            pass  # missing dependencies: the child reports them
         try:
             while True:
                 message = channel.recv(self.proc.stdout)
@@ -195,61 +198,3 @@ def shutdown(timeout: float = 2.0) -> None:
 
 
 atexit.register(shutdown)
-
-
-# --- the child's side -------------------------------------------------------------------------------------
-class _Forward:
-    """Stands in for ``Job.messages`` in the child: what the job posts goes to the parent."""
-
-    def __init__(self, outbox, lock, job_id: int):
-        self.outbox, self.lock, self.job_id = outbox, lock, job_id
-
-    def put(self, item) -> None:
-        channel.send(self.outbox, (item[0], self.job_id, item[1]), self.lock)
-
-
-def child_main(inbox, outbox) -> int:
-    """Serve warm-ups and jobs in order until ``quit`` (or the parent closes the pipe)."""
-    from . import runner
-
-    lock = threading.Lock()
-    work: queue.Queue = queue.Queue()
-    cancelled: set[int] = set()
-    running: dict[str, object] = {}
-
-    def read() -> None:
-        while True:
-            try:
-                message = channel.recv(inbox)
-            except (EOFError, OSError):
-                os._exit(0)  # the parent is gone: nobody is waiting for the work
-            if message[0] == "cancel":
-                cancelled.add(message[1])
-                job = running.get("job")
-                if job is not None and job.process_id == message[1]:
-                    job.cancel()
-            else:
-                work.put(message)
-
-    threading.Thread(target=read, name="shape_from_image_worker_inbox", daemon=True).start()
-    while True:
-        message = work.get()
-        if message[0] == "quit":
-            return 0
-        if message[0] == "warm_up":
-            try:
-                from ..core.api import warm_up
-
-                warm_up(message[2], message[3])
-            except Exception:  # noqa: BLE001 (the run itself reports any problem)
-                pass
-            channel.send(outbox, ("warmed", message[1]), lock)
-        elif message[0] == "run":
-            job = runner.Job(message[2])
-            job.process_id = message[1]
-            job.messages = _Forward(outbox, lock, job.process_id)
-            running["job"] = job
-            if job.process_id in cancelled:
-                job.cancel()
-            job._work()
-            running.pop("job", None)
