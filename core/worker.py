@@ -75,6 +75,9 @@ def install_package(name: str, root: str) -> None:
 
 def main() -> int:
     """The child's entry point: take the channel, rebuild the package, hand over to its ``serve`` module."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in Blender's terminal is Blender's to handle
     outbox = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() and native code writing to stdout now reach stderr, never the channel
     inbox = sys.stdin.buffer
