@@ -11,37 +11,62 @@ the user: an unexpected error is one ``error: ... internal error`` line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
 from .errors import ReconstructionError, display_path
 
 
+def add_option_arguments(ap: argparse.ArgumentParser, cls=None) -> None:
+    """One flag per field of ``cls`` (:class:`core.config.ReconstructOptions`) whose metadata has ``cli``:
+    its name, help, type and default come from the field (the command line and the batch script share them)."""
+    import typing
+
+    from .config import ReconstructOptions
+
+    cls = cls or ReconstructOptions
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        cli = f.metadata.get("cli")
+        if cli is None:
+            continue
+        kwargs = {"dest": f.name, "help": f.metadata.get("help")}
+        if hints[f.name] is bool:
+            kwargs["action"] = "store_true"
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            kwargs["default"] = cli.get("default", default)
+            kwargs.update({k: cli[k] for k in ("type", "required") if k in cli})
+            if "choices" in f.metadata:
+                kwargs["choices"] = list(f.metadata["choices"])
+            else:
+                kwargs["metavar"] = cli.get("metavar", cli["flag"].lstrip("-").replace("-", "_").upper())
+        ap.add_argument(cli["flag"], **kwargs)
+
+
+def options_from_args(args: argparse.Namespace, cls=None):
+    """The options the flags of :func:`add_option_arguments` hold, not yet checked: a number typed as text is
+    converted here, and text that is no number is left for core.validate to refuse with its own line."""
+    import typing
+
+    from .config import ReconstructOptions, optional
+
+    cls = cls or ReconstructOptions
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if "cli" in f.metadata:
+            kind = optional(hints[f.name]) or hints[f.name]
+            values[f.name] = _number(getattr(args, f.name), kind) if kind in (int, float) else getattr(args, f.name)
+    return cls(**values)
+
+
 def add_reconstruct_arguments(ap: argparse.ArgumentParser) -> None:
     """Options of ``reconstruct``."""
     ap.add_argument("images", nargs="+", help="input photos (PNG, JPEG, WebP, TIFF, BMP)")
-    ap.add_argument("--out", required=True, help="output folder for <stem>.<format> and <stem>.json")
-    ap.add_argument("--model", default="chairs", help="model name or path to a .safetensors file")
-    ap.add_argument("--steps", type=int, default=None,
-                    help="inversion steps: 0 encoder only, 10 fast, 30 slow (default: the model's, 10 for chairs)")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     ap.add_argument("--mask", default=None, help="foreground mask (only with a single image)")
-    ap.add_argument("--format", default="glb", choices=["glb", "ply", "obj"])
-    ap.add_argument("--mesh-resolution", type=int, default=None,
-                    help="marching-cubes grid samples per side, 16-512 (default: the model's, 128 for chairs)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the renderer's random samples, 0 to 2147483647")
-    ap.add_argument("--focal-mm", type=float, default=None,
-                    help="35 mm-equivalent focal length of the photos (as EXIF defines it: on the 43.3 mm "
-                         "diagonal of a 36 x 24 mm frame); default: the EXIF value, else the model's default; "
-                         "0: estimate it from the image")
-    ap.add_argument("--height-m", default=None, metavar="H",
-                    help="the object's real height in metres, 0.01-100 (default: the model's typical size, "
-                         "0.87 m for chairs); the mesh stands on z = 0, its camera moved with it")
-    ap.add_argument("--texture-size", default="1024", metavar="T",
-                    help="side in pixels of the colour texture baked from the photo, 64-4096; 0: vertex "
-                         "colours only (default 1024)")
-    ap.add_argument("--faces", default=None, metavar="N",
-                    help="decimate the mesh to about N faces (100 to 10000000; default: keep them all)")
+    add_option_arguments(ap)
     ap.add_argument("--joint", action="store_true",
                     help="the photos show ONE object: one mesh <first stem>.<format> and one JSON with every "
                          "photo's camera (a photo that cannot be placed is reported and left out)")
@@ -52,15 +77,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if args.mask and len(args.images) > 1:
         print("error: --mask applies to one image; run each image with its own mask", file=sys.stderr)
         return 2
-    from .config import ReconstructOptions
     from .validate import check_model, check_options
 
     # options and model files are refused before torch is loaded: a bad one costs nothing
-    options = check_options(ReconstructOptions(
-        model=args.model, steps=args.steps, device=args.device, mesh_resolution=args.mesh_resolution,
-        seed=args.seed, out_dir=args.out, fmt=args.format, focal_mm=args.focal_mm,
-        height_m=_number(args.height_m, float), texture_size=_number(args.texture_size, int),
-        faces=_number(args.faces, int)))
+    options = check_options(options_from_args(args))
     check_model(options.model, options.model_dirs)
     if args.joint:
         return _run_joint(args, options)
@@ -85,10 +105,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _number(text: str | None, kind):
+def _number(text, kind):
     """``text`` as a ``kind`` number, or as it is (core.validate refuses it with one line naming the option)."""
-    if text is None:
-        return None
+    if not isinstance(text, str):
+        return text
     try:
         return kind(text)
     except ValueError:

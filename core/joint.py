@@ -28,12 +28,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .api import (FREE_FOCAL_SOURCES, ProgressCallback, _Call, _Item, _load_images, _options, _photo_camera, _place,
-                  _Placed, _start_call, _stopped, callers_errors_propagate, deliver, mesh_with_fallbacks)
 from .config import SIDE_FILES
-from .errors import Cancelled, ReconstructionError, display_path
+from .errors import Cancelled, ReconstructionError, display_path, error_kind
 from .fit.hypotheses import choose_pose
 from .fit.invert import InversionStart, InversionTarget, PoseParams, invert
+from .pipeline import (FREE_FOCAL_SOURCES, Call, Placed, ProgressCallback, callers_errors_propagate, deliver,
+                       encode_and_pose, load_images, make_items, mesh_with_fallbacks, photo_camera, resolve_options,
+                       start_call, stopped)
 from .result import ObjectResult, ReconstructionResult
 from .validate import check_inputs, output_stems
 
@@ -56,17 +57,18 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
     ``out_dir``, ``<stem>.<fmt>`` (the mesh) and ``<stem>.json`` (every photo's camera) are written,
     ``<stem>`` the first photo's.
     """
-    options, inversion_changes = _options(options, changes)
-    images, masks = check_inputs(images, masks, progress, cancel)
-    call, load_model_s = _start_call(options, inversion_changes, progress, cancel)
+    options, inversion_changes = resolve_options(options, changes)
+    sources, masks = check_inputs(images, masks, progress, cancel)
+    images = [str(image) for image in sources]  # a photo in memory: its name
+    call, load_model_s = start_call(options, inversion_changes, progress, cancel)
     call = _joint_settings(call)
     t_start = time.perf_counter()
     keep = [*masks, *images[1:]]
     fmt = call.options.fmt
     stem = output_stems(images[:1], (f".{fmt}", ".json", *SIDE_FILES.get(fmt, ())), call.options.out_dir, keep)[0]
-    items = [_Item(path, mask) for path, mask in zip(images, masks)]
-    live = _load_images(call, items, load_model_s)
-    placed = _place(call, live) if live else None
+    items = make_items(sources, masks)
+    live = load_images(call, items, load_model_s)
+    placed = encode_and_pose(call, live) if live else None
     obj = ObjectResult(images=list(images), ok=False, model=call.options.model, steps=call.inversion.steps,
                        device=str(call.pipe.device))
     if placed is not None:
@@ -77,13 +79,14 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
             for item in placed.live:
                 item.result = call.fail(item.path, Cancelled(item.path) if isinstance(err, Cancelled) else err)
             obj.ok, obj.mesh = False, None
-            obj.error = call.fail(images[0], failure).error
+            failed = call.fail(images[0], failure)
+            obj.error, obj.error_kind = failed.error, failed.error_kind
     obj.views = [item.result for item in items]
     if obj.ok and call.out is not None:
         from .io.export import write_result
 
         if call.cancelled():
-            obj.ok, obj.error = False, f"{display_path(images[0])}: cancelled"
+            obj.ok, obj.error, obj.error_kind = False, f"{display_path(images[0])}: cancelled", "cancelled"
         else:
             try:
                 write_result(obj, call.out, call.options.fmt, stem)
@@ -91,14 +94,17 @@ def reconstruct_object(images: Sequence[str | os.PathLike] | str | os.PathLike, 
                 obj.ok, obj.mesh = False, None
                 obj.error = str(err).splitlines()[0] if isinstance(err, ReconstructionError) else \
                     f"{display_path(images[0])}: internal error ({type(err).__name__}: {err}); please report it"
+                obj.error_kind = error_kind(err)
     if not obj.ok and obj.error is None:
         reasons = "; ".join(v.error for v in obj.views if v is not None and v.error)
         obj.error = f"no photo of the object could be placed ({reasons})" if reasons else "no photo could be placed"
+        kinds = {v.error_kind for v in obj.views if v is not None}
+        obj.error_kind = "cancelled" if "cancelled" in kinds else "refused" if kinds == {"refused"} else "failed"
     obj.timings["total"] = time.perf_counter() - t_start + load_model_s
     return obj
 
 
-def _joint_settings(call: _Call) -> _Call:
+def _joint_settings(call: Call) -> Call:
     """``call`` with the inversion's ``joint_plane_lr`` (when set) as its ``plane_lr``: the offset fitted to
     several photos moves at its own rate."""
     inv = call.inversion
@@ -107,7 +113,7 @@ def _joint_settings(call: _Call) -> _Call:
     return dataclasses.replace(call, inversion=dataclasses.replace(inv, plane_lr=inv.joint_plane_lr))
 
 
-def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
+def _fit_object(call: Call, placed: Placed, obj: ObjectResult) -> None:
     """Latent choice, pose hypotheses, joint inversion (dropping photos that cannot be placed), mesh and
     per-photo results; fills ``obj`` and every placed item's result."""
     pipe = call.pipe
@@ -120,7 +126,7 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     while True:
         views = [k for k in range(len(live)) if k not in dropped]
         sub = _subset(target, pose, views)
-        if _stopped(call, [live[k] for k in views]):
+        if stopped(call, [live[k] for k in views]):
             raise Cancelled(live[0].path)
         start = InversionStart(ws, sub[1], torch.tensor([live[k].intrinsics.source in FREE_FOCAL_SOURCES
                                                          for k in views]), shared=True)
@@ -151,7 +157,7 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
     t = time.perf_counter()
     call.report("mesh", 1, 1, None)
     cams = inv.pose.camera(pipe.size)
-    photos = [(live[k].prepared, _photo_camera(cams, j, live[k].prepared.crop, pipe.size)) for j, k in enumerate(views)]
+    photos = [(live[k].prepared, photo_camera(cams, j, live[k].prepared.crop, pipe.size)) for j, k in enumerate(views)]
     offset = None if inv.plane_offset is None else inv.plane_offset[:1]
     mesh, latent, offset = mesh_with_fallbacks(call, live[views[0]].path, inv.ws[0], offset, ws[0], photos)
     obj.timings["mesh"] = time.perf_counter() - t
@@ -168,15 +174,16 @@ def _fit_object(call: _Call, placed: _Placed, obj: ObjectResult) -> None:
             light=(float(inv.light.ambient[j]), float(inv.light.key[j])), pose_candidates=item.pose_candidates,
             timings=dict(item.timings))
     for k, reason in dropped.items():
-        live[k].result = ReconstructionResult(image=live[k].path, ok=False, error=reason, model=call.options.model,
-                                              steps=call.inversion.steps, device=str(pipe.device))
+        live[k].result = ReconstructionResult(image=live[k].path, ok=False, error=reason, error_kind="failed",
+                                              model=call.options.model, steps=call.inversion.steps,
+                                              device=str(pipe.device))
     obj.ok, obj.mesh, obj.placement = True, mesh, placement
     obj.losses = [float(sum(step)) for step in inv.losses]
     obj.latent = latent.cpu().numpy()
     obj.plane_offset = None if offset is None else offset[0].cpu().numpy()
 
 
-def _first_latent_and_poses(call: _Call, placed: _Placed) -> tuple[torch.Tensor, PoseParams]:
+def _first_latent_and_poses(call: Call, placed: Placed) -> tuple[torch.Tensor, PoseParams]:
     """The latent (1, num_ws, w_dim) and cameras that explain all photos best.
 
     Candidates are each photo's encoding and their mean; with each candidate every camera gets its pose
@@ -212,7 +219,7 @@ SUSPECT_RATIO = 1.5
 turns about the up axis scored again, against the fitted object."""
 
 
-def _turn_suspect(call: _Call, target: InversionTarget, pose: PoseParams, ws: torch.Tensor, inv,
+def _turn_suspect(call: Call, target: InversionTarget, pose: PoseParams, ws: torch.Tensor, inv,
                   focal_free: torch.Tensor) -> tuple[int, float, PoseParams] | None:
     """The photo whose loss stands out most (``SUSPECT_RATIO``), when the object fitted to the OTHER
     photos clearly prefers one of its camera's turns about the up axis: (index, turn in degrees,

@@ -40,6 +40,8 @@ class ReconstructionResult:
     """True when camera and mesh are set."""
     error: str | None = None
     """one-line user-facing message when not ok."""
+    error_kind: str | None = None
+    """why not ok (core.errors.ERROR_KINDS): 'refused' (an input the user can change), 'failed' or 'cancelled'."""
     camera: CameraInfo | None = None
     """recovered camera in the original image."""
     mesh: object | None = None
@@ -137,6 +139,8 @@ class ObjectResult:
     """True when ``mesh`` is set and at least one view is placed."""
     error: str | None = None
     """one-line user-facing message when not ok."""
+    error_kind: str | None = None
+    """why not ok (core.errors.ERROR_KINDS): 'refused' (an input the user can change), 'failed' or 'cancelled'."""
     mesh: object | None = None
     """core.mesh.Mesh of the object (the same object as every placed view's ``mesh``)."""
     views: list[ReconstructionResult] = field(default_factory=list)

@@ -6,8 +6,9 @@ their inputs with these functions, so they accept and refuse exactly the same va
 text. Every refusal is a :class:`~core.errors.ReconstructionError` whose message says what is
 accepted; the ``check_*`` functions return the value normalized (NumPy integers become ``int``).
 
-- **Options**: steps 0-1000, mesh resolution 16-512, a 35 mm-equivalent focal length of 4-2000 mm
-  (or 0: estimate; None: EXIF or the default; never NaN or infinite), seed 0 to 2**31 - 1 (what a
+- **Options**: the rules each field of :class:`~core.config.ReconstructOptions` declares in its metadata:
+  steps 0-1000, mesh resolution 16-512, a 35 mm-equivalent focal length of 4-2000 mm
+  (0 or None: EXIF or the default; never NaN or infinite), seed 0 to 2**31 - 1 (what a
   Blender integer property holds), device ``auto|cpu|cuda|cuda:N|mps`` (a string; whether it exists
   is :func:`resolve_device`'s job), mesh format, inversion loss and settings.
 - **Model files**: a JSON object with a configuration whose every size, count and weight lies in a
@@ -36,40 +37,26 @@ import stat
 import typing
 from pathlib import Path
 
-from .config import (
+from .config import (  # noqa: F401  (the accepted ranges, re-exported: core.validate.FOCAL_MM ...)
     ARCHITECTURES,
+    FACES,
+    FOCAL_MM,
     FORMATS,
+    HEIGHT_M,
     LOSSES,
-    EncoderConfig,
-    GeneratorConfig,
+    MESH_RESOLUTION,
+    SEED_MAX,
+    STEPS_MAX,
+    TEXTURE_SIZE,
     InversionConfig,
-    MeshConfig,
     ModelConfig,
-    PaperConfig,
-    PoseConfig,
     ReconstructOptions,
-    RenderConfig,
-    SegmenterConfig,
-    SizePrior,
     optional,
 )
 from .errors import ReconstructionError
+from .io.memory import ImageArray
 from .registry import resolve_model
 
-STEPS_MAX = 1000
-"""most inversion steps accepted (10 is fast, 30 slow)."""
-MESH_RESOLUTION = (16, 512)
-"""accepted marching-cubes grid samples per side."""
-FOCAL_MM = (4.0, 2000.0)
-"""accepted 35 mm-equivalent focal lengths in mm (0 also: estimate it)."""
-HEIGHT_M = (0.01, 100.0)
-"""accepted object heights in metres (a 1 cm figurine to a 100 m building)."""
-TEXTURE_SIZE = (64, 4096)
-"""accepted texture sides in pixels (0 also: no texture)."""
-FACES = (100, 10_000_000)
-"""accepted face budgets (None also: keep every face)."""
-SEED_MAX = 2 ** 31 - 1
-"""largest seed: what a Blender integer property holds, so every interface accepts the same seeds."""
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 """file name endings of the photos a folder scan picks up (the formats the loader reads)."""
@@ -123,13 +110,13 @@ def check_mesh_resolution(value) -> int:
 
 
 def check_focal_mm(value) -> float | None:
-    """A 35 mm-equivalent focal length in mm (4-2000), 0 (estimate it) or None (EXIF, else the default)."""
-    if value is None:
+    """A 35 mm-equivalent focal length in mm (4-2000), or 0 or None: not given (EXIF, else the default) -> None."""
+    if value is None or (_real(value) and value == 0):
         return None
     lo, hi = FOCAL_MM
-    if not _real(value) or not math.isfinite(value) or not (value == 0 or lo <= value <= hi):
+    if not _real(value) or not math.isfinite(value) or not lo <= value <= hi:
         raise ReconstructionError(f"focal length must be a 35 mm-equivalent value in mm between {lo:g} and {hi:g} "
-                                  f"(or 0 to estimate it, or nothing for EXIF or the default), got {_show(value)}")
+                                  f"(or 0 or nothing for EXIF or the default), got {_show(value)}")
     return float(value)
 
 
@@ -273,48 +260,97 @@ def _check_out_link(out: Path) -> None:
 
 
 def check_options(options: ReconstructOptions) -> ReconstructOptions:
-    """Every option of a call checked; returns a normalized copy (NumPy integers -> int, device lower case)."""
+    """Every option of a call checked; returns a normalized copy (NumPy integers -> int, device lower case,
+    a field's ``none`` value -> None). A field with its own words of refusal has its ``check_*`` function
+    (:data:`OPTION_CHECKS`); every other field is checked by the rules its metadata declares
+    (:func:`check_field`), so an option added to :class:`~core.config.ReconstructOptions` needs nothing here."""
     if not isinstance(options, ReconstructOptions):
         raise ReconstructionError(f"options must be a core.config.ReconstructOptions, got {type(options).__name__}")
-    if not isinstance(options.model, (str, os.PathLike)):
-        raise ReconstructionError(f"model must be a model name or the path of its file, got {_show(options.model)}")
-    dirs = options.model_dirs
-    dirs = (dirs,) if isinstance(dirs, (str, os.PathLike)) else dirs
+    hints = typing.get_type_hints(type(options))
+    changes = {}
+    for f in dataclasses.fields(options):
+        value = getattr(options, f.name)
+        if "none" in f.metadata and _real(value) and value == f.metadata["none"]:
+            value = None
+        if value is None and optional(hints[f.name]) and f.name not in _NONE_CHECKED:
+            changes[f.name] = None
+            continue
+        check = OPTION_CHECKS.get(f.name)
+        changes[f.name] = check(value) if check is not None else check_field(f, hints[f.name], value)
+    return dataclasses.replace(options, **changes)
+
+
+def _check_model_name(value) -> str:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ReconstructionError(f"model must be a model name or the path of its file, got {_show(value)}")
+    return os.fspath(value)
+
+
+def _check_model_dirs(value) -> tuple[str, ...]:
+    dirs = (value,) if isinstance(value, (str, os.PathLike)) else value
     if not isinstance(dirs, (list, tuple)) or not all(isinstance(d, (str, os.PathLike)) for d in dirs):
-        raise ReconstructionError(f"model_dirs must be a list of folders, got {_show(options.model_dirs)}")
-    if options.inversion is not None and not isinstance(options.inversion, InversionConfig):
+        raise ReconstructionError(f"model_dirs must be a list of folders, got {_show(value)}")
+    return tuple(os.fspath(d) for d in dirs)
+
+
+def _check_inversion_option(value) -> InversionConfig:
+    if not isinstance(value, InversionConfig):
         raise ReconstructionError("inversion settings must be a core.config.InversionConfig, got "
-                                  f"{type(options.inversion).__name__}")
-    if options.batch_size is not None and (not _whole(options.batch_size) or options.batch_size < 1):
-        raise ReconstructionError(f"batch size must be a whole number >= 1, got {_show(options.batch_size)}")
-    return dataclasses.replace(
-        options,
-        model=os.fspath(options.model),
-        steps=None if options.steps is None else check_steps(options.steps),
-        device=check_device(options.device),
-        mesh_resolution=None if options.mesh_resolution is None else check_mesh_resolution(options.mesh_resolution),
-        seed=check_seed(options.seed),
-        out_dir=None if options.out_dir is None else check_out_dir_name(options.out_dir),
-        fmt=check_format(options.fmt),
-        focal_mm=check_focal_mm(options.focal_mm),
-        inversion=None if options.inversion is None else check_inversion(options.inversion),
-        batch_size=None if options.batch_size is None else int(options.batch_size),
-        model_dirs=tuple(os.fspath(d) for d in dirs),
-        height_m=check_height_m(options.height_m),
-        place=_check_flag(options.place, "place"),
-        texture_size=check_texture_size(options.texture_size),
-        faces=check_faces(options.faces))
+                                  f"{type(value).__name__}")
+    return check_inversion(value)
 
 
-def _check_flag(value, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ReconstructionError(f"{name} must be true or false, got {_show(value)}")
+def _check_batch_size(value) -> int:
+    if not _whole(value) or value < 1:
+        raise ReconstructionError(f"batch size must be a whole number >= 1, got {_show(value)}")
+    return int(value)
+
+
+def check_field(f: dataclasses.Field, hint, value):
+    """One option by the rules of its field's metadata: its type (bool, str, int, float), ``choices``,
+    ``range`` (NaN and infinity refused) and ``also`` (values accepted outside the range)."""
+    hint = optional(hint) or hint
+    name = f.name.replace("_", " ")
+    lo, hi = f.metadata.get("range", _ANY)
+    also = tuple(f.metadata.get("also", ()))
+    span = f" from {_show(lo)} to {_show(hi)}" if (lo, hi) != _ANY else ""
+    span += f" (or {', '.join(_show(v) for v in also)})" if also else ""
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ReconstructionError(f"{name} must be true or false, got {_show(value)}")
+        return value
+    if hint is str:
+        choices = f.metadata.get("choices")
+        if not isinstance(value, str) or (choices and value not in choices):
+            need = f"one of {', '.join(choices)}" if choices else "a string"
+            raise ReconstructionError(f"{name} must be {need}, got {_show(value)}")
+        return value
+    if hint is int:
+        if not _whole(value) or not (lo <= value <= hi or value in also):
+            raise ReconstructionError(f"{name} must be a whole number{span}, got {_show(value)}")
+        return int(value)
+    if hint is float:
+        if not _real(value) or not math.isfinite(value) or not (lo <= value <= hi or value in also):
+            raise ReconstructionError(f"{name} must be a finite number{span}, got {_show(value)}")
+        return float(value)
     return value
 
 
-def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list[str], list[str | None]]:
-    """A call's inputs: one path or a list of paths, masks as None, one path for all or one per image
-    (None for none), and callables (or None) for ``progress`` and ``cancel``. Returns the path lists.
+_NONE_CHECKED = ("model", "device", "fmt", "model_dirs")
+"""options whose None is refused by their check (the others' None means: not given)."""
+OPTION_CHECKS = {
+    "model": _check_model_name, "steps": check_steps, "device": check_device, "mesh_resolution": check_mesh_resolution,
+    "seed": check_seed, "out_dir": check_out_dir_name, "fmt": check_format, "focal_mm": check_focal_mm,
+    "inversion": _check_inversion_option, "batch_size": _check_batch_size, "model_dirs": _check_model_dirs,
+    "height_m": check_height_m, "texture_size": check_texture_size, "faces": check_faces,
+}
+"""the options whose refusal has its own words (a check_* function); the others: :func:`check_field`."""
+
+
+def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list, list[str | None]]:
+    """A call's inputs: one path or a list of paths (or photos in memory, core.io.memory.ImageArray), masks as
+    None, one path for all or one per image (None for none), and callables (or None) for ``progress`` and
+    ``cancel``. Returns the lists (paths as strings).
     Whether each file can be read is decided per image when it loads (:func:`check_input_file`)."""
     def path(value, what):
         if isinstance(value, (str, os.PathLike)):
@@ -328,9 +364,10 @@ def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list[s
             raise ReconstructionError(f"{what}, got {_show(value)}")
         return list(value)
 
-    if isinstance(images, (str, os.PathLike)):
+    if isinstance(images, (str, os.PathLike, ImageArray)):
         images = [images]
-    images = [path(p, "an image") for p in listed(images, "images must be a path or a list of paths")]
+    images = [p if isinstance(p, ImageArray) else path(p, "an image")
+              for p in listed(images, "images must be a path or a list of paths")]
     if masks is None or isinstance(masks, (str, os.PathLike)):
         masks = [None if masks is None else path(masks, "a mask")] * len(images)
     masks = listed(masks, "masks must be a path or a list with one path (or None) per image")
@@ -347,46 +384,14 @@ def check_inputs(images, masks=None, progress=None, cancel=None) -> tuple[list[s
 # model configuration
 
 _MODEL_TAIL = "the model file is damaged or was edited: use the JSON that came with the weights"
-_RANGES: dict[type, dict[str, tuple[float, float]]] = {
-    GeneratorConfig: {"z_dim": (1, 4096), "w_dim": (1, 4096), "mapping_layers": (1, 64), "plane_res": (4, 2048),
-                      "plane_channels": (1, 4096), "synthesis_channels": (1, 4096), "plane_basis": (0, 4096),
-                      "decoder_hidden": (1, 4096), "color_k": (1, 1024), "color_hidden": (1, 4096), "slot_hidden": (0, 4096),
-                      "bound": (1e-3, 1e3), "beta_init": (1e-8, 10.0), "sphere_radius": (0.0, 1e3)},
-    RenderConfig: {"coarse_samples": (1, 1024), "fine_samples": (0, 1024), "coarse_beta": (1e-8, 10.0),
-                   "background": (0.0, 1.0), "chunk": (1, 1 << 24), "empty_margin": (-1.0, 10.0)},
-    EncoderConfig: {"image_size": (8, 2048), "channels": (1, 4096), "crop_margin": (0.0, 10.0)},
-    SegmenterConfig: {"image_size": (0, 2048), "channels": (1, 4096)},
-    InversionConfig: {"size": (8, 2048), "lr": (0.0, 10.0), "lr_end": (0.0, 1.0), "momentum": (0.0, 0.9999),
-                      "w_gain": (0.0, 1e4), "pose_gain": (0.0, 1e4), "mask_weight": (0.0, 1e4),
-                      "mask_pyramid": (0, 16), "n_patches": (0, 4096), "patch_size": (1, 2048),
-                      "plane_lr": (0.0, 10.0), "plane_res": (0, 2048), "plane_start": (0, STEPS_MAX),
-                      "plane_reg": (0.0, 1e6), "joint_plane_lr": (0.0, 10.0), "steps": (0, STEPS_MAX), "seed": (0, SEED_MAX)},
-    PoseConfig: {"default_focal_mm": FOCAL_MM, "focal_min": (1e-3, 1e3), "focal_max": (1e-3, 1e3),
-                 "focal_count": (1, 1000), "yaw_hypotheses": (-360.0, 360.0), "yaw_margin": (0.0, 1.0),
-                 "hypothesis_size": (8, 512)},
-    SizePrior: {"height_m": (0.0, HEIGHT_M[1]), "n": (0, 1 << 40)},
-    MeshConfig: {"resolution": MESH_RESOLUTION, "level_betas": (-100.0, 100.0), "min_component_ratio": (0.0, 1.0),
-                 "coarse": (0, 512), "carve_px": (0.0, 1000.0)},
-    PaperConfig: {"latent_dim": (1, 4096), "w_dim": (1, 4096), "mapping_layers": (1, 64), "plane_res": (4, 1024),
-                  "plane_channels": (1, 1024), "channel_base": (1, 1 << 22), "channel_max": (1, 4096),
-                  "decoder_hidden": (1, 4096), "attention_values": (0, 1024), "attention_hidden": (1, 4096),
-                  "scene_range": (1e-3, 1e3), "frame": (-1.0, 1.0), "encoder_image_size": (16, 2048),
-                  "encoder_dims": (1, 4096), "encoder_heads": (1, 256), "encoder_depths": (1, 256),
-                  "encoder_sr_ratios": (1, 64), "encoder_mlp_ratio": (1, 64), "encoder_decoder_dim": (1, 4096),
-                  "encoder_features": (1, 4096)},
-}
-_LENGTHS = {"slot_groups": (0, 64), "synthesis_channels": (1, 16), "channels": (1, 12), "background": (3, 3), "yaw_hypotheses": (1, 36),
-            "frame": (9, 9), "encoder_dims": (4, 4), "encoder_heads": (4, 4), "encoder_depths": (4, 4),
-            "encoder_sr_ratios": (4, 4)}
 _ANY = (-math.inf, math.inf)
-"""the range of a setting missing from _RANGES: any finite number."""
+"""the range of a setting that declares none: any finite number."""
 
 
 def _check_section(section, label: str, where: str | None, tail: str) -> None:
     """Types and ranges of the fields of one settings dataclass; ``label`` ('model setting generator.')
     names a field in the message up to the field's own name."""
     hints = typing.get_type_hints(type(section))
-    ranges = _RANGES[type(section)]
     noun, _, prefix = label.rpartition(" ")
 
     def refuse(name: str, need: str, value) -> None:
@@ -408,12 +413,12 @@ def _check_section(section, label: str, where: str | None, tail: str) -> None:
             hint = optional(hint)
         items = [value]
         if typing.get_origin(hint) is tuple:
-            lo_n, hi_n = _LENGTHS.get(f.name, (0, 4096))
+            lo_n, hi_n = f.metadata.get("length", (0, 4096))
             if not isinstance(value, (tuple, list)) or not lo_n <= len(value) <= hi_n:
                 count = f"{lo_n}" if lo_n == hi_n else f"{lo_n} to {hi_n}"
                 refuse(f.name, f"a list of {count} values", value)
             items, hint = list(value), typing.get_args(hint)[0]
-        lo, hi = ranges.get(f.name, _ANY)
+        lo, hi = f.metadata.get("range", _ANY)
         for item in items:
             span = f" from {_show(lo)} to {_show(hi)}" if (lo, hi) != _ANY else ""
             if hint is int and (not _whole(item) or not lo <= item <= hi):

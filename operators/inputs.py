@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 import bpy
 
@@ -21,19 +20,13 @@ def get_preferences(context=None):
     return None if addon is None else addon.preferences
 
 
-def temp_dir() -> str:
-    """A per-user scratch folder for photos that only exist inside Blender."""
-    path = os.path.join(tempfile.gettempdir(), "shape_from_image")
-    os.makedirs(path, exist_ok=True)
-    return path
+def image_datablock_photo(image):
+    """The photo an image datablock holds, for the core, never through a temporary file: the image's own
+    file when it is on disk and unmodified, else a ``core.io.memory.ImageArray`` named after the image:
+    packed bytes as they are (the core decodes them as the file, EXIF included), generated or edited pixels
+    as an array. The user's datablock is left untouched."""
+    from ..core.io.memory import ImageArray
 
-
-def image_datablock_path(image) -> str:
-    """A file holding ``image``'s pixels: the image's own file when it is on disk and unmodified,
-    else a copy in :func:`temp_dir` (packed bytes as they are, generated/edited pixels as PNG).
-
-    The user's datablock is left untouched.
-    """
     if image.source == "FILE" and image.packed_file is None and not image.is_dirty:
         path = os.path.normpath(bpy.path.abspath(image.filepath, library=image.library))
         if os.path.isfile(path):
@@ -41,10 +34,7 @@ def image_datablock_path(image) -> str:
     stem = bpy.path.clean_name(os.path.splitext(image.name)[0]) or "image"
     if image.packed_file is not None and not image.is_dirty:
         ext = os.path.splitext(image.filepath)[1].lower() or ".png"
-        path = os.path.join(temp_dir(), stem + ext)
-        with open(path, "wb") as f:
-            f.write(image.packed_file.data)
-        return path
+        return ImageArray(bytes(image.packed_file.data), stem + ext)
     width, height = image.size[:]
     if width == 0 or height == 0:
         raise ValueError(f"image '{image.name}' has no pixels: open or generate it first")
@@ -54,18 +44,22 @@ def image_datablock_path(image) -> str:
                                                               "Linear CIE-XYZ E"):
         pixels = pixels.reshape(-1, 4)
         pixels[:, :3] = _color.linear_to_srgb(pixels[:, :3])
-    return write_rgba(os.path.join(temp_dir(), stem + ".png"), pixels.reshape(height, width, 4)[::-1])
+    return ImageArray(np.ascontiguousarray(pixels.reshape(height, width, 4)[::-1]), stem + ".png")
 
 
-def upright_photo(path: str) -> str:
-    """A PNG copy of the photo as the core sees it, EXIF orientation applied (Blender's image loader
-    ignores the tag), for the camera backdrop; the file lies in :func:`temp_dir`."""
+def upright_image(path: str):
+    """The photo as the core sees it (EXIF orientation applied; Blender's loader ignores the tag) as a new
+    image datablock made from the core's decoded pixels, packed into the .blend (no file is written)."""
     from ..core.io.images import load_image
 
     loaded = load_image(path)
-    alpha = np.ones(loaded.rgb.shape[:2], np.float32) if loaded.alpha is None else loaded.alpha
-    stem = bpy.path.clean_name(os.path.splitext(os.path.basename(path))[0]) or "photo"
-    return write_rgba(os.path.join(temp_dir(), stem + "_upright.png"), np.dstack([loaded.rgb, alpha]))
+    height, width = loaded.rgb.shape[:2]
+    alpha = np.ones((height, width), np.float32) if loaded.alpha is None else loaded.alpha
+    name = os.path.basename(path)
+    image = bpy.data.images.new(name, width, height, alpha=True, float_buffer=False)
+    image.pixels.foreach_set(np.ascontiguousarray(np.dstack([loaded.rgb, alpha])[::-1], dtype=np.float32).ravel())
+    image.pack()
+    return image
 
 
 def read_rgba(path: str) -> np.ndarray:

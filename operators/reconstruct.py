@@ -13,14 +13,14 @@ Several photos of one object (``files`` + ``directory`` from a file browser or a
 mesh with one camera per placed photo (``scene.build_object``); photos the core could not place are
 reported as warnings. Several photos without ``joint`` are refused.
 
-The operator's settings go through the same checks as the command line and the API
-(``core.validate``): a value out of range (steps -1, mesh resolution 100000, a NaN focal length) is
-refused with the same message, never clamped; the properties only have soft limits for the UI.
+The operator's option properties are made from ``core.config.ReconstructOptions`` (``options.py``) and
+turned back into one ``ReconstructOptions``, checked once by ``core.validate`` as the command line and the
+API check theirs: a value out of range (steps -1, mesh resolution 100000, a NaN focal length) is refused
+with the same message, never clamped; the properties only have soft limits for the UI.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import bpy
 
 from . import deps, inputs, runner, tag_sidebar_redraw
+from . import options as option_props
 from . import scene as scene_build
 
 DEVICE_ITEMS = (("AUTO", "Auto", "CUDA or Apple MPS when available, else the CPU"),
@@ -59,16 +60,6 @@ def _input_error(message: str, path: str | None = None) -> Exception:
     return _error_type()(message, path)
 
 
-FLOAT32_MAX = 3.4028234663852886e38
-"""the largest value a Blender float property holds: infinity set from a script is stored as this."""
-
-
-def _stored_float(value: float) -> float:
-    """A float property's value as the caller set it: +-FLOAT32_MAX (where Blender clamps infinity) is infinity,
-    so a message says 'inf', not 3.4028234663852886e+38."""
-    return math.copysign(math.inf, value) if abs(value) >= FLOAT32_MAX else value
-
-
 PROGRESS_REDRAW_S = 1.0
 """the progress line is redrawn at most once a second, when the stage or step changed ..."""
 PROGRESS_CLOCK_S = 10.0
@@ -85,11 +76,13 @@ class Photo:
     """One input photo as the operator resolved it."""
 
     path: str
-    """absolute path of a file holding its pixels (what the core reads)."""
+    """absolute path of its file, or the name of its pixels in memory (``memory``) as messages show it."""
     name: str
     """what the objects built for it are named after: the file's stem or the image datablock's."""
     image: object | None = None
     """the image datablock it came from (shown as the camera background), or None for a file."""
+    memory: object | None = None
+    """a datablock's pixels or packed file in memory (core.io.memory.ImageArray), given to the core as they are."""
 
 
 def _datablock_photo(image_name: str) -> Photo:
@@ -97,11 +90,13 @@ def _datablock_photo(image_name: str) -> Photo:
     if image is None:
         raise _input_error(f"Image '{image_name}' is not in this file: open it or pick another")
     try:
-        path = inputs.image_datablock_path(image)
+        photo = inputs.image_datablock_photo(image)
     except (ValueError, OSError, RuntimeError) as err:
         raise _input_error(f"cannot be read ({err}); open it again or save it as PNG",
                            f"Image '{image.name}'") from err
-    return Photo(path, scene_build.default_name(image.name), image)
+    if isinstance(photo, str):
+        return Photo(photo, scene_build.default_name(image.name), image)
+    return Photo(photo.name, scene_build.default_name(image.name), image, photo)
 
 
 def collect_photos(op) -> list[Photo]:
@@ -170,24 +165,8 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
                                         description="Optional foreground mask")
     model: bpy.props.StringProperty(name="Model", options=_SKIP,
                                     description="Model name or .safetensors path (empty: the preferences' default)")
-    # soft limits only: a script's out-of-range value reaches core.validate and is refused, not clamped
-    steps: bpy.props.IntProperty(name="Steps", default=10, soft_min=0, soft_max=1000, options=_SKIP,
-                                 description="Inversion steps (0 = encoder only)")
-    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, soft_min=16, soft_max=512,
-                                           options=_SKIP, description="Marching-cubes grid samples per side (16-512)")
-    focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, soft_min=0.0, soft_max=2000.0, options=_SKIP,
-                                      description="35 mm-equivalent focal length of the photo in mm (as EXIF "
-                                                  "states it); 0: the photo's EXIF value, else the model's default")
-    height_m: bpy.props.FloatProperty(name="Height", default=0.0, soft_min=0.0, soft_max=100.0, options=_SKIP,
-                                      unit="LENGTH", description="The object's real height in metres; 0: the "
-                                                                 "model's typical size for its category")
-    texture_size: bpy.props.IntProperty(name="Texture Size", default=1024, soft_min=0, soft_max=4096, options=_SKIP,
-                                        description="Side in pixels of the colour texture baked from the photo "
-                                                    "(64-4096; 0: vertex colours only)")
-    faces: bpy.props.IntProperty(name="Face Budget", default=0, soft_min=0, options=_SKIP,
-                                 description="Decimate the mesh to about this many faces (0: keep them all)")
+    # steps, mesh_resolution, seed, focal_mm ...: made from core.config.ReconstructOptions (options.py)
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="AUTO", options=_SKIP)
-    seed: bpy.props.IntProperty(name="Seed", default=0, soft_min=0, options=_SKIP)
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True, options=_SKIP)
     set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True, options=_SKIP)
     set_render_resolution: bpy.props.BoolProperty(name="Photo Resolution", default=True, options=_SKIP)
@@ -217,25 +196,19 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         if self.mask_path.strip():
             mask = validate.check_input_file(os.path.abspath(bpy.path.abspath(self.mask_path)), "mask")
         check_joint(photos, self.joint, mask)
-        steps, resolution = validate.check_steps(self.steps), validate.check_mesh_resolution(self.mesh_resolution)
-        seed, device = validate.check_seed(self.seed), validate.check_device(self.device)
-        focal_mm = None if self.focal_mm == 0 else validate.check_focal_mm(_stored_float(self.focal_mm))  # 0: EXIF or default
-        fmt = validate.check_format(self.out_format)
-        height_m = None if self.height_m == 0 else validate.check_height_m(self.height_m)  # 0: the model's size
-        texture_size = validate.check_texture_size(self.texture_size)
-        faces = None if self.faces == 0 else validate.check_faces(self.faces)  # 0: every face
-        gone = deps.missing() and deps.missing(refresh=True)  # installed meanwhile?
-        if gone:
-            raise _input_error(f"{runner.MISSING_TORCH_MESSAGE} (missing: {', '.join(gone)})")
         prefs = inputs.get_preferences(context)
         model = self.model or (prefs.default_model if prefs is not None else "")
         extra = prefs.models_dir if prefs is not None else ""
         out_dir = os.path.abspath(bpy.path.abspath(self.out_dir)) if self.out_dir.strip() else None
+        options = validate.check_options(option_props.options_from_properties(
+            self, model=inputs.resolve_model(model, extra), device=self.device, out_dir=out_dir, fmt=self.out_format))
+        gone = deps.missing() and deps.missing(refresh=True)  # installed meanwhile?
+        if gone:
+            raise _input_error(f"{runner.MISSING_TORCH_MESSAGE} (missing: {', '.join(gone)})")
         joint = len(photos) > 1
-        return runner.Request(image=photos[0].path, mask=mask, model=inputs.resolve_model(model, extra),
-                              steps=steps, device=device, mesh_resolution=resolution, seed=seed, out_dir=out_dir,
-                              focal_mm=focal_mm, fmt=fmt, images=tuple(p.path for p in photos) if joint else (),
-                              joint=joint, height_m=height_m, texture_size=texture_size, faces=faces)
+        return runner.Request(image=photos[0].path, mask=mask, images=tuple(p.path for p in photos) if joint else (),
+                              joint=joint, options=options,
+                              in_memory=tuple(p.memory for p in photos if p.memory is not None))
 
     def _prepare_or_report(self, context) -> runner.Request | None:
         """The request, or None after reporting why the inputs cannot be used (status line + report)."""
@@ -281,7 +254,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         except Exception as err:  # noqa: BLE001 (nothing was left in the scene; tell the user why)
             message = str(err) if hasattr(err, "reason") else f"{job.request.label}: building the scene " \
                                                                f"failed ({type(err).__name__}: {err})"
-            runner.set_last_outcome(runner.Outcome("error", message, outcome.result, outcome.seconds))
+            runner.set_last_outcome(runner.Outcome("failed", message, outcome.result, outcome.seconds))
             runner.set_status(False, f"{label}: failed - {message}")
             self.report({"ERROR"}, message)
             return {"CANCELLED"}
@@ -422,4 +395,5 @@ class SHAPE_FROM_IMAGE_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
+option_props.add_properties(SHAPE_FROM_IMAGE_OT_reconstruct, after="model")
 CLASSES = (SHAPE_FROM_IMAGE_OT_reconstruct, SHAPE_FROM_IMAGE_OT_cancel)

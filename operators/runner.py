@@ -15,6 +15,7 @@ mode) drains the queue with :meth:`Job.poll` and builds the scene from the resul
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
 import queue
 import sys
@@ -23,6 +24,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..core import config
+from ..core.config import ReconstructOptions
+from ..core.errors import error_kind
 
 MISSING_TORCH_MESSAGE = ("PyTorch is not installed for Blender: open Edit > Preferences > Add-ons > "
                          "Shape from Image and press Install dependencies")
@@ -60,6 +65,13 @@ class MissingDependency(RuntimeError):
     """torch or another runtime module is not importable inside Blender."""
 
 
+def _error_kind(err: Exception) -> str:
+    """'refused', 'failed' or 'cancelled' for an exception that ended a job (core.errors.error_kind)."""
+    if isinstance(err, MissingDependency):
+        return "refused"
+    return error_kind(err)
+
+
 def _error_message(err: Exception, image: str) -> str:
     """One line for the user. ReconstructionError messages already name the file and the fix."""
     text = (str(err).strip().splitlines() or [""])[0]
@@ -71,40 +83,23 @@ def _error_message(err: Exception, image: str) -> str:
 
 @dataclass
 class Request:
-    """Everything the core needs for one image, or for several photos of one object (plain data, safe to
-    hand to a thread)."""
+    """One image, or several photos of one object, and the options of the call (plain data: ``to_dict`` /
+    ``from_dict`` carry it across a thread or process boundary)."""
 
     image: str
     """absolute path of the photo (with ``joint``: the first photo, which names the object)."""
     mask: str | None = None
     """absolute path of an optional foreground mask."""
-    model: str = "chairs"
-    """model name or path of a ``.safetensors`` file."""
-    steps: int = 10
-    """inversion steps; 0 = encoder only."""
-    device: str = "auto"
-    """'auto', 'cpu', 'cuda' or 'mps'."""
-    mesh_resolution: int = 128
-    """marching-cubes grid resolution."""
-    seed: int = 0
-    """random seed."""
-    out_dir: str | None = None
-    """when set, the core also writes ``<stem>.<fmt>`` and ``<stem>.json`` there."""
-    fmt: str = "glb"
-    """mesh file format for ``out_dir``."""
-    focal_mm: float | None = None
-    """35 mm-equivalent focal length of the photo; None: its EXIF value, else the core's default."""
     images: tuple[str, ...] = ()
     """with ``joint``: absolute paths of every photo of the object, in order (``image`` is the first)."""
     joint: bool = False
     """reconstruct ``images`` as one object (``core.joint.reconstruct_object``): one mesh, one camera per
     photo; the result is a ``core.result.ObjectResult``."""
-    height_m: float | None = None
-    """the object's height in metres; None: the model's typical size (its size prior)."""
-    texture_size: int = 1024
-    """side of the colour texture baked from the photo (0: vertex colours only)."""
-    faces: int | None = None
-    """decimate the mesh to about this many faces (None: keep them all)."""
+    options: ReconstructOptions = field(default_factory=ReconstructOptions)
+    """what the core is asked for, checked where it was made (``core.validate.check_options``)."""
+    in_memory: tuple = ()
+    """photos held in memory (core.io.memory.ImageArray: a Blender image's pixels or packed file), each
+    standing for the entry of ``image`` / ``images`` that is its ``name``."""
 
     @property
     def label(self) -> str:
@@ -113,6 +108,18 @@ class Request:
         if others <= 0:
             return self.image
         return f"{self.image} (and {others} more photo{'s' if others > 1 else ''})"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Request:
+        data = dict(data)
+        from ..core.io.memory import ImageArray
+
+        options = config.from_dict(config.ReconstructOptions, data.pop("options", {}))
+        memory = tuple(ImageArray(**m) if isinstance(m, dict) else m for m in data.pop("in_memory", ()))
+        return cls(**{**data, "images": tuple(data.get("images", ()))}, options=options, in_memory=memory)
 
 
 @dataclass
@@ -142,7 +149,8 @@ class Outcome:
     """How a job ended."""
 
     kind: str
-    """'ok', 'cancelled' or 'error'."""
+    """'ok', or why not: 'refused' (an input or an option the user can change), 'failed' (an internal error)
+    or 'cancelled' (the user stopped it); the core's results say which (``error_kind``)."""
     message: str
     """one-line user-facing text (the reason when not ok)."""
     result: Any = None
@@ -183,13 +191,12 @@ def _call_core(request: Request, progress, cancel) -> list:
                                                    "safetensors", "PIL", "scipy", "fast_simplification"):
             raise MissingDependency(f"{MISSING_TORCH_MESSAGE} (missing Python module '{err.name}')") from err
         raise
-    options = {"model": request.model, "steps": request.steps, "device": request.device,
-               "mesh_resolution": request.mesh_resolution, "seed": request.seed, "progress": progress,
-               "cancel": cancel, "out_dir": request.out_dir, "fmt": request.fmt, "focal_mm": request.focal_mm,
-               "height_m": request.height_m, "texture_size": request.texture_size, "faces": request.faces}
+    memory = {photo.name: photo for photo in request.in_memory}
     if request.joint:
-        return [call(list(request.images), **options)]
-    return call([request.image], masks=None if request.mask is None else [request.mask], **options)
+        images = [memory.get(name, name) for name in request.images]
+        return [call(images, request.options, progress=progress, cancel=cancel)]
+    return call([memory.get(request.image, request.image)], request.options,
+                masks=None if request.mask is None else [request.mask], progress=progress, cancel=cancel)
 
 
 _CORE_CALL = _call_core
@@ -278,7 +285,7 @@ class Job:
             if self.cancel_event.is_set():
                 outcome = Outcome("cancelled", f"{self.request.label}: cancelled by the user")
             else:
-                outcome = Outcome("error", _error_message(err, self.request.label))
+                outcome = Outcome(_error_kind(err), _error_message(err, self.request.label))
             outcome.seconds = time.monotonic() - t0
         release_memory()
         self.finish(outcome)
@@ -289,21 +296,19 @@ class Job:
         self.finished.set()
 
     def failed_outcome(self, reason: str) -> Outcome:
-        return Outcome("error", f"{self.request.label}: {reason}", seconds=time.monotonic() - self.started)
+        return Outcome("failed", f"{self.request.label}: {reason}", seconds=time.monotonic() - self.started)
 
     def _outcome_from_results(self, results: list, seconds: float) -> Outcome:
         label = self.request.label
         if not results:
-            return Outcome("error", f"{label}: the core returned no result", seconds=seconds)
+            return Outcome("failed", f"{label}: the core returned no result", seconds=seconds)
         result = results[0]
         if self.cancel_event.is_set():  # cancelled, even if the core finished meanwhile: the scene stays as it is
             return Outcome("cancelled", f"{label}: cancelled by the user", None, seconds)
         if getattr(result, "ok", False):
             return Outcome("ok", f"{label}: done", result, seconds)
         error = getattr(result, "error", None) or f"{label}: reconstruction failed"
-        if "cancelled" in error.lower():
-            return Outcome("cancelled", error, result, seconds)
-        return Outcome("error", error, result, seconds)
+        return Outcome(getattr(result, "error_kind", None) or "failed", error, result, seconds)
 
     # --- main-thread side ---------------------------------------------------------------------
     def start(self) -> Job:
@@ -398,7 +403,7 @@ def last_status() -> Status | None:
 
 
 def last_outcome() -> Outcome | None:
-    """The outcome of the last finished run (the batch script reads the result from it)."""
+    """The outcome of the last finished run (what the Reconstruct operator built the scene from)."""
     return _last_outcome
 
 

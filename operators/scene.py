@@ -526,20 +526,32 @@ def set_render_resolution(scene, width: int, height: int) -> None:
 
 
 def _photo_image(path: str, width: int, height: int):
-    """The photo as an image datablock the way the camera sees it: Blender's loader ignores the EXIF
-    orientation and cannot read every format the core reads, so a photo whose size comes out transposed
-    or empty is shown from an upright PNG copy."""
+    """The photo as an image datablock the way the camera sees it, decoded once: Blender's loader ignores the
+    EXIF orientation and cannot read every format the core reads, so a photo the EXIF turns, or whose size
+    comes out otherwise, is made from the core's decoded pixels (``inputs.upright_image``)."""
+    from .inputs import upright_image
+
+    if photo_orientation(path) != 1:
+        return upright_image(path)
     try:
         image = bpy.data.images.load(path, check_existing=True)
-    except RuntimeError:  # a format only the core reads (ICO, AVIF, ...)
+    except RuntimeError:  # a format only the core reads
         image = None
     if image is not None and tuple(image.size) == (width, height):
         return image
     if image is not None and image.users == 0:
         bpy.data.images.remove(image)
-    from .inputs import upright_photo
+    return upright_image(path)
 
-    return bpy.data.images.load(upright_photo(path), check_existing=False)
+
+def photo_orientation(path: str) -> int:
+    """The photo's EXIF orientation (1: upright) from its header, without decoding its pixels (1 when unknown)."""
+    from ..core.io.images import exif_orientation
+
+    try:
+        return exif_orientation(path)
+    except Exception:  # noqa: BLE001 (unreadable here: Blender's loader and the size check decide)
+        return 1
 
 
 def add_background_image(cam_data, image) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..operators import deps, runner, scene
+from ..operators import options as option_props
 from . import text
 from .preferences import draw_dependencies
 from .properties import get_preferences
@@ -117,12 +118,7 @@ class VIEW3D_PT_shape_from_image(bpy.types.Panel):
                 op.image_name = settings.image.name if settings.image is not None else ""
             op.mask_path = settings.mask_path
             op.model = settings.model
-            op.steps = settings.steps
-            op.mesh_resolution = settings.mesh_resolution
-            op.focal_mm = settings.focal_mm
-            op.height_m = settings.height_m
-            op.texture_size = settings.texture_size
-            op.faces = settings.faces
+            option_props.copy_to_operator(settings, op)  # steps, mesh_resolution, focal_mm ... (ReconstructOptions)
             op.device = prefs.device if prefs is not None else "AUTO"
             for name in ("add_camera", "set_scene_camera", "set_render_resolution", "camera_background",
                          "replace_previous"):

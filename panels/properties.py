@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..operators import options as option_props
 from ..operators.inputs import DEFAULT_MODEL, get_preferences, list_models
 
 STEP_PRESETS = (("0", "Encoder Only", "No inversion: the encoder's guess, a few seconds"),
@@ -54,20 +55,7 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
     steps_preset: bpy.props.EnumProperty(name="Quality", items=STEP_PRESETS, default="10")
     steps_custom: bpy.props.IntProperty(name="Steps", default=50, min=0, soft_max=200, max=1000,
                                         description="Inversion steps")
-    mesh_resolution: bpy.props.IntProperty(name="Mesh Resolution", default=128, min=16, soft_max=256,
-                                           max=512, description="Marching-cubes grid size (detail vs. time)")
-    focal_mm: bpy.props.FloatProperty(name="Focal Length", default=0.0, min=0.0, max=2000.0, soft_max=300.0,
-                                      unit="CAMERA", precision=1,
-                                      description="35 mm-equivalent focal length of the photo (as EXIF states "
-                                                  "it); 0: the photo's EXIF value, else the model's default")
-    height_m: bpy.props.FloatProperty(name="Height", default=0.0, min=0.0, max=100.0, soft_max=5.0, unit="LENGTH",
-                                      precision=3, description="The object's real height; 0: the model's typical "
-                                                               "size for its category (a chair: 0.87 m)")
-    texture_size: bpy.props.IntProperty(name="Texture Size", default=1024, min=0, max=4096, soft_max=4096,
-                                        description="Side in pixels of the colour texture baked from the photo "
-                                                    "(0: vertex colours only)")
-    faces: bpy.props.IntProperty(name="Face Budget", default=0, min=0, max=10_000_000,
-                                 description="Decimate the mesh to about this many faces (0: keep them all)")
+    # mesh_resolution, focal_mm, height_m, texture_size, faces ...: made from core.config.ReconstructOptions
     add_camera: bpy.props.BoolProperty(name="Add Camera", default=True,
                                        description="Add a camera at the recovered viewpoint")
     set_scene_camera: bpy.props.BoolProperty(name="Make Scene Camera", default=True,
@@ -90,4 +78,5 @@ class SHAPE_FROM_IMAGE_PG_settings(bpy.types.PropertyGroup):
         return [], [p.image.name for p in self.photos if p.image is not None]
 
 
+option_props.add_properties(SHAPE_FROM_IMAGE_PG_settings, after="steps_custom", panel=True)
 CLASSES = (SHAPE_FROM_IMAGE_PG_photo, SHAPE_FROM_IMAGE_PG_settings)

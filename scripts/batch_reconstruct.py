@@ -4,18 +4,21 @@
     python scripts/batch_reconstruct.py --input a.png b.jpg --out out/          (with the bpy module)
     python scripts/batch_reconstruct.py --joint --input objects/ --out out/     (objects/<name>/*.png)
 
-Options: --model NAME  --steps N  --device auto|cpu|cuda|mps  --mesh-resolution R  --format glb|ply|obj
---seed S  --focal-mm F  --height-m H  --texture-size T  --faces N  --render (also write <stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
+Options: every option of ``python -m core reconstruct`` with its name, default and meaning (--model NAME
+--steps N --device D --mesh-resolution R --format glb|ply|obj --seed S --focal-mm F --height-m H
+--texture-size T --faces N ...: made from ``core.config.ReconstructOptions``), and --render (also write
+<stem>_overlay.png and <stem>_side.png, Cycles on the CPU).
 
-For every input: a fresh empty scene, the extension's operator (synchronous in background mode),
-then ``<out>/<stem>.<format>`` and ``<stem>.json`` (the core's mesh and per-image JSON, as
+For every input, as a library user would: a fresh empty scene, the core (``core.reconstruct``, or
+``core.joint.reconstruct_object``) and the extension's scene builder (``operators.scene.build_result`` /
+``build_object``), then ``<out>/<stem>.<format>`` and ``<stem>.json`` (the core's mesh and per-image JSON, as
 ``python -m core`` writes them) and ``<out>/<stem>.blend`` (mesh, camera, photo packed as the camera
 background). Two inputs with the same stem get ``<stem>_2`` ... (``core.validate.output_stems``);
 ``<out>/summary.json`` lists every input with ok/error and the files actually written. One line per
 image is printed; bad inputs are reported and skipped, and a failed input leaves no files behind.
 
-The options and the output folder are checked first, with the rules and messages of the command line
-(``core.validate``): a refused option prints one ``error: ...`` line and exits with status 1 before
+The options (one ``ReconstructOptions``) and the output folder are checked first, with the rules and
+messages of the command line (``core.validate``): a refused option prints one ``error: ...`` line and exits with status 1 before
 any image is read. Otherwise the exit status is 1 if any image failed, else 0. Folders are scanned
 for the formats the core reads (PNG, JPEG, WebP, TIFF, BMP).
 
@@ -36,6 +39,7 @@ already has it enabled.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -56,30 +60,29 @@ def script_args(argv: list[str] | None = None) -> list[str]:
     return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
 
 
-def parse_args(args: list[str]) -> argparse.Namespace:
+def parse_args(args: list[str], ext=None) -> argparse.Namespace:
+    """The script's arguments; the reconstruction options are the command line's (``core.cli``) of the
+    extension ``ext`` (default: :func:`load_extension`'s)."""
+    cli = importlib.import_module(f"{(ext or load_extension()[0]).__name__}.core.cli")
     parser = argparse.ArgumentParser(prog="batch_reconstruct", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", nargs="+", required=True, help="photo files and/or folders of photos")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--model", default="chairs", help="model name or .safetensors path")
-    parser.add_argument("--steps", type=int, default=10, help="inversion steps (0 = encoder only)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--mesh-resolution", type=int, default=128, help="marching-cubes grid samples per side, 16-512")
-    parser.add_argument("--format", default="glb", choices=("glb", "ply", "obj"))
-    parser.add_argument("--seed", type=int, default=0, help="seed of the renderer's random samples, 0 to 2147483647")
-    parser.add_argument("--focal-mm", type=float, default=0.0,
-                        help="35 mm-equivalent focal length of the photos (as EXIF states it); 0 (default): each "
-                             "photo's EXIF value, else the model's default")
-    parser.add_argument("--height-m", type=float, default=0.0,
-                        help="the objects' real height in metres; 0 (default): the model's typical size")
-    parser.add_argument("--texture-size", type=int, default=1024,
-                        help="side of the texture baked from the photo, 64-4096; 0: vertex colours only")
-    parser.add_argument("--faces", type=int, default=0, help="decimate to about N faces (0: keep them all)")
+    cli.add_option_arguments(parser)
     parser.add_argument("--render", action="store_true", help="also render <stem>_overlay.png and <stem>_side.png")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples for --render")
     parser.add_argument("--joint", action="store_true",
                         help="several photos of one object: each subfolder of an --input folder is one object "
                              "(the photos directly in a folder, and the photo files given, too)")
-    return parser.parse_args(args)
+    opts = parser.parse_args(args)
+    opts.ext_name = cli.__name__.rpartition(".core.")[0]
+    return opts
+
+
+def request_options(opts: argparse.Namespace):
+    """The one ``ReconstructOptions`` the flags ask for, checked (``core.validate``, the command line's rules and
+    messages); raises ReconstructionError."""
+    cli = importlib.import_module(f"{opts.ext_name}.core.cli")
+    validate = importlib.import_module(f"{opts.ext_name}.core.validate")
+    return validate.check_options(cli.options_from_args(opts))
 
 
 def find_images(inputs: list[str], suffixes: tuple[str, ...]) -> list[str]:
@@ -134,27 +137,6 @@ def find_objects(inputs: list[str], suffixes: tuple[str, ...]) -> list[tuple[str
     return objects
 
 
-def check_options(validate, opts: argparse.Namespace) -> Path:
-    """The command line's rules (``core.validate``) for every option; returns the output folder, created.
-
-    Raises ReconstructionError with the command line's message. ``--focal-mm 0`` keeps its meaning
-    here (EXIF, else the model's default: the operator's 0)."""
-    opts.steps = validate.check_steps(opts.steps)
-    opts.mesh_resolution = validate.check_mesh_resolution(opts.mesh_resolution)
-    opts.seed = validate.check_seed(opts.seed)
-    opts.focal_mm = validate.check_focal_mm(opts.focal_mm) or 0.0
-    opts.height_m = 0.0 if opts.height_m == 0 else validate.check_height_m(opts.height_m)
-    opts.texture_size = validate.check_texture_size(opts.texture_size)
-    opts.faces = 0 if opts.faces == 0 else validate.check_faces(opts.faces)
-    opts.device = validate.check_device(opts.device)
-    if opts.device.startswith("cuda:") and opts.device != "cuda:0":
-        raise validate.ReconstructionError(f"device '{opts.device}': Blender's operator runs on the first CUDA GPU "
-                                           "(cuda); choose another one with CUDA_VISIBLE_DEVICES")
-    opts.device = opts.device.partition(":")[0]
-    opts.format = validate.check_format(opts.format)
-    return validate.check_out_dir(opts.out)
-
-
 def load_extension():
     """The extension module, registered: one Blender already has, or this folder's as 'shape_from_image'."""
     import bpy
@@ -206,26 +188,54 @@ def _render_views(ext_name: str, scene, mesh_obj, photo: str, out: Path, stem: s
     return paths
 
 
-def _run_operator(ext, entry: dict, label: str, **operator_args):
-    """A fresh empty scene and the Reconstruct operator; its outcome, or None after writing the reason
-    into ``entry``."""
+def _print_progress(stage: str, step: int, total: int, loss=None) -> None:
+    text = stage.capitalize() + (f": step {step}/{total}" if total else "")
+    print(f"  {text}" + (f" (loss {loss:.4f})" if loss is not None else ""), flush=True)
+
+
+def _reconstruct(ext, entry: dict, photos: list[str], options):
+    """A fresh empty scene and the core's result for ``photos`` (one: ``core.reconstruct``; several:
+    ``core.joint.reconstruct_object``), or None after writing the reason into ``entry``."""
     import bpy
 
-    runner = importlib.import_module(f"{ext.__name__}.operators.runner")
+    validate = importlib.import_module(f"{ext.__name__}.core.validate")
     # a fresh empty file; unlike read_factory_settings this keeps the user's preferences, so an
     # extension enabled in Blender stays enabled
     bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    runner.set_last_outcome(None)
+    options = dataclasses.replace(options, out_dir=None)  # this script names and writes the files
     try:
-        status = bpy.ops.shape_from_image.reconstruct(**operator_args)
-    except (RuntimeError, TypeError, ValueError) as err:  # error reports arrive as RuntimeError
-        entry["error"] = str(err).strip().removeprefix("Error: ").strip()
+        photos = [validate.check_input_file(photo, "image") for photo in photos]
+        if len(photos) > 1:
+            joint = importlib.import_module(f"{ext.__name__}.core.joint")
+            result = joint.reconstruct_object(photos, options, progress=_print_progress)
+        else:
+            core = importlib.import_module(f"{ext.__name__}.core")
+            result = core.reconstruct(photos, options, progress=_print_progress)[0]
+    except validate.ReconstructionError as err:
+        entry["error"] = str(err)
         return None
-    outcome = runner.last_outcome()
-    if status != {"FINISHED"} or outcome is None or not outcome.ok:
-        entry["error"] = outcome.message if outcome is not None else f"{label}: the operator returned {status}"
+    except Exception as err:  # noqa: BLE001 - one bad input must not stop the batch
+        entry["error"] = f"{photos[0]}: internal error ({type(err).__name__}: {err}); please report it"
         return None
-    return outcome
+    if not result.ok:
+        entry["error"] = result.error or f"{photos[0]}: reconstruction failed"
+        return None
+    return result
+
+
+def _build(ext, result, photos: list[str]):
+    """The scene built from ``result`` by the extension's scene builder; the mesh object."""
+    import bpy
+
+    scene_build = importlib.import_module(f"{ext.__name__}.operators.scene")
+    scene, view_layer = bpy.context.scene, bpy.context.view_layer
+    if len(photos) == 1:
+        return scene_build.build_result(scene, result, scene_build.BuildOptions(), image_path=photos[0],
+                                        view_layer=view_layer).mesh_object
+    names = [scene_build.default_name(photo) for photo in photos]
+    options = scene_build.BuildOptions(name=scene_build.object_name(names))
+    return scene_build.build_object(scene, result, options, image_paths=photos, view_names=names,
+                                    view_layer=view_layer).mesh_object
 
 
 def _save_outputs(ext, result, out: Path, fmt: str, stem: str, files: dict) -> None:
@@ -257,25 +267,22 @@ def _mesh_counts(mesh_obj, result) -> dict:
             "faces": len(mesh_obj.data.polygons)}
 
 
-def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace) -> dict:
-    """One image: fresh scene, operator, files. Returns its summary entry (never raises); a failed
+def process(ext, image: str, stem: str, out: Path, opts: argparse.Namespace, options) -> dict:
+    """One image: fresh scene, core, scene builder, files. Returns its summary entry (never raises); a failed
     image leaves none of its files behind."""
     import bpy
 
     entry: dict = {"image": image, "ok": False}
     t0 = time.perf_counter()
-    outcome = _run_operator(ext, entry, image, filepath=image, model=opts.model, steps=opts.steps,
-                            device=opts.device.upper(), mesh_resolution=opts.mesh_resolution, seed=opts.seed,
-                            focal_mm=opts.focal_mm, height_m=opts.height_m, texture_size=opts.texture_size,
-                            faces=opts.faces)
+    result = _reconstruct(ext, entry, [image], options)
     files: dict = {}
-    if outcome is not None:
+    if result is not None:
         try:
-            scene, mesh_obj = bpy.context.scene, bpy.context.view_layer.objects.active
-            _save_outputs(ext, outcome.result, out, opts.format, stem, files)
+            mesh_obj = _build(ext, result, [image])
+            _save_outputs(ext, result, out, options.fmt, stem, files)
             if opts.render:
-                files.update(_render_views(ext.__name__, scene, mesh_obj, image, out, stem, opts.samples))
-            entry.update(ok=True, files=files, **_mesh_counts(mesh_obj, outcome.result))
+                files.update(_render_views(ext.__name__, bpy.context.scene, mesh_obj, image, out, stem, opts.samples))
+            entry.update(ok=True, files=files, **_mesh_counts(mesh_obj, result))
         except Exception as err:  # noqa: BLE001 - one bad image must not stop the batch
             _fail_outputs(entry, err, image, files)
     entry["seconds"] = round(time.perf_counter() - t0, 3)
@@ -312,30 +319,28 @@ def _render_object_views(ext_name: str, scene, mesh_obj, cameras: list, out: Pat
     return paths
 
 
-def process_object(ext, name: str, photos: list[str], stem: str, out: Path, opts: argparse.Namespace) -> dict:
-    """``--joint``: one object seen in ``photos``: fresh scene, operator, files. Returns its summary entry
-    (never raises); a failed object leaves none of its files behind."""
+def process_object(ext, name: str, photos: list[str], stem: str, out: Path, opts: argparse.Namespace,
+                   options) -> dict:
+    """``--joint``: one object seen in ``photos``: fresh scene, core, scene builder, files. Returns its summary
+    entry (never raises); a failed object leaves none of its files behind."""
     import bpy
 
     scene_build = importlib.import_module(f"{ext.__name__}.operators.scene")
     entry: dict = {"object": name, "images": list(photos), "ok": False}
     t0 = time.perf_counter()
-    outcome = _run_operator(ext, entry, photos[0], files=[{"name": photo} for photo in photos], directory="",
-                            joint=True, model=opts.model, steps=opts.steps, device=opts.device.upper(),
-                            mesh_resolution=opts.mesh_resolution, seed=opts.seed, focal_mm=opts.focal_mm,
-                            height_m=opts.height_m, texture_size=opts.texture_size, faces=opts.faces)
+    result = _reconstruct(ext, entry, photos, options)
     files: dict = {}
-    if outcome is not None:
+    if result is not None:
         try:
-            result = outcome.result
-            scene, mesh_obj = bpy.context.scene, bpy.context.view_layer.objects.active
+            mesh_obj = _build(ext, result, photos)
+            scene = bpy.context.scene
             views = list(getattr(result, "views", None) or [result])  # one photo: a plain result
             cameras = {cam.get(scene_build.PHOTO): cam for cam in scene_build.object_cameras(mesh_obj)}
             entry["views"] = [{"image": photo, "ok": bool(view.ok),
                                **({"camera": cameras[photo].name} if photo in cameras else {}),
                                **({} if view.ok else {"error": view.error or f"{photo}: could not be placed"})}
                               for photo, view in zip(photos, views)]
-            _save_outputs(ext, result, out, opts.format, stem, files)
+            _save_outputs(ext, result, out, options.fmt, stem, files)
             if opts.render:
                 placed = [cameras[v["image"]] for v in entry["views"] if v.get("camera")]
                 files.update(_render_object_views(ext.__name__, scene, mesh_obj, placed, out, stem, opts.samples))
@@ -357,10 +362,9 @@ def _write_summary(path: Path, summary: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = parse_args(script_args(argv))
     ext, registered_here = load_extension()
     try:
-        return _run(ext, opts)
+        return _run(ext, parse_args(script_args(argv), ext))
     finally:
         if registered_here:
             ext.unregister()
@@ -369,45 +373,48 @@ def main(argv: list[str] | None = None) -> int:
 def _run(ext, opts: argparse.Namespace) -> int:
     validate = importlib.import_module(f"{ext.__name__}.core.validate")
     try:
-        out = check_options(validate, opts).resolve()
+        options = request_options(opts)
+        out = validate.check_out_dir(options.out_dir).resolve()
     except validate.ReconstructionError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 1
     if opts.joint:
-        return _run_joint(ext, validate, out, opts)
+        return _run_joint(ext, validate, out, opts, options)
     images = find_images(opts.input, validate.IMAGE_SUFFIXES)
     if not images:
         print(f"error: no images found in {' '.join(opts.input)} (looked for "
               f"{', '.join(validate.IMAGE_SUFFIXES)})", file=sys.stderr, flush=True)
         return 1
-    stems = validate.output_stems(images, (f".{opts.format}", ".json", *RENDER_SUFFIXES), str(out))
+    stems = validate.output_stems(images, (f".{options.fmt}", ".json", *RENDER_SUFFIXES), str(out))
     entries = []
     for image, stem in zip(images, stems):
-        entry = process(ext, image, stem, out, opts)
+        entry = process(ext, image, stem, out, opts, options)
         entries.append(entry)
         if entry["ok"]:
             print(f"ok    {image} -> {entry['files']['blend']} ({entry['seconds']:.1f} s)", flush=True)
         else:
             print(f"FAIL  {entry['error']}", flush=True)
-    return _finish(out, "images", entries, opts, "")
+    return _finish(out, "images", entries, opts, options, "")
 
 
-def _finish(out: Path, key: str, entries: list[dict], opts: argparse.Namespace, noun: str) -> int:
+def _finish(out: Path, key: str, entries: list[dict], opts: argparse.Namespace, options, noun: str) -> int:
     """Write ``summary.json`` (``entries`` under ``key``), print the tally; the exit status."""
     failed = sum(not e["ok"] for e in entries)
     summary = {"out": str(out), key: entries, "ok": len(entries) - failed, "failed": failed,
-               "options": _summary_options(opts)}
+               "options": _summary_options(opts, options)}
     _write_summary(out / "summary.json", summary)
     print(f"{len(entries) - failed} {noun}ok, {failed} failed; summary: {out / 'summary.json'}", flush=True)
     return 1 if failed else 0
 
 
-def _summary_options(opts: argparse.Namespace) -> dict:
-    return {k: getattr(opts, k) for k in ("model", "steps", "device", "mesh_resolution", "format", "seed",
-                                          "focal_mm", "height_m", "texture_size", "faces", "render", "joint")}
+def _summary_options(opts: argparse.Namespace, options) -> dict:
+    """The options of the run as summary.json lists them: every command-line option (None: not given)."""
+    listed = {("format" if f.name == "fmt" else f.name): getattr(options, f.name)
+              for f in dataclasses.fields(options) if "cli" in f.metadata and f.name != "out_dir"}
+    return {**listed, "render": opts.render, "joint": opts.joint}
 
 
-def _run_joint(ext, validate, out: Path, opts: argparse.Namespace) -> int:
+def _run_joint(ext, validate, out: Path, opts: argparse.Namespace, options) -> int:
     """``--joint``: one reconstruction per object (folder of photos)."""
     objects = find_objects(opts.input, validate.IMAGE_SUFFIXES)
     if not objects:
@@ -416,10 +423,10 @@ def _run_joint(ext, validate, out: Path, opts: argparse.Namespace) -> int:
         return 1
     every_photo = [photo for _, photos in objects for photo in photos]
     stems = validate.output_stems([f"{name}.object" for name, _ in objects],
-                                  (f".{opts.format}", ".json", *RENDER_SUFFIXES), str(out), keep=every_photo)
+                                  (f".{options.fmt}", ".json", *RENDER_SUFFIXES), str(out), keep=every_photo)
     entries = []
     for (name, photos), stem in zip(objects, stems):
-        entry = process_object(ext, name, photos, stem, out, opts)
+        entry = process_object(ext, name, photos, stem, out, opts, options)
         entries.append(entry)
         if entry["ok"]:
             print(f"ok    {name}: {entry['placed']} of {len(photos)} photos placed -> {entry['files']['blend']} "
@@ -428,7 +435,7 @@ def _run_joint(ext, validate, out: Path, opts: argparse.Namespace) -> int:
                 print(f"      not placed: {message}", flush=True)
         else:
             print(f"FAIL  {entry['error']}", flush=True)
-    return _finish(out, "objects", entries, opts, "objects ")
+    return _finish(out, "objects", entries, opts, options, "objects ")
 
 
 def exit_process(code) -> None:

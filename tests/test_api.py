@@ -70,8 +70,11 @@ def test_reconstruct_end_to_end_writes_mesh_and_json(tiny_model_dir, tmp_path, i
                                                          ("inversion", 2, 2, res.losses[1])]
 
 
-@pytest.mark.parametrize("focal_mm, source", [(35.0, "given"), (0, "estimated"), (None, "exif")])
-def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, focal_mm, source):
+@pytest.mark.parametrize("focal_mm, estimate, source", [(35.0, False, "given"), (35.0, True, "given"),
+                                                        (None, True, "estimated"), (None, False, "exif"),
+                                                        (0, False, "exif")])
+def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, focal_mm, estimate, source):
+    """0 means what the panel's 0 means: not given (EXIF, else the default); estimate_focal searches it."""
     png = _chair_like_png(tmp_path / "src.png")
     photo = tmp_path / "photo.jpg"  # 120 x 90, diagonal 150 px; the EXIF says 86.5 mm on a 43.27 mm diagonal
     exif = Image.Exif()
@@ -79,7 +82,7 @@ def test_focal_length_given_estimated_or_from_exif(tiny_model_dir, tmp_path, foc
     rgba = Image.open(png)
     Image.composite(rgba.convert("RGB"), Image.new("RGB", rgba.size, (255, 255, 255)), rgba).save(photo, exif=exif)
     (res,) = reconstruct([photo], masks=[tmp_path / "src.png"], model="tiny", model_dirs=[tiny_model_dir], steps=2,
-                         mesh_resolution=24, focal_mm=focal_mm)
+                         mesh_resolution=24, focal_mm=focal_mm, estimate_focal=estimate)
     assert res.ok, res.error
     assert res.focal_source == source
     stated = {"given": 35.0 * 150 / np.hypot(36, 24), "exif": 86 * 150 / np.hypot(36, 24)}  # one convention
@@ -455,3 +458,27 @@ def test_the_photos_silhouette_cuts_the_mesh_one_photo_or_several(tmp_path, inpu
     # several photos of one object: every placed photo cuts
     obj = reconstruct_object([good, good], model="cut", model_dirs=[folder], steps=1, mesh_resolution=48)
     assert obj.ok and all(outside(r) <= 0.02 * len(obj.mesh.vertices) for r in obj.placed)
+
+
+def test_photos_in_memory_give_the_files_result(tiny_model_dir, tmp_path):
+    """Pixels (uint8 or float) or a file's bytes in memory reconstruct as the file does, named by their name."""
+    from core.io.memory import ImageArray
+
+    png = _chair_like_png(tmp_path / "src.png")
+    rgba = np.asarray(Image.open(png))
+    photos = [png, ImageArray(rgba, "chair.png"), ImageArray(rgba.astype(np.float32) / 255, "floaty.png"),
+              ImageArray(png.read_bytes(), "bytes.png"), ImageArray(rgba[..., 0], "flat.png")]
+    results = reconstruct(photos, model="tiny", model_dirs=[tiny_model_dir], steps=0, mesh_resolution=24,
+                          texture_size=0, out_dir=tmp_path / "out")
+    assert [r.ok for r in results] == [True, True, True, True, False]
+    assert [r.image for r in results] == [str(png), "chair.png", "floaty.png", "bytes.png", "flat.png"]
+    assert results[-1].error.startswith("flat.png: image pixels must be an (H, W, 3) or (H, W, 4) array")
+    assert results[-1].error_kind == "refused"
+    reference = results[0]
+    for res in results[1:4]:
+        assert res.mask_source == reference.mask_source == "alpha"
+        assert np.allclose(res.camera.cam2world, reference.camera.cam2world, atol=1e-4)
+        assert abs(res.camera.focal_px - reference.camera.focal_px) < 1e-3 * reference.camera.focal_px
+        assert len(res.mesh.vertices) == len(reference.mesh.vertices)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"{stem}.{ext}" for stem in ("src", "chair", "floaty", "bytes") for ext in ("glb", "json"))

@@ -287,13 +287,13 @@ def test_out_that_is_a_broken_link_says_so(make, words, tmp_path, fast_model, ca
 
 
 def test_unwritable_out_is_refused_before_the_model_loads(tmp_path, monkeypatch):
-    from core import api, model
+    from core import model, pipeline
     from core.api import reconstruct
 
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the output folder was checked")
 
-    monkeypatch.setattr(api, "load_model", no_load)
+    monkeypatch.setattr(pipeline, "load_model", no_load)
     monkeypatch.setattr(model, "load_model", no_load)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ReconstructionError, match="it is a file, not a folder"):

@@ -31,6 +31,7 @@ them), 32-bit float images are clipped to [0, 1].
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -46,6 +47,7 @@ from PIL import Image, JpegImagePlugin
 from ..errors import ReconstructionError
 from ..geometry.camera import Crop
 from ..validate import IMAGE_FORMATS, check_input_file
+from .memory import ImageArray
 
 MIN_SIDE = 16
 """Images with a side shorter than this (after EXIF orientation) are refused as too small."""
@@ -131,18 +133,22 @@ def _fail(path, message: str):
     raise ReconstructionError(message, path)
 
 
-def _open(path: str, what: str) -> Image.Image:
+def _open(path: str, what: str, data: bytes | None = None) -> Image.Image:
     """Open lazily (header only) and check the size; every failure is a ReconstructionError.
 
     Only a regular file is opened (:func:`core.validate.check_input_file`): a folder, a named pipe or a
-    device is refused from its ``stat``, so nothing here can block.
+    device is refused from its ``stat``, so nothing here can block. ``data``: the file's bytes in memory
+    (``path`` only names it).
     """
     noun = "an image" if what == "image" else "a mask"
-    check_input_file(path, what)
+    if data is None:
+        check_input_file(path, what)
+    elif not data:
+        _fail(path, f"the {what} holds no data (0 bytes); open it again or choose another {what}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the pixels decide
-            im = Image.open(path, formats=PILLOW_FORMATS)
+            im = Image.open(path if data is None else io.BytesIO(data), formats=PILLOW_FORMATS)
     except Image.DecompressionBombError as err:
         numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(err))]  # size, then Pillow's limit
         size = f"{_megapixels(numbers[0])} megapixels" if numbers else "too many pixels"
@@ -150,11 +156,11 @@ def _open(path: str, what: str) -> Image.Image:
         _fail(path, f"{what} is too large ({size}; at most {_megapixels(limit)} megapixels are accepted); "
                     "downscale it and try again")
     except Image.UnidentifiedImageError:
-        float_tiff = _float_tiff(path)
+        float_tiff = _float_tiff(path) if data is None else None
         if float_tiff:
             _fail(path, f"{float_tiff} colour TIFF files cannot be read; save the {what} as an 8- or 16-bit TIFF "
                         "or PNG")
-        kind = _sniff(path)
+        kind = _sniff(path, None if data is None else data[:32])
         if kind == "text":
             _fail(path, f"not {noun} file: it holds text data (the content decides, not the file name); convert "
                         f"the {what} to PNG or JPEG")
@@ -185,6 +191,7 @@ def _open(path: str, what: str) -> Image.Image:
         im.close()
         _fail(path, f"{what} is too small ({width}x{height} pixels; at least {MIN_SIDE} pixels a side "
                     "are needed); use a larger photo")
+    im.in_memory = data
     return im
 
 
@@ -200,12 +207,14 @@ _BOMB_MESSAGE = ("a metadata chunk of the file decompresses to far more data tha
                  "bomb); re-export the image without its text metadata")
 
 
-def _sniff(path: str) -> str | None:
+def _sniff(path: str, head: bytes | None = None) -> str | None:
     """The kind of a file that is not an accepted image, from its first bytes ('GIF', 'PostScript (EPS)',
-    'AVIF' ...), for the message; None when unknown. Nothing but these bytes is read."""
+    'AVIF' ...; ``head``: those bytes when the file is in memory), for the message; None when unknown.
+    Nothing but these bytes is read."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(32)
+        if head is None:
+            with open(path, "rb") as f:
+                head = f.read(32)
     except OSError:
         return None
     for magic, kind in _MAGIC:
@@ -265,6 +274,13 @@ def _orientation(im: Image.Image) -> int:
     except Exception:  # noqa: BLE001 - broken EXIF raises many types; the orientation is then unknown
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+def exif_orientation(path) -> int:
+    """The EXIF orientation (1-8; 1 when absent) stated in the header of the image file ``path``, read without
+    decoding its pixels (a PNG that keeps its EXIF after the pixels reads as 1)."""
+    with _open(str(path), "image") as im:
+        return _orientation(im)
 
 
 def _focal_35mm(im: Image.Image) -> float | None:
@@ -351,7 +367,9 @@ def _unpremultiply(f: np.ndarray) -> np.ndarray:
 def _sixteen_bit_rgb(path: str, im: Image.Image) -> np.ndarray | None:
     """Full-precision (H, W, 3|4) uint16 RGB(A) of a 16-bit RGB(A) file through OpenCV, else None."""
     try:
-        a = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)  # ignores EXIF orientation
+        data = getattr(im, "in_memory", None)  # the bytes of a file in memory (_open)
+        raw = np.fromfile(path, np.uint8) if data is None else np.frombuffer(data, np.uint8)
+        a = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)  # ignores EXIF orientation
     except (cv2.error, OSError, ValueError):
         return None
     width, height = im.size
@@ -535,11 +553,17 @@ def _resample(fetch: Callable[[int, int, int, int], np.ndarray], src_w: int, src
 
 
 def load_image(path, max_side: int = 4096) -> LoadedImage:
-    """Decode an image file (EXIF orientation applied), downscaled so its longest side <= ``max_side``."""
+    """Decode an image file (EXIF orientation applied), downscaled so its longest side <= ``max_side``.
+    ``path`` may also be a photo in memory (:class:`core.io.memory.ImageArray`): pixels or a file's bytes."""
     if not 16 <= max_side <= MAX_SIDE_LIMIT:
         raise ValueError(f"max_side must be in [16, {MAX_SIDE_LIMIT}], got {max_side}")
+    data = None
+    if isinstance(path, ImageArray):
+        if not isinstance(path.pixels, (bytes, bytearray, memoryview)):
+            return _array_image(path, max_side)
+        path, data = path.name, bytes(path.pixels)
     path = str(path)
-    im = _open(path, "image")
+    im = _open(path, "image", data)
     with im:
         pixels, scale, width, height, orientation = _decode(path, im, "image", max_side=max_side)
         focal_35mm = _focal_35mm(im)
@@ -548,6 +572,34 @@ def load_image(path, max_side: int = 4096) -> LoadedImage:
     alpha = pixels[..., -1] if channels in (2, 4) else None
     return LoadedImage(path, np.ascontiguousarray(color), None if alpha is None else np.ascontiguousarray(alpha),
                        width, height, scale, orientation, focal_35mm)
+
+
+def _array_image(photo: ImageArray, max_side: int) -> LoadedImage:
+    """A photo's pixels in memory -> LoadedImage, with a file's checks (size, at most ``max_side`` a side)."""
+    name, a = str(photo.name), photo.pixels
+    if not isinstance(a, np.ndarray) or a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype.kind not in "uif":
+        shape = getattr(a, "shape", None)
+        _fail(name, f"image pixels must be an (H, W, 3) or (H, W, 4) array of uint8, uint16 or float values, got "
+                    f"{type(a).__name__}{'' if shape is None else f' of shape {tuple(shape)}, {a.dtype}'}; pass "
+                    "the image's RGB or RGBA pixels")
+    height, width = a.shape[:2]
+    if width * height > MAX_PIXELS:
+        _fail(name, f"image is too large ({width}x{height} = {_megapixels(width * height)} megapixels; at "
+                    f"most {_megapixels(MAX_PIXELS)} megapixels are accepted); downscale it and try again")
+    if min(width, height) < MIN_SIDE:
+        _fail(name, f"image is too small ({width}x{height} pixels; at least {MIN_SIDE} pixels a side are "
+                    "needed); use a larger photo")
+    pixels = _to_float(a)
+    has_alpha = a.shape[2] == 4 and float(pixels[..., 3].min()) < 1.0  # a fully opaque alpha is no alpha
+    scale = min(1.0, max_side / max(width, height))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(_premultiplied(pixels if has_alpha else pixels[..., :3], has_alpha), size,
+                           interpolation=cv2.INTER_AREA)
+        pixels = _unpremultiply(small) if has_alpha else small
+    alpha = np.ascontiguousarray(pixels[..., 3]) if has_alpha else None
+    focal = photo.focal_35mm if photo.focal_35mm is None or photo.focal_35mm > 0 else None
+    return LoadedImage(name, np.ascontiguousarray(pixels[..., :3]), alpha, width, height, scale, 1, focal)
 
 
 def load_mask(path, image: LoadedImage) -> np.ndarray:
@@ -951,8 +1003,8 @@ def prepare_image(path, out_size: int, mask_path=None, background=(1.0, 1.0, 1.0
     alpha channel when it has a real one, else :func:`segment` (refined by ``net`` when given). The crop
     is ``margin`` times the object's box (:func:`square_crop`); ``margin`` 0: the whole photo.
     """
-    path = str(path)
     loaded = load_image(path, max_side=max_side)
+    path = loaded.path
     if mask_path is not None:
         full_mask, source = load_mask(mask_path, loaded), "mask"
         if not (full_mask >= 0.5).any():

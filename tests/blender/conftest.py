@@ -84,6 +84,28 @@ def fake_core(runner, monkeypatch):
 
 
 @pytest.fixture
+def library_core(ext, runner, monkeypatch):
+    """A FakeCore behind the core's public functions (``core.reconstruct``, ``core.joint.reconstruct_object``),
+    which the batch script calls as a library user does; each call is recorded as a runner.Request."""
+    import importlib
+
+    core = sfi_helpers.FakeCore()
+    never = lambda: False  # noqa: E731
+
+    def reconstruct(images, options=None, masks=None, progress=None, cancel=None):
+        return core(runner.Request(image=images[0], options=options), progress or (lambda *a: None), cancel or never)
+
+    def reconstruct_object(images, options=None, masks=None, progress=None, cancel=None):
+        request = runner.Request(image=images[0], images=tuple(images), joint=True, options=options)
+        return core(request, progress or (lambda *a: None), cancel or never)[0]
+
+    monkeypatch.setattr(importlib.import_module("shape_from_image.core"), "reconstruct", reconstruct)
+    monkeypatch.setattr(importlib.import_module("shape_from_image.core.joint"), "reconstruct_object",
+                        reconstruct_object)
+    return core
+
+
+@pytest.fixture
 def photo(tmp_path):
     """A synthetic RGBA 'photo' of the default scenario's sphere."""
     return sfi_helpers.write_photo(tmp_path / "sphere_chair.png")

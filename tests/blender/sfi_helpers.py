@@ -162,8 +162,8 @@ def fake_result(image: str, scenario: Scenario = DEFAULT_SCENARIO, package: str 
     return result_mod.ReconstructionResult(**fields)
 
 
-def failed_result(image: str, error: str, package: str = PACKAGE):
-    return _result_module(package).ReconstructionResult(image=image, ok=False, error=error)
+def failed_result(image: str, error: str, package: str = PACKAGE, kind: str | None = None):
+    return _result_module(package).ReconstructionResult(image=image, ok=False, error=error, error_kind=kind)
 
 
 VIEW_SCENARIOS = (

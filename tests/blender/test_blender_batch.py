@@ -32,7 +32,7 @@ def test_script_args(batch):
     assert batch.script_args(["x.py", "--input", "a", "--out", "o"]) == ["--input", "a", "--out", "o"]
 
 
-def test_batch_writes_everything_and_continues_past_bad_files(batch, fake_core, tmp_path, capsys):
+def test_batch_writes_everything_and_continues_past_bad_files(batch, library_core, tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     sfi_helpers.write_photo(photos / "chair_a.png")
@@ -48,7 +48,7 @@ def test_batch_writes_everything_and_continues_past_bad_files(batch, fake_core, 
                                                             "save it as PNG or JPEG")
         return sfi_helpers.fake_result(request.image)
 
-    fake_core.result_fn = fail_on_broken
+    library_core.result_fn = fail_on_broken
     code = batch.main(["x", "--input", str(photos), str(broken), str(tmp_path / "missing.png"),
                        "--out", str(out), "--steps", "3", "--render", "--samples", "2"])
     assert code == 1
@@ -68,7 +68,7 @@ def test_batch_writes_everything_and_continues_past_bad_files(batch, fake_core, 
         data = json.loads((out / f"{stem}.json").read_text())
         assert data["camera"]["width"] == 160 and data["mesh"]["path"] == f"{stem}.glb"
     assert (out / "chair_a.glb").read_bytes()[:4] == b"glTF"
-    assert [r.steps for r in fake_core.calls] == [3, 3, 3]
+    assert [r.options.steps for r in library_core.calls] == [3, 3, 3]
 
     # the .blend holds mesh + camera + the photo packed as the camera background
     bpy.ops.wm.open_mainfile(filepath=str(out / "chair_a.blend"))
@@ -102,7 +102,7 @@ REFUSED = [["--focal-mm", "nan"], ["--focal-mm", "inf"], ["--focal-mm=-3"], ["--
 
 
 @pytest.mark.parametrize("args", REFUSED, ids=" ".join)
-def test_batch_refuses_what_the_command_line_refuses_with_its_text(batch, ext, fake_core, tmp_path, capsys, args):
+def test_batch_refuses_what_the_command_line_refuses_with_its_text(batch, ext, library_core, tmp_path, capsys, args):
     photo = sfi_helpers.write_photo(tmp_path / "photo.png")
     out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
     assert batch.main(["x", "--input", str(photo), *args, *out]) == 1
@@ -110,17 +110,17 @@ def test_batch_refuses_what_the_command_line_refuses_with_its_text(batch, ext, f
     cli = subprocess.run([sys.executable, "-m", "core", "reconstruct", str(photo), *args, *out, "--quiet"],
                          cwd=sfi_helpers.REPO, capture_output=True, text=True, timeout=60)
     assert cli.returncode == 1 and batch_err == cli.stderr and batch_err.count("\n") == 1, (batch_err, cli.stderr)
-    assert fake_core.calls == [] and not (tmp_path / "out").exists()
+    assert library_core.calls == [] and not (tmp_path / "out").exists()
 
 
-def test_batch_refuses_an_output_folder_that_is_a_file(batch, ext, fake_core, tmp_path, capsys):
+def test_batch_refuses_an_output_folder_that_is_a_file(batch, ext, library_core, tmp_path, capsys):
     photo = sfi_helpers.write_photo(tmp_path / "photo.png")
     (tmp_path / "file").write_text("x")
     for out, words in ((tmp_path / "file", "it is a file, not a folder"), (tmp_path / "file" / "sub", "not writable")):
         assert batch.main(["x", "--input", str(photo), "--out", str(out)]) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"error: {out}: output folder is not writable") and words in err and err.count("\n") == 1
-    assert fake_core.calls == []
+    assert library_core.calls == []
 
 
 def test_batch_fuzz_subset_fails_alone_and_writes_the_good_ones(batch, ext, runner, fast_model, tmp_path, capsys):
@@ -160,7 +160,7 @@ def test_batch_fuzz_subset_fails_alone_and_writes_the_good_ones(batch, ext, runn
     assert sorted(os.listdir(out)) == sorted(listed)  # no .tmp, nothing of a failed input
 
 
-def test_folder_scan_takes_what_the_core_reads(batch, ext, fake_core, tmp_path, capsys):
+def test_folder_scan_takes_what_the_core_reads(batch, ext, library_core, tmp_path, capsys):
     """.exr (the core refuses it) is not scanned; a named pipe or a folder named like a photo is reported."""
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -175,4 +175,4 @@ def test_folder_scan_takes_what_the_core_reads(batch, ext, fake_core, tmp_path, 
     assert names == ["chair.png", "pipe.png", "sub.jpg"]
     errors = {os.path.basename(e["image"]): e.get("error", "") for e in summary["images"]}
     assert "is a named pipe (FIFO)" in errors["pipe.png"] and "is a folder (directory)" in errors["sub.jpg"]
-    assert [os.path.basename(r.image) for r in fake_core.calls] == ["chair.png"]
+    assert [os.path.basename(r.image) for r in library_core.calls] == ["chair.png"]

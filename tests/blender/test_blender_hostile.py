@@ -52,7 +52,7 @@ def test_every_job_hands_its_memory_back(fake_core, runner, photo, monkeypatch):
         assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo), steps=0) == {"FINISHED"}
     main = threading.main_thread().name
     assert trims == [main] * 6 and collects == [main] * 3  # inline: the worker's trim and the operator's
-    job = runner.Job(runner.Request(image=str(photo), steps=0)).start()
+    job = runner.Job(runner.Request(image=str(photo), options=runner.ReconstructOptions(steps=0))).start()
     job.thread.join(30)
     assert job.poll() is not None and trims[-1] == "shape_from_image"  # the worker thread trims its own arena
     with pytest.raises(RuntimeError):

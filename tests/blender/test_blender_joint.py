@@ -192,7 +192,7 @@ def test_errors_leave_the_scene_as_it_was(runner, monkeypatch, photos, failure, 
     before = snapshot()
     with pytest.raises(RuntimeError, match=match):
         bpy.ops.shape_from_image.reconstruct(joint=True, **_files(photos))
-    assert snapshot() == before and runner.last_outcome().kind == "error" and not runner.last_status().ok
+    assert snapshot() == before and runner.last_outcome().kind == "failed" and not runner.last_status().ok
 
 
 def test_a_failure_midway_removes_everything_built(scene_mod, monkeypatch, photos):
@@ -267,21 +267,20 @@ def test_worker_calls_reconstruct_object_with_every_photo(runner, monkeypatch):
     calls = []
 
     def reconstruct_object(images, options=None, **kwargs):
-        calls.append((images, kwargs))
+        calls.append((images, options, kwargs))
         kwargs["progress"]("pose", 1, 2, None)
         return fake_object_result(images)
 
     monkeypatch.setitem(sys.modules, "shape_from_image.core.joint",
                         types.SimpleNamespace(reconstruct_object=reconstruct_object))
-    request = runner.Request(image="/p/a.png", images=("/p/a.png", "/p/b.png"), joint=True, steps=4, seed=3,
-                             mesh_resolution=64, device="cpu", focal_mm=30.0)
+    options = runner.ReconstructOptions(steps=4, seed=3, mesh_resolution=64, device="cpu", focal_mm=30.0)
+    request = runner.Request(image="/p/a.png", images=("/p/a.png", "/p/b.png"), joint=True, options=options)
     outcome = runner.Job(request).run_inline()
     assert outcome.kind == "ok" and type(outcome.result).__name__ == "ObjectResult"
-    images, kwargs = calls[0]
+    images, passed, kwargs = calls[0]
     assert images == ["/p/a.png", "/p/b.png"] and "masks" not in kwargs
-    assert {k: kwargs[k] for k in ("model", "steps", "seed", "mesh_resolution", "device", "focal_mm", "out_dir")} == \
-        {"model": "chairs", "steps": 4, "seed": 3, "mesh_resolution": 64, "device": "cpu", "focal_mm": 30.0,
-         "out_dir": None}
+    assert passed is options  # the request's options object itself, not fields copied into keywords
+    assert set(kwargs) == {"progress", "cancel"}
     assert callable(kwargs["cancel"]) and not kwargs["cancel"]()
 
 
@@ -408,7 +407,7 @@ def batch():
     return module
 
 
-def test_batch_joint_one_object_per_subfolder(batch, fake_core, tmp_path, capsys):
+def test_batch_joint_one_object_per_subfolder(batch, library_core, tmp_path, capsys):
     objects = tmp_path / "objects"
     for name, count in (("armchair", 3), ("stool", 3), ("broken", 2)):
         (objects / name).mkdir(parents=True)
@@ -423,7 +422,7 @@ def test_batch_joint_one_object_per_subfolder(batch, fake_core, tmp_path, capsys
                                                                      "placed; use photos of one object")
         return fake_object_result(request.images, dropped={1} if "stool" in request.image else ())
 
-    fake_core.result_fn = result_fn
+    library_core.result_fn = result_fn
     out = tmp_path / "out"
     code = batch.main(["x", "--joint", "--input", str(objects), "--out", str(out), "--steps", "3", "--render",
                        "--samples", "1"])
@@ -436,7 +435,7 @@ def test_batch_joint_one_object_per_subfolder(batch, fake_core, tmp_path, capsys
     assert sorted(entries) == ["armchair", "broken", "stool"]
     assert "none of the 2 photos could be placed" in entries["broken"]["error"]
     assert not any(p.name.startswith("broken") for p in out.iterdir())
-    assert [len(c.images) for c in fake_core.calls] == [3, 2, 3]  # armchair (its mask left out), broken, stool
+    assert [len(c.images) for c in library_core.calls] == [3, 2, 3]  # armchair (its mask left out), broken, stool
 
     arm, stool = entries["armchair"], entries["stool"]
     assert arm["ok"] and arm["placed"] == 3 and arm["not_placed"] == [] and arm["vertices"] == 4514
@@ -465,7 +464,7 @@ def test_batch_joint_one_object_per_subfolder(batch, fake_core, tmp_path, capsys
     assert bpy.context.scene.camera.name == "stool_a Camera"
 
 
-def test_batch_joint_photos_given_directly_are_one_object(batch, fake_core, photos, tmp_path, capsys):
+def test_batch_joint_photos_given_directly_are_one_object(batch, library_core, photos, tmp_path, capsys):
     out = tmp_path / "out"
     assert batch.main(["x", "--joint", "--input", *(str(p) for p in photos), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -473,7 +472,7 @@ def test_batch_joint_photos_given_directly_are_one_object(batch, fake_core, phot
     assert (out / "chair_a.blend").is_file() and (out / "chair_a.glb").is_file()
     assert batch.main(["x", "--joint", "--input", str(photos[0].parent), "--out", str(tmp_path / "out2")]) == 0
     summary = json.loads((tmp_path / "out2" / "summary.json").read_text())
-    assert [e["object"] for e in summary["objects"]] == ["photos"] and len(fake_core.calls[-1].images) == 3
+    assert [e["object"] for e in summary["objects"]] == ["photos"] and len(library_core.calls[-1].images) == 3
 
 
 # --- the real core ------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ def test_operator_builds_mesh_camera_and_reports(fake_core, runner, photo):
     assert obj.data.color_attributes.active_color_name == "Col"
     assert obj.data.materials[0].node_tree.nodes.get("Color Attribute") is not None
     request = fake_core.calls[0]
-    assert (request.image, request.steps, request.model, request.device) == (str(photo), 3, "chairs", "auto")
+    assert (request.image, request.options.steps, request.options.model, request.options.device) == \
+        (str(photo), 3, "chairs", "auto")
     status = runner.last_status()
     assert status.ok and "4514 vertices" in status.text
     assert runner.active_job() is None
@@ -33,12 +34,13 @@ def test_operator_options_reach_the_core_and_the_scene(fake_core, photo, tmp_pat
     bpy.ops.shape_from_image.reconstruct(filepath=str(photo), mask_path=str(mask), steps=0, device="CPU",
                                          mesh_resolution=64, seed=7, add_camera=False)
     request = fake_core.calls[0]
-    assert (request.mask, request.steps, request.device, request.mesh_resolution, request.seed) == \
+    assert (request.mask, request.options.steps, request.options.device, request.options.mesh_resolution,
+            request.options.seed) == \
         (str(mask), 0, "cpu", 64, 7)
-    assert request.focal_mm is None  # 0 in the UI: the photo's EXIF value, else the core's default
+    assert request.options.focal_mm is None  # 0 in the UI: the photo's EXIF value, else the core's default
     assert len(bpy.data.cameras) == 0 and len(bpy.data.objects) == 1
     bpy.ops.shape_from_image.reconstruct(filepath=str(photo), steps=0, focal_mm=28.0)
-    assert fake_core.calls[1].focal_mm == 28.0
+    assert fake_core.calls[1].options.focal_mm == 28.0
 
 
 def test_image_datablock_source(fake_core, photo):
@@ -47,11 +49,15 @@ def test_image_datablock_source(fake_core, photo):
     assert bpy.ops.shape_from_image.reconstruct(image_name=image.name) == {"FINISHED"}
     request = fake_core.calls[0]
     assert request.image != str(photo) and request.image.endswith("sphere_chair.png")
+    packed = request.in_memory[0]  # the packed file's bytes, handed over in memory (no temporary file)
+    assert packed.name == request.image and bytes(packed.pixels) == photo.read_bytes()
     cam = bpy.data.objects["sphere_chair Camera"]
     assert cam.data.background_images[0].image == image  # the user's datablock, not a copy
     generated = bpy.data.images.new("painted", 32, 16)
     assert bpy.ops.shape_from_image.reconstruct(image_name=generated.name) == {"FINISHED"}
     assert fake_core.calls[1].image.endswith("painted.png") and generated.source == "GENERATED"
+    pixels = fake_core.calls[1].in_memory[0].pixels
+    assert pixels.shape == (16, 32, 4) and pixels.dtype == np.float32 and abs(float(pixels[0, 0, 3]) - 1.0) < 1e-6
     assert "painted" in bpy.data.objects
 
 
@@ -68,6 +74,7 @@ def test_exif_rotated_photo_gets_an_upright_backdrop(fake_core, photo, tmp_path)
     assert bpy.ops.shape_from_image.reconstruct(filepath=str(rotated)) == {"FINISHED"}
     backdrop = bpy.data.objects["turned_chair Camera"].data.background_images[0].image
     assert tuple(backdrop.size) == (160, 120)
+    assert backdrop.packed_file is not None and not backdrop.filepath  # the core's pixels, no copy on disk
     pixels = np.empty(160 * 120 * 4, np.float32)
     backdrop.pixels.foreach_get(pixels)
     shown = pixels.reshape(120, 160, 4)[::-1, :, :3]
@@ -94,12 +101,25 @@ def test_missing_file_is_reported_and_nothing_changes(fake_core, tmp_path):
 def test_core_error_is_reported_and_nothing_changes(runner, monkeypatch, photo):
     message = f"{photo}: no chair found in the photo; use a photo with one chair or give a mask"
     monkeypatch.setattr(runner, "_call_core", FakeCore(result_fn=lambda r: sfi_helpers.failed_result(
-        r.image, message)))
+        r.image, message, kind="refused")))
     before = snapshot()
     with pytest.raises(RuntimeError, match="no chair found"):
         bpy.ops.shape_from_image.reconstruct(filepath=str(photo))
     assert snapshot() == before
-    assert not runner.last_status().ok and runner.last_outcome().kind == "error"
+    assert not runner.last_status().ok and runner.last_outcome().kind == "refused"
+
+
+def test_outcome_kind_is_the_results_not_its_text(runner, monkeypatch, photo):
+    """A result cancelled by the core says so by its kind; a failure whose text says 'cancelled' is a failure."""
+    monkeypatch.setattr(runner, "_call_core", FakeCore(result_fn=lambda r: sfi_helpers.failed_result(
+        r.image, f"{r.image}: stopped", kind="cancelled")))
+    assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo)) == {"CANCELLED"}
+    assert runner.last_outcome().kind == "cancelled"
+    monkeypatch.setattr(runner, "_call_core", FakeCore(result_fn=lambda r: sfi_helpers.failed_result(
+        r.image, f"{r.image}: cancelled nothing", kind="failed")))
+    with pytest.raises(RuntimeError, match="cancelled nothing"):
+        bpy.ops.shape_from_image.reconstruct(filepath=str(photo))
+    assert runner.last_outcome().kind == "failed"
 
 
 def test_core_exception_is_reported_not_raised(runner, monkeypatch, photo):
@@ -317,5 +337,5 @@ def test_the_height_texture_and_face_budget_reach_the_core(fake_core, photo):
                                                 faces=5000) == {"FINISHED"}
     assert bpy.ops.shape_from_image.reconstruct(filepath=str(photo)) == {"FINISHED"}
     given, default = fake_core.calls
-    assert (given.height_m, given.texture_size, given.faces) == (1.25, 512, 5000)
-    assert (default.height_m, default.texture_size, default.faces) == (None, 1024, None)
+    assert (given.options.height_m, given.options.texture_size, given.options.faces) == (1.25, 512, 5000)
+    assert (default.options.height_m, default.options.texture_size, default.options.faces) == (None, 1024, None)

@@ -20,7 +20,7 @@ def test_real_core_unknown_model_is_reported(real_core, runner, photo):
     with pytest.raises(RuntimeError, match="unknown model 'no_such_model'"):
         bpy.ops.shape_from_image.reconstruct(filepath=str(photo), model="no_such_model", steps=0)
     assert sfi_helpers.snapshot() == before
-    assert runner.last_outcome().kind == "error"
+    assert runner.last_outcome().kind == "refused"
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ def test_real_pipeline_with_an_imported_paper_model_builds_the_scene(paper_model
 @pytest.mark.parametrize("where", ["process", "thread"])
 def test_real_pipeline_cancel_in_the_worker(tiny_model, runner, photo, monkeypatch, where):
     monkeypatch.setattr(runner, "WORKER", where)
-    job = runner.Job(runner.Request(image=str(photo), model=str(tiny_model), steps=50, device="cpu",
-                                    mesh_resolution=32)).start()
+    job = runner.Job(runner.Request(image=str(photo), options=runner.ReconstructOptions(
+        model=str(tiny_model), steps=50, device="cpu", mesh_resolution=32))).start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         job.poll()
@@ -119,7 +119,8 @@ def test_batch_with_the_real_core_writes_the_cores_files(tiny_model, tmp_path, p
 def test_real_model_cancel_stops_within_one_step(real_core, runner):
     photos = sorted((sfi_helpers.REPO / "examples").glob("*.png"))
     assert photos, "the example photos are part of the repository"
-    job = runner.Job(runner.Request(image=str(photos[0]), steps=200, device="cpu", mesh_resolution=64)).start()
+    job = runner.Job(runner.Request(image=str(photos[0]), options=runner.ReconstructOptions(
+        steps=200, device="cpu", mesh_resolution=64))).start()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         job.poll()

@@ -74,7 +74,8 @@ def test_import_is_cheap():
                          check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     loaded = set(eval(out.stdout.strip().splitlines()[-1]))  # a printed list of module names
-    torch_free = {f"shape_from_image.core{m}" for m in ("", ".color", ".errors", ".registry", ".result", ".geometry", ".geometry.lens")}
+    torch_free = {f"shape_from_image.core{m}" for m in ("", ".color", ".config", ".errors", ".registry", ".result",
+                                                        ".geometry", ".geometry.lens")}
     assert "torch" not in loaded and loaded <= torch_free, loaded - torch_free
 
 

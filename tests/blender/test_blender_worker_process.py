@@ -23,8 +23,8 @@ def worker(runner):
 
 
 def _request(runner, photo, model, steps):
-    return runner.Request(image=str(photo), model=str(model), steps=steps, device="cpu", mesh_resolution=16,
-                          texture_size=64)
+    return runner.Request(image=str(photo), options=runner.ReconstructOptions(
+        model=str(model), steps=steps, device="cpu", mesh_resolution=16, texture_size=64))
 
 
 def _wait_for_inversion(job, timeout=120.0):
@@ -53,6 +53,22 @@ def test_a_job_runs_in_the_worker_process_which_stays_for_the_next(worker, runne
     assert again.wait(timeout=120).ok and again.process.proc.pid == pid  # the same child, model loaded
 
 
+def test_a_photo_in_memory_crosses_to_the_worker_process(worker, runner, fast_model, photo, tmp_path):
+    """Pixels given in memory (a Blender image's) reach the child through the pipe, no file on the way."""
+    from PIL import Image
+    from shape_from_image.core.io.memory import ImageArray
+
+    pixels = np.asarray(Image.open(photo).convert("RGBA"))
+    name = str(tmp_path / "not_on_disk.png")
+    request = _request(runner, photo, fast_model, 0)
+    request.image, request.in_memory = name, (ImageArray(pixels, name),)
+    outcome = runner.Job(request).start().wait(timeout=120)
+    assert outcome.ok, outcome
+    assert not (tmp_path / "not_on_disk.png").exists() and len(outcome.result.mesh.vertices) > 0
+    from_file = runner.Job(_request(runner, photo, fast_model, 0)).start().wait(timeout=120)
+    np.testing.assert_allclose(outcome.result.latent, from_file.result.latent, rtol=1e-5, atol=1e-6)
+
+
 def test_cancel_reaches_the_worker_process(worker, runner, fast_model, photo):
     job = runner.Job(_request(runner, photo, fast_model, 500)).start()
     _wait_for_inversion(job)
@@ -69,7 +85,7 @@ def test_a_killed_child_gives_one_line_and_the_next_run_works(worker, runner, fa
     pid = job.process.proc.pid
     os.kill(pid, signal.SIGKILL)
     outcome = job.wait(timeout=30)
-    assert outcome is not None and outcome.kind == "error" and outcome.result is None
+    assert outcome is not None and outcome.kind == "failed" and outcome.result is None
     assert "\n" not in outcome.message and outcome.message.startswith(str(photo))
     assert "killed by SIGKILL" in outcome.message and "run it again" in outcome.message
     again = runner.Job(_request(runner, photo, fast_model, 0)).start()
@@ -85,7 +101,7 @@ def test_the_operator_reports_a_dead_child_and_adds_nothing(worker, runner, fast
     before = snapshot()
     job = runner.Job(_request(runner, photo, fast_model, 0)).start()
     outcome = job.wait(timeout=60)
-    assert outcome.kind == "error" and "ended with exit status 1" in outcome.message
+    assert outcome.kind == "failed" and "ended with exit status 1" in outcome.message
     assert "\n" not in outcome.message
     op = type("Op", (), {"report": lambda self, kind, text: reports.append((next(iter(kind)), text))})()
     reports: list = []
