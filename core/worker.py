@@ -94,4 +94,8 @@ def main() -> int:
 if __name__ == "__main__":
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != here]
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # no interpreter shutdown: the thread reading stdin holds its lock (Python aborts on that), and nothing
+    # here needs cleaning up
+    os._exit(code)

@@ -125,7 +125,7 @@ def test_warm_up_loads_the_model_in_the_worker_process(worker, runner, fast_mode
     runner.warming_thread("no_such_model", "cpu").join(60)
     assert worker.current().alive
     runner.shutdown()  # unregister: the child ends and its warm-ups with it
-    assert worker.current() is None and pending.stale
+    assert worker.current() is None and pending.stale and pending.process.proc.returncode == 0
     assert runner.warm_up_in_background(str(fast_model), "cpu")  # a new child warms up again
     runner.warming_thread(str(fast_model), "cpu").join(120)
 
