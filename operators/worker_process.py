@@ -1,14 +1,15 @@
 """The worker process: reconstructions run in a child Python process that stays alive between runs.
 
-Why a process and not a thread of Blender: inside Blender's process torch's kernels took about twice the
-CPU time they take in a plain Python on the same machine (measured with ``scripts/gui_smoke.sh``; the
-numbers are in the README), so a GUI run took up to twice as long as the same call from the command line.
-In a child process the work costs what the command line costs, Blender's UI stays responsive, and a crash
-in native code (or the out-of-memory killer) ends the child, never Blender.
+Why a process and not a thread of Blender: inside Blender's process the same torch call took about 1.7
+times the CPU time it takes in a plain Python on the same machine, and up to 2.5 times the wall time
+(``scripts/gui_smoke.sh``, numbers in the README). In a child process the work costs what the command
+line costs, Blender's UI stays responsive, and a crash in native code (or the out-of-memory killer) ends
+the child, never Blender.
 
-The child is Blender's own Python (:func:`operators.deps.blender_python`) running ``core/worker.py``, which
-hands over to ``operators/worker_child.py``; it imports the core and ``operators.runner``, never ``bpy``. It starts with the panel's model
-warm-up (or the first run) and stays alive so that the model stays loaded; :func:`shutdown` (unregister,
+The child is Blender's own Python (:func:`operators.deps.blender_python`) running ``core/worker.py``,
+which hands over to ``operators/worker_child.py``; it imports the core and ``operators.runner``, never
+``bpy``. It starts with the panel's model warm-up (or the first run) and stays alive so that the model
+stays loaded; :func:`shutdown` (unregister,
 Blender's exit) stops it. One job runs at a time; messages are pickles over the child's stdin/stdout:
 
 - parent -> child: ``("warm_up", key, model, device)``, ``("run", job_id, request)``,
