@@ -9,8 +9,8 @@ the child, never Blender.
 The child is Blender's own Python (:func:`operators.deps.blender_python`) running ``core/worker.py``,
 which hands over to ``operators/worker_child.py``; it imports the core and ``operators.runner``, never
 ``bpy``. It starts with the panel's model warm-up (or the first run) and stays alive so that the model
-stays loaded; :func:`shutdown` (unregister,
-Blender's exit) stops it. One job runs at a time; messages are pickles over the child's stdin/stdout:
+stays loaded; :func:`shutdown` (unregister, Blender's exit) stops it. One job runs at a time; messages
+are pickles over the child's stdin/stdout:
 
 - parent -> child: ``("warm_up", key, model, device)``, ``("run", job_id, request)``,
   ``("cancel", job_id)``, ``("quit",)``;
