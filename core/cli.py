@@ -85,15 +85,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     if args.joint:
         return _run_joint(args, options)
     from .api import reconstruct
-    from .progress import ProgressBar
 
-    with ProgressBar(disable=args.quiet) as bar:
-        try:
-            results = reconstruct(args.images, options, masks=args.mask, progress=bar)
-        except ReconstructionError as err:
-            bar.close()
-            print(f"error: {err}", file=sys.stderr)
-            return 1
+    results = _with_progress(reconstruct, args, options)
+    if results is None:
+        return 1
     failed = 0
     for res in results:
         if res.ok:
@@ -115,18 +110,27 @@ def _number(text, kind):
         return text
 
 
-def _run_joint(args: argparse.Namespace, options) -> int:
-    """``--joint``: one object from all the photos; exit 1 when a photo was left out or nothing was made."""
-    from .joint import reconstruct_object
+def _with_progress(run, args: argparse.Namespace, options):
+    """``run(args.images, options, masks=args.mask, progress=...)`` with a progress bar on stderr (unless
+    ``--quiet``); None, after one ``error:`` line, when it refuses the call (ReconstructionError)."""
     from .progress import ProgressBar
 
     with ProgressBar(disable=args.quiet) as bar:
         try:
-            obj = reconstruct_object(args.images, options, masks=args.mask, progress=bar)
+            return run(args.images, options, masks=args.mask, progress=bar)
         except ReconstructionError as err:
             bar.close()
             print(f"error: {err}", file=sys.stderr)
-            return 1
+            return None
+
+
+def _run_joint(args: argparse.Namespace, options) -> int:
+    """``--joint``: one object from all the photos; exit 1 when a photo was left out or nothing was made."""
+    from .joint import reconstruct_object
+
+    obj = _with_progress(reconstruct_object, args, options)
+    if obj is None:
+        return 1
     for view in obj.views:
         if not view.ok:
             print(f"error: {view.error}", file=sys.stderr)

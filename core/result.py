@@ -30,8 +30,28 @@ class CameraInfo:
                 "cx": float(self.cx), "cy": float(self.cy)}
 
 
+@dataclass(kw_only=True)
+class RunRecord:
+    """What a result says of the run that made it (:class:`ReconstructionResult`, :class:`ObjectResult`)."""
+
+    model: str = ""
+    """model name or path used."""
+    steps: int = 0
+    """inversion steps run (for an object: of the joint inversion)."""
+    device: str = "cpu"
+    """torch device the work ran on."""
+    losses: list[float] = field(default_factory=list)
+    """inversion loss per step (empty for steps=0; for an object: summed over the placed views)."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """seconds per stage: load, encoder, pose, inversion, mesh, total (for an object: of the whole object)."""
+    mesh_path: str | None = None
+    """mesh file written when an output folder was given."""
+    json_path: str | None = None
+    """JSON written when an output folder was given (for an object: with every view's camera)."""
+
+
 @dataclass
-class ReconstructionResult:
+class ReconstructionResult(RunRecord):
     """Outcome for one input image; ``ok`` is False when ``error`` says why it failed."""
 
     image: str
@@ -47,20 +67,6 @@ class ReconstructionResult:
     mesh: object | None = None
     """core.mesh.Mesh: vertices (V, 3) world Z-up, faces (F, 3), colors (V, 3) sRGB in [0, 1], and
     optionally ``parts`` (core.parts.ColorParts: per-vertex part weights and the palette they mix)."""
-    model: str = ""
-    """model name or path used."""
-    steps: int = 0
-    """inversion steps run."""
-    device: str = "cpu"
-    """torch device the work ran on."""
-    losses: list[float] = field(default_factory=list)
-    """inversion loss per step (empty for steps=0)."""
-    timings: dict[str, float] = field(default_factory=dict)
-    """seconds per stage: load, encoder, pose, inversion, mesh, total."""
-    mesh_path: str | None = None
-    """file written when an output folder was given."""
-    json_path: str | None = None
-    """JSON written when an output folder was given."""
     mask_source: str = ""
     """where the foreground came from: 'alpha', 'mask' or 'auto'."""
     focal_source: str = ""
@@ -129,7 +135,7 @@ def _palette_json(mesh) -> dict:
 
 
 @dataclass
-class ObjectResult:
+class ObjectResult(RunRecord):
     """Outcome for one object seen in several photos (:func:`core.joint.reconstruct_object`): one mesh,
     one camera per photo, all in the object's canonical frame."""
 
@@ -146,20 +152,6 @@ class ObjectResult:
     views: list[ReconstructionResult] = field(default_factory=list)
     """one per input photo, in input order: ``ok`` with its ``camera`` (and the shared ``mesh``), or not
     ``ok`` with ``error`` naming the photo (unreadable, or dropped because it could not be placed)."""
-    model: str = ""
-    """model name or path used."""
-    steps: int = 0
-    """joint inversion steps run."""
-    device: str = "cpu"
-    """torch device the work ran on."""
-    losses: list[float] = field(default_factory=list)
-    """joint inversion loss per step, summed over the placed views."""
-    timings: dict[str, float] = field(default_factory=dict)
-    """seconds per stage for the whole object: load, encoder, pose, inversion, mesh, total."""
-    mesh_path: str | None = None
-    """mesh file written when an output folder was given."""
-    json_path: str | None = None
-    """JSON written when an output folder was given (every view's camera)."""
     latent: np.ndarray | None = None
     """(num_ws, w_dim) the object's refined styles."""
     plane_offset: np.ndarray | None = None

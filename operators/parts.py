@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import bpy
 
-from . import scene
+from . import part_nodes, scene_data
 
 
 def _parts_object(context):
     obj = getattr(context, "active_object", None)
     if obj is None or obj.type != "MESH" or not len(obj.data.materials):
         return None
-    if not scene.part_swatches(obj.data.materials[0]) or scene.RESIDUAL_ATTRIBUTE not in obj.data.attributes:
+    if not part_nodes.part_swatches(obj.data.materials[0]) or scene_data.RESIDUAL_ATTRIBUTE not in obj.data.attributes:
         return None
     return obj
 
@@ -36,11 +36,11 @@ class SHAPE_FROM_IMAGE_OT_bake_parts(bpy.types.Operator):
 
     def execute(self, context):
         obj = _parts_object(context)
-        if obj is None or not scene.bake_parts_to_col(obj):
+        if obj is None or not part_nodes.bake_parts_to_col(obj):
             self.report({"ERROR"}, f"{getattr(obj, 'name', 'the object')}: its part attributes are missing; "
                                    "reconstruct the photo again")
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{obj.name}: parts baked into the color attribute '{scene.COLOR_ATTRIBUTE}'")
+        self.report({"INFO"}, f"{obj.name}: parts baked into the color attribute '{scene_data.COLOR_ATTRIBUTE}'")
         return {"FINISHED"}
 
 

@@ -11,7 +11,7 @@ import os
 
 import bpy
 
-from . import scene as scene_build
+from . import camera_object
 
 _SKIP = {"SKIP_SAVE"}
 _HIDDEN = {"SKIP_SAVE", "HIDDEN"}
@@ -123,11 +123,11 @@ class SHAPE_FROM_IMAGE_OT_use_camera(bpy.types.Operator):
         if obj is None or obj.type != "CAMERA":
             self.report({"ERROR"}, f"Camera '{self.camera}' is not in this file: reconstruct the photos again")
             return {"CANCELLED"}
-        resized = scene_build.use_camera(context.scene, obj)
+        resized = camera_object.use_camera(context.scene, obj)
         space = getattr(context, "space_data", None)
         if space is not None and space.type == "VIEW_3D" and space.region_3d is not None:
             space.region_3d.view_perspective = "CAMERA"
-        size = scene_build.photo_size(obj) if resized else None
+        size = camera_object.photo_size(obj) if resized else None
         text = f"{obj.name} is the scene camera" + (f", rendering at {size[0]} x {size[1]}" if size else "")
         self.report({"INFO"}, text)
         return {"FINISHED"}

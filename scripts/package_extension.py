@@ -1,27 +1,30 @@
 """Build the installable extension: dist/shape_from_image-<version>.zip.
 
-    python scripts/package_extension.py [--out-dir dist] [--no-weights]
+    python scripts/package_extension.py [--out-dir dist] [--no-weights] [--list]
 
-``blender --command extension build`` is not available with the ``bpy`` module, so this writes the
-zip itself: every file under the repository root that the manifest's ``[build]
-paths_exclude_pattern`` (gitignore-style) does not exclude, with ``blender_manifest.toml`` at the
-zip root. The shipped model (``weights/``) is included; ``.safetensors`` files are stored without
-compression (they do not compress). Needs only the standard library (Python 3.11+ for tomllib).
+Blender's own extension builder writes the zip (``blender --command extension build``; its command line,
+``blender_ext.py``, ships in the ``bpy`` wheel of requirements-dev.txt and runs in this Python without
+starting Blender): every file under the repository root that the manifest's ``[build]
+paths_exclude_pattern`` does not exclude, with ``blender_manifest.toml`` at the zip root. The shipped
+model (``weights/``) is included; ``--no-weights`` leaves it out (a test build).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import re
+import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = ("blender_manifest.toml", "__init__.py", "core/api.py", "operators/reconstruct.py", "panels/main.py")
-STORED_SUFFIXES = (".safetensors", ".png", ".jpg", ".jpeg", ".zip")
+BUILDER = "scripts/addons_core/bl_pkg/cli/blender_ext.py"
+"""Blender's extension command line, under the ``<version>/`` folder of the bpy module."""
 
 
 def read_manifest(root: Path = ROOT) -> dict:
@@ -29,107 +32,64 @@ def read_manifest(root: Path = ROOT) -> dict:
         return tomllib.load(f)
 
 
-def _glob_to_regex(glob: str) -> str:
-    """gitignore glob -> regex over '/'-separated paths: '*' and '?' stay inside one path part."""
-    out, i = [], 0
-    while i < len(glob):
-        c = glob[i]
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = glob.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = glob[i + 1:end]
-                out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
+def blender_builder() -> Path:
+    """Blender's ``blender_ext.py`` in the installed bpy module (found without importing bpy)."""
+    spec = importlib.util.find_spec("bpy")
+    for base in (spec.submodule_search_locations or []) if spec is not None else []:
+        found = sorted(Path(base).glob(f"*/{BUILDER}"))
+        if found:
+            return found[-1]
+    raise SystemExit("cannot package: Blender's extension builder comes with the bpy module; install it with "
+                     "pip install -r requirements-dev.txt (or run make package)")
 
 
-class ExcludePatterns:
-    """gitignore-style matching as Blender's extension builder does it: a path is excluded when a
-    pattern matches it and no '!' pattern does (declaration order does not matter)."""
-
-    def __init__(self, patterns: list[str]):
-        self.rules: list[tuple[bool, bool, re.Pattern]] = []
-        for raw in patterns:
-            negate = raw.startswith("!")
-            pattern = raw[1:] if negate else raw
-            if pattern.startswith("\\!"):
-                pattern = pattern[1:]
-            dir_only = pattern.endswith("/")
-            if dir_only:
-                pattern = pattern[:-1]
-            anchored = "/" in pattern  # a slash before the end anchors the pattern to the root
-            pattern = pattern.lstrip("/")
-            regex = _glob_to_regex(pattern)
-            full = ("^" if anchored else "^(?:.*/)?") + regex + "$"
-            self.rules.append((negate, dir_only, re.compile(full)))
-
-    def excluded(self, rel_path: str, is_dir: bool) -> bool:
-        """``rel_path`` uses '/' and no leading '/'."""
-        hit = False
-        for negate, dir_only, regex in self.rules:
-            if dir_only and not is_dir:
-                continue
-            if regex.match(rel_path):
-                if negate:
-                    return False
-                hit = True
-        return hit
+def _blender_build(root: Path, out_dir: Path) -> Path:
+    """Run Blender's builder on ``root``; the zip it wrote in ``out_dir``."""
+    run = subprocess.run([sys.executable, str(blender_builder()), "build", "--source-dir", str(root),
+                          "--output-dir", str(out_dir)], check=False, capture_output=True, text=True)
+    zips = sorted(out_dir.glob("*.zip"))
+    if run.returncode != 0 or len(zips) != 1:
+        raise SystemExit(f"cannot package: Blender's extension builder failed:\n{run.stdout}{run.stderr}".rstrip())
+    return zips[0]
 
 
-def package_files(root: Path = ROOT, include_weights: bool = True) -> list[str]:
-    """Relative paths ('/'-separated, sorted) of the files that go into the zip."""
-    manifest = read_manifest(root)
-    patterns = list(manifest.get("build", {}).get("paths_exclude_pattern", []))
-    if not include_weights:
-        patterns.append("/weights/")
-    rules = ExcludePatterns(patterns)
-    files: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = sorted(d for d in dirnames if not rules.excluded(rel_dir + d, is_dir=True)
-                             and not os.path.islink(os.path.join(dirpath, d)))
-        for name in sorted(filenames):
-            rel = rel_dir + name
-            if not rules.excluded(rel, is_dir=False) and os.path.isfile(os.path.join(dirpath, name)):
-                files.append(rel)
-    return sorted(files)
+def _without_weights(source: Path, target: Path) -> None:
+    """Copy the zip ``source`` to ``target`` leaving ``weights/`` out (entries copied with their compression)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
+        for info in zin.infolist():
+            if not info.filename.startswith("weights/"):
+                zout.writestr(info, zin.read(info), compress_type=info.compress_type)
 
 
 def build_zip(out_dir: Path | None = None, root: Path = ROOT, include_weights: bool = True) -> Path:
-    """Write ``<out_dir>/<id>-<version>.zip``; returns its path."""
+    """Write ``<out_dir>/<id>-<version>.zip`` with Blender's builder; returns its path."""
     manifest = read_manifest(root)
-    files = package_files(root, include_weights)
-    missing = [f for f in REQUIRED if f not in files]
-    if missing:
-        raise SystemExit(f"cannot package: missing {', '.join(missing)} under {root}")
     out_dir = Path(out_dir or root / "dist")
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{manifest['id']}-{manifest['version']}.zip"
-    tmp = target.with_suffix(".zip.part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for rel in files:
-            stored = rel.lower().endswith(STORED_SUFFIXES)
-            zf.write(root / rel, rel, compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
-    os.replace(tmp, target)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".build-") as tmp:
+        built = _blender_build(root, Path(tmp))
+        names = set(zipfile.ZipFile(built).namelist())
+        missing = [f for f in REQUIRED if f not in names]
+        if missing:
+            raise SystemExit(f"cannot package: missing {', '.join(missing)} under {root}")
+        if not include_weights:
+            trimmed = Path(tmp) / "trimmed.zip"
+            _without_weights(built, trimmed)
+            built = trimmed
+        os.replace(built, target)
     return target
+
+
+def zip_files(path: Path) -> list[str]:
+    """The files (not folders) in the zip at ``path``, sorted."""
+    return sorted(n for n in zipfile.ZipFile(path).namelist() if not n.endswith("/"))
+
+
+def package_files(root: Path = ROOT, include_weights: bool = True) -> list[str]:
+    """Relative paths ('/'-separated, sorted) of the files that go into the zip (a build in a temporary folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return zip_files(build_zip(Path(tmp), root, include_weights))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(package_files(ROOT, not args.no_weights)))
         return 0
-    files = package_files(ROOT, not args.no_weights)
+    target = build_zip(Path(args.out_dir), ROOT, not args.no_weights)
+    files = zip_files(target)
     if not args.no_weights and not any(f.startswith("weights/") and f.endswith(".safetensors") for f in files):
         print("warning: no weights/*.safetensors: the package will have no model", file=sys.stderr)
-    target = build_zip(Path(args.out_dir), ROOT, not args.no_weights)
     print(f"{target} ({target.stat().st_size / 1e6:.1f} MB, {len(files)} files)")
     return 0
 

@@ -198,13 +198,15 @@ def test_errors_leave_the_scene_as_it_was(runner, monkeypatch, photos, failure, 
 def test_a_failure_midway_removes_everything_built(scene_mod, monkeypatch, photos):
     """The third camera's backdrop fails: mesh, material, two cameras and the loaded photos go again, the
     scene camera and resolution come back, an earlier result of the same photos stays."""
+    from shape_from_image.operators import camera_object
+
     scene = bpy.context.scene
     paths = [str(p) for p in photos]
     scene_mod.build_object(scene, fake_object_result(paths))
     scene.camera = None
     scene.render.resolution_x, scene.render.resolution_y = 333, 222
     before = snapshot()
-    real, calls = scene_mod.add_background_image, []
+    real, calls = camera_object.add_background_image, []
 
     def fails_third(cam_data, image):
         calls.append(cam_data.name)
@@ -212,7 +214,7 @@ def test_a_failure_midway_removes_everything_built(scene_mod, monkeypatch, photo
             raise RuntimeError("simulated failure at the third camera")
         real(cam_data, image)
 
-    monkeypatch.setattr(scene_mod, "add_background_image", fails_third)
+    monkeypatch.setattr(camera_object, "add_background_image", fails_third)
     with pytest.raises(RuntimeError, match="third camera"):
         scene_mod.build_object(scene, fake_object_result(paths))
     assert len(calls) == 3 and snapshot() == before

@@ -163,6 +163,8 @@ def test_invalid_results_are_refused_before_building(scene_mod, tmp_path, breaka
 
 
 def test_failure_midway_removes_everything(scene_mod, tmp_path, monkeypatch, photo):
+    from shape_from_image.operators import camera_object
+
     scene = bpy.context.scene
     scene_mod.build_result(scene, fake_result(str(photo)))  # an earlier result that must survive
     before = sfi_helpers.snapshot()
@@ -170,7 +172,7 @@ def test_failure_midway_removes_everything(scene_mod, tmp_path, monkeypatch, pho
     def broken(cam_data, image):
         raise RuntimeError("simulated failure while adding the backdrop")
 
-    monkeypatch.setattr(scene_mod, "add_background_image", broken)
+    monkeypatch.setattr(camera_object, "add_background_image", broken)
     with pytest.raises(RuntimeError, match="simulated"):
         scene_mod.build_result(scene, fake_result(str(photo)))
     assert sfi_helpers.snapshot() == before
