@@ -64,7 +64,9 @@ chroot "$R" blender --version | head -1
 
 echo "== build the zip"
 rm -rf "$OUT" && mkdir -p "$OUT"
-python3 "$REPO/scripts/package_extension.py" --out-dir "$OUT/dist"
+# the extension builder ships in the bpy module of the development environment (make env)
+PY=python3; [ -x "$REPO/.venv/bin/python" ] && PY=$REPO/.venv/bin/python
+"$PY" "$REPO/scripts/package_extension.py" --out-dir "$OUT/dist"
 ZIP=$(cd "$OUT/dist" && ls shape_from_image-*.zip)
 
 run() {  # run a command in the chroot with the fresh profile
