@@ -1,10 +1,9 @@
-"""The Reconstruct operator: validate inputs, run the core (worker thread or inline), build the scene.
+"""The Reconstruct operator: validate inputs, run the core (worker process or inline), build the scene.
 
-Interactive (``invoke``): the core runs in a worker thread (see ``runner.py`` for why a thread);
-a 0.1 s modal timer drains its queue, shows progress in the status bar and the sidebar (redrawing only
-that region, when the step changed and at most once a second, so the GUI run costs what the CLI
-costs), and Esc or
-the panel's Cancel button sets the cancel event. The scene is built on the main thread inside
+Interactive (``invoke``): the core runs in the worker process (``worker_process.py``; a thread where
+``runner.py`` says); a 0.1 s modal timer drains its queue, shows progress in the status bar and the
+sidebar (redrawing only that region, when the step changed and at most once a second), and Esc or
+the panel's Cancel button cancels the job. The scene is built on the main thread inside
 ``modal`` before it returns {'FINISHED'}, so the operator's UNDO push makes the whole result one
 undo step. In background mode and when called with EXEC_DEFAULT (scripts) ``execute`` runs the
 same job inline and returns when done. On cancel or error nothing is added to the scene.
@@ -297,7 +296,7 @@ class SHAPE_FROM_IMAGE_OT_reconstruct(bpy.types.Operator):
         return self._start_modal(context)
 
     def _start_modal(self, context) -> set:
-        """Start the worker thread and the 0.1 s timer that drives :meth:`modal`."""
+        """Start the job (worker process or thread) and the 0.1 s timer that drives :meth:`modal`."""
         request = self._prepare_or_report(context)
         if request is None:
             return {"CANCELLED"}

@@ -1,21 +1,15 @@
 """Runs the core reconstruction off Blender's main thread and hands the result back to it.
 
-Why a worker THREAD and not a worker process:
-- torch releases the GIL inside its kernels, so a thread keeps Blender's UI responsive while the
-  encoder, the inversion and marching cubes run;
-- there is no clean second interpreter to spawn from inside Blender: depending on the build,
-  ``sys.executable`` is the Blender binary itself (older releases), Blender's bundled Python
-  without the add-on's package context, or, with the ``bpy`` module, a Python that would import
-  Blender again; a process would have to rebuild the add-on's import path and ship every result
-  back through pickles;
-- GPU memory and the loaded model stay shared with the process, so a second run does not pay for
-  loading torch/CUDA again, and the result (numpy arrays) needs no pickling.
-The price is that a crash in native code would take Blender down; the core never calls into bpy.
+Interactive runs go to a worker PROCESS (``worker_process.py``: why, and how the messages cross): the
+child calls :func:`_call_core` through the same :meth:`Job._work` as here and sends the progress reports
+and the :class:`Outcome` back; the main thread sees them in ``Job.messages`` either way. A worker THREAD
+of Blender's process is the fallback: where ``_call_core`` was replaced (tests: a replacement cannot
+cross to another process) or ``WORKER`` is "thread". Background mode and scripts run inline.
 
-Rules kept here: the worker thread only calls ``_call_core`` and posts messages to a
-``queue.Queue``. It NEVER touches ``bpy``. The main thread (a modal operator's timer, or the
-operator's ``execute`` in background mode) drains the queue with :meth:`Job.poll` and builds the
-scene from the result. Cancelling sets a ``threading.Event`` that the core polls between steps.
+Rules kept here: the worker (thread or child) only calls ``_call_core`` and posts messages. It NEVER
+touches ``bpy``. The main thread (a modal operator's timer, or the operator's ``execute`` in background
+mode) drains the queue with :meth:`Job.poll` and builds the scene from the result. Cancelling sets a
+``threading.Event`` that the core polls between steps (in the child, on the parent's message).
 """
 
 from __future__ import annotations
@@ -205,16 +199,36 @@ def _call_core(request: Request, progress, cancel) -> list:
                 masks=None if request.mask is None else [request.mask], progress=progress, cancel=cancel)
 
 
-_WARMING: dict[tuple, threading.Thread] = {}
+_CORE_CALL = _call_core
+WORKER = "process"
+"""where :meth:`Job.start` runs a job: "process" (the worker process) or "thread"."""
+
+
+def in_process() -> bool:
+    """Whether :meth:`Job.start` and the warm-up use the worker process (see the module docstring)."""
+    return WORKER == "process" and _call_core is _CORE_CALL
+
+
+_WARMING: dict[tuple, Any] = {}
+WARM_UP_JOIN_S = 120.0
+"""how long unregister waits for a warm-up thread (the thread fallback) before going on."""
 
 
 def warm_up_in_background(model: str, device: str) -> bool:
-    """Start ``core.api.warm_up`` in a daemon thread, once per (model, device) in this Blender session,
-    so the first Reconstruct click does not pay the model load and first-call costs. True when it
-    started now. Best effort: a problem here is left for the real call to report."""
+    """Start ``core.api.warm_up`` in the worker process (or a daemon thread), once per (model, device)
+    and worker, so the first Reconstruct click does not pay the model load and first-call costs. True
+    when it started now. Best effort: a problem here is left for the real call to report."""
     key = (model, device)
-    if key in _WARMING:
+    if key in _WARMING and not getattr(_WARMING[key], "stale", False):
         return False
+    if in_process():
+        from . import worker_process
+
+        try:
+            _WARMING[key] = worker_process.get().warm_up(model, device)
+        except OSError:  # no interpreter to start: the run reports it
+            return False
+        return True
 
     def work() -> None:
         try:
@@ -230,13 +244,15 @@ def warm_up_in_background(model: str, device: str) -> bool:
     return True
 
 
-def warming_thread(model: str, device: str) -> threading.Thread | None:
-    """The warm-up thread started for (model, device), if any (tests, unregister)."""
+def warming_thread(model: str, device: str):
+    """The warm-up started for (model, device), if any: a thread, or a ``worker_process.Pending`` with the
+    same ``is_alive`` and ``join`` (tests, unregister)."""
     return _WARMING.get((model, device))
 
 
 class Job:
-    """One reconstruction; :meth:`start` runs it in a thread, :meth:`run_inline` in the caller's."""
+    """One reconstruction; :meth:`start` runs it in the worker process or a thread, :meth:`run_inline` in
+    the caller's."""
 
     def __init__(self, request: Request, echo=None):
         self.request = request
@@ -245,6 +261,10 @@ class Job:
         self.messages: queue.Queue = queue.Queue()
         self.cancel_event = threading.Event()
         self.thread: threading.Thread | None = None
+        self.process = None
+        """the ``worker_process.WorkerProcess`` running the job, if it runs there."""
+        self.process_id = 0
+        self.finished = threading.Event()
         self.latest: ProgressReport | None = None
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
@@ -268,7 +288,15 @@ class Job:
                 outcome = Outcome(_error_kind(err), _error_message(err, self.request.label))
             outcome.seconds = time.monotonic() - t0
         release_memory()
+        self.finish(outcome)
+
+    def finish(self, outcome: Outcome) -> None:
+        """Post the outcome (the worker thread, or the worker process's reader)."""
         self.messages.put(("done", outcome))
+        self.finished.set()
+
+    def failed_outcome(self, reason: str) -> Outcome:
+        return Outcome("failed", f"{self.request.label}: {reason}", seconds=time.monotonic() - self.started)
 
     def _outcome_from_results(self, results: list, seconds: float) -> Outcome:
         label = self.request.label
@@ -284,6 +312,16 @@ class Job:
 
     # --- main-thread side ---------------------------------------------------------------------
     def start(self) -> Job:
+        if in_process():
+            from . import worker_process
+
+            try:
+                self.process = worker_process.get()
+            except OSError as err:  # no interpreter to start: the job fails, Blender goes on
+                self.finish(self.failed_outcome(f"could not start the reconstruction process ({err})"))
+                return self
+            self.process.submit(self)
+            return self
         self.thread = threading.Thread(target=self._work, name="shape_from_image", daemon=True)
         self.thread.start()
         return self
@@ -298,6 +336,8 @@ class Job:
     def cancel(self) -> None:
         """Ask the core to stop; it notices within one step."""
         self.cancel_event.set()
+        if self.process is not None:
+            self.process.cancel(self)
 
     @property
     def cancelling(self) -> bool:
@@ -316,9 +356,11 @@ class Job:
                 self.outcome = payload
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
-        """Block until the worker thread ended (tests, unregister); then :meth:`poll`."""
+        """Block until the worker ended (tests, unregister); then :meth:`poll`."""
         if self.thread is not None:
             self.thread.join(timeout)
+        elif self.process is not None:
+            self.finished.wait(timeout)
         return self.poll()
 
     def describe(self) -> str:
@@ -376,10 +418,19 @@ def set_status(ok: bool, text: str) -> None:
     _status = Status(ok, text, history)
 
 
-def shutdown(timeout: float = 2.0) -> None:
-    """Cancel a running job and wait briefly for its thread (add-on unregister)."""
+def shutdown(timeout: float = 2.0, stop_worker: bool = True) -> None:
+    """Cancel a running job and wait briefly for it; with ``stop_worker`` (add-on unregister) also stop
+    the worker process and wait for a warm-up thread."""
     job = _active
     if job is not None:
         job.cancel()
         job.wait(timeout)
     set_active(None)
+    if stop_worker:
+        from . import worker_process
+
+        worker_process.shutdown(timeout)
+        for warming in list(_WARMING.values()):  # torch aborts a process that exits under a loading thread
+            if isinstance(warming, threading.Thread):
+                warming.join(WARM_UP_JOIN_S)
+        _WARMING.clear()

@@ -12,7 +12,9 @@
 # call with Blender's Python outside Blender (same machine, same moment), cancel another run, undo.
 # Environment: GUI_SMOKE_ROOT (default /srv/trixie), DEBIAN_MIRROR, PHOTO, STEPS (default 10),
 # KEEP_PROFILE=1 (reuse the installed dependencies of an earlier run: skips the 5 GB download),
-# SMOKE_RUNS (timed runs on each side, default 3), BLENDER_ENV (e.g. OMP_WAIT_POLICY=PASSIVE).
+# SMOKE_RUNS (timed rounds, default 3), SMOKE_WORKERS (where each round's GUI runs go, in order:
+# "process", the extension's worker process and default, and/or "thread", a thread of Blender's process;
+# e.g. SMOKE_WORKERS=process,thread), BLENDER_ENV (e.g. OMP_WAIT_POLICY=PASSIVE).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,14 +64,16 @@ chroot "$R" blender --version | head -1
 
 echo "== build the zip"
 rm -rf "$OUT" && mkdir -p "$OUT"
-python3 "$REPO/scripts/package_extension.py" --out-dir "$OUT/dist"
+# the extension builder ships in the bpy module of the development environment (make env)
+PY=python3; [ -x "$REPO/.venv/bin/python" ] && PY=$REPO/.venv/bin/python
+"$PY" "$REPO/scripts/package_extension.py" --out-dir "$OUT/dist"
 ZIP=$(cd "$OUT/dist" && ls shape_from_image-*.zip)
 
 run() {  # run a command in the chroot with the fresh profile
     chroot "$R" env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
         BLENDER_USER_RESOURCES=$PROFILE BLENDER_USER_CONFIG=$PROFILE/config \
         BLENDER_USER_SCRIPTS=$PROFILE/scripts BLENDER_USER_EXTENSIONS=$PROFILE/extensions \
-        SMOKE_RUNS=${SMOKE_RUNS:-3} ${BLENDER_ENV:-} "$@"
+        SMOKE_RUNS=${SMOKE_RUNS:-3} SMOKE_WORKERS=${SMOKE_WORKERS:-process} ${BLENDER_ENV:-} "$@"
 }
 if [ "${KEEP_PROFILE:-0}" != 1 ]; then rm -rf "$R$PROFILE"; fi
 echo "== install the zip into a fresh profile ($PROFILE)"
@@ -85,8 +89,13 @@ cp "$R$PROFILE/extensions/.user/user_default/shape_from_image/install.log" "$OUT
 python3 - "$OUT" <<'EOF'
 import json, sys
 gui = json.load(open(f"{sys.argv[1]}/gui.json"))
-ratio = gui.get("reconstruct_s", float("nan")) / gui.get("cli_reconstruct_s", float("nan"))
-print(f"GUI {gui.get('runs_s')} s, CLI {gui.get('cli_runs_s')} s (medians: GUI/CLI {ratio:.2f}); "
+pairs = sorted(g / c for g, c in zip(gui.get("runs_s", []), gui.get("cli_runs_s", [])))
+ratio = pairs[len(pairs) // 2] if pairs else float("nan")  # the median of the rounds' GUI/CLI ratios
+for i, (cli_s, cli_cpu) in enumerate(zip(gui.get("cli_runs_s", []), gui.get("cli_process_cpu_s", []))):
+    runs = "  ".join(f"{where} {r[i]['wall_s']:.1f} s / {r[i]['cpu_s']:.1f} CPU s ({r[i]['wall_s'] / cli_s:.2f})"
+                     for where, r in gui.get("gui_runs", {}).items())
+    print(f"round {i + 1}: GUI {runs}; CLI {cli_s:.1f} s / {cli_cpu:.1f} CPU s (load {gui['cli_load'][i]:.1f})")
+print(f"GUI {gui.get('runs_s')} s, CLI {gui.get('cli_runs_s')} s (median GUI/CLI ratio of the rounds {ratio:.2f}); "
       f"install {gui.get('install_s')} s: {gui.get('install_result')}; cancel and undo ok: {gui.get('ok')}")
 sys.exit(0 if gui.get("ok") and "error" not in gui and ratio <= 1.15 else 1)
 EOF

@@ -21,6 +21,9 @@ import traceback
 MODEL, DEVICE, MESH_RESOLUTION = "chairs", "auto", 128  # the panel's defaults
 RUNS = int(os.environ.get("SMOKE_RUNS", "3"))
 """timed runs on each side; the median is reported (the machine may be shared)."""
+WORKERS = [w for w in os.environ.get("SMOKE_WORKERS", "process").split(",") if w]
+"""where the GUI runs each round's jobs, in order ("process": the extension's worker process, its default;
+"thread": a thread of Blender's process); each round then runs the CLI once."""
 
 
 def thread_cpu() -> dict[str, float]:
@@ -44,6 +47,18 @@ def process_cpu() -> float:
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def pid_cpu(pid: int | None) -> float:
+    """CPU seconds of another process so far (the worker process), 0 when there is none."""
+    if not pid:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_delta(before: dict, after: dict) -> dict:
@@ -182,20 +197,41 @@ def gui(out: str, photo: str, steps: int) -> None:
         ext_dir = os.path.dirname(sys.modules["bl_ext.user_default.shape_from_image"].__file__)
         cli_cmd = [deps.blender_python(), os.path.abspath(__file__), "--cli", ext_dir, deps.deps_dir(), photo,
                    str(steps), out, "1"]
-        times, cli_times = [], []
-        for _ in range(RUNS):
-            cpu, total = thread_cpu(), process_cpu()
+        worker = ext("operators.worker_process")
+        by_worker: dict[str, list] = {where: [] for where in WORKERS}
+        cli_times = []
+        if "thread" in WORKERS:  # the panel warmed up the worker process; warm Blender's own process too
+            import importlib
+            import threading
+
+            api = importlib.import_module("bl_ext.user_default.shape_from_image.core.api")
+            warming = threading.Thread(target=api.warm_up, args=(MODEL, DEVICE))
+            warming.start()
+            while warming.is_alive():
+                yield 0.5
+
+        def gui_run(where: str):
+            runner.WORKER = where
+            process = worker.current() if where == "process" else None
+            child = process.proc.pid if process is not None and process.alive else None
+            cpu, total, child_cpu = thread_cpu(), process_cpu(), pid_cpu(child)
             started = time.perf_counter()
             with override():
-                state = bpy.ops.shape_from_image.reconstruct("INVOKE_DEFAULT", filepath=photo, steps=steps,
-                                                             mesh_resolution=MESH_RESOLUTION)
+                report["state"] = str(bpy.ops.shape_from_image.reconstruct(
+                    "INVOKE_DEFAULT", filepath=photo, steps=steps, mesh_resolution=MESH_RESOLUTION))
+            job = runner.active_job()
+            child = job.process.proc.pid if job is not None and job.process is not None else child
             while runner.active_job() is not None:
                 yield 0.25
-            times.append(round(time.perf_counter() - started, 2))
+            wall, blender_cpu = round(time.perf_counter() - started, 2), round(process_cpu() - total, 1)
+            child_cpu = round(pid_cpu(child) - child_cpu, 1)
+            by_worker[where].append({"wall_s": wall, "blender_cpu_s": blender_cpu, "worker_cpu_s": child_cpu,
+                                     "cpu_s": round(blender_cpu + child_cpu, 1), "load": os.getloadavg()[0]})
             report.setdefault("gui_thread_cpu_s", []).append(cpu_delta(cpu, thread_cpu()))
-            report.setdefault("gui_process_cpu_s", []).append(round(process_cpu() - total, 1))
-            say(f"GUI run {len(times)}: {times[-1]} s, {report['gui_process_cpu_s'][-1]} CPU s; "
-                f"CPU s per live thread {report['gui_thread_cpu_s'][-1]}")
+            say(f"GUI run {len(by_worker[where])} ({where}): {wall} s, {blender_cpu} CPU s in Blender + {child_cpu} "
+                f"in the worker process; CPU s per live thread {report['gui_thread_cpu_s'][-1]}")
+
+        def cli_run():
             proc = subprocess.Popen(cli_cmd)
             while proc.poll() is None:
                 yield 0.5
@@ -203,14 +239,24 @@ def gui(out: str, photo: str, steps: int) -> None:
                 cli_report = json.load(f)
             cli_times.append(cli_report["reconstruct_s"])
             report.setdefault("cli_process_cpu_s", []).append(cli_report["process_cpu_s"])
-            say(f"CLI run {len(cli_times)}: {cli_times[-1]} s, {cli_report['process_cpu_s']} CPU s")
+            report.setdefault("cli_load", []).append(os.getloadavg()[0])
+            say(f"CLI run {len(cli_times)}: {cli_times[-1]} s, {cli_report['process_cpu_s']} CPU s "
+                f"(load {os.getloadavg()[0]:.1f})")
+
+        for _ in range(RUNS):
+            for where in WORKERS:
+                yield from gui_run(where)
+            yield from cli_run()
+        times = [run["wall_s"] for run in by_worker[WORKERS[0]]]
+        runner.WORKER = WORKERS[0]
+        report["gui_runs"] = by_worker
         report["runs_s"], report["cli_runs_s"] = times, cli_times
         report["reconstruct_s"] = sorted(times)[len(times) // 2]
         report["cli_reconstruct_s"] = sorted(cli_times)[len(cli_times) // 2]
         status = runner.last_status()
         report["status"] = status.text if status is not None else None
         report["objects_after_run"] = objects()
-        say(f"reconstruct {state}: {report['status']} in {report['reconstruct_s']} s; objects {objects()}")
+        say(f"reconstruct {report['state']}: {report['status']} in {report['reconstruct_s']} s; objects {objects()}")
         with override():
             bpy.ops.view3d.view_selected()
         yield 2.0
@@ -232,7 +278,7 @@ def gui(out: str, photo: str, steps: int) -> None:
         say(f"cancelled: {report['cancel_status']}; objects {objects()}")
 
         # undo the runs (each replaced the one before: one undo step each)
-        for _ in range(RUNS):
+        for _ in range(RUNS * len(WORKERS)):
             with override():
                 bpy.ops.ed.undo()
             yield 1.0

@@ -56,16 +56,15 @@ def soak(image: str, runs: int, steps: int, resolution: int, every: int, reset_e
     runner = importlib.import_module(f"{_extension().__name__}.operators.runner")
     inline = runner.Job.run_inline
 
-    def on_a_thread(job):  # what the modal operator does, waited for here
+    def on_a_thread(job):  # what the modal operator's thread fallback does, waited for here
         job.start()
-        job.thread.join()
-        return job.poll()
+        return job.wait()
 
-    runner.Job.run_inline = on_a_thread if worker_thread else inline
+    runner.Job.run_inline, where, runner.WORKER = on_a_thread if worker_thread else inline, runner.WORKER, "thread"
     try:
         return _runs(bpy, image, runs, steps, resolution, every, reset_every, model, echo)
     finally:
-        runner.Job.run_inline = inline
+        runner.Job.run_inline, runner.WORKER = inline, where
 
 
 def _runs(bpy, image, runs, steps, resolution, every, reset_every, model, echo) -> dict[int, float]:

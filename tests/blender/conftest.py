@@ -65,7 +65,7 @@ def fresh_scene():
     yield
     runner = sys.modules.get(f"{sfi_helpers.PACKAGE}.operators.runner")
     if runner is not None:
-        runner.shutdown()
+        runner.shutdown(stop_worker=False)  # the worker process (and its loaded model) serves the next test
 
 
 @pytest.fixture

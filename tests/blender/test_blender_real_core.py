@@ -78,7 +78,9 @@ def test_real_pipeline_with_an_imported_paper_model_builds_the_scene(paper_model
                                atol=1e-5)
 
 
-def test_real_pipeline_cancel_in_the_worker_thread(tiny_model, runner, photo):
+@pytest.mark.parametrize("where", ["process", "thread"])
+def test_real_pipeline_cancel_in_the_worker(tiny_model, runner, photo, monkeypatch, where):
+    monkeypatch.setattr(runner, "WORKER", where)
     job = runner.Job(runner.Request(image=str(photo), options=runner.ReconstructOptions(
         model=str(tiny_model), steps=50, device="cpu", mesh_resolution=32))).start()
     deadline = time.monotonic() + 120
@@ -133,9 +135,11 @@ def test_real_model_cancel_stops_within_one_step(real_core, runner):
     assert job.latest.step <= at_cancel + 1 < 200
 
 
-def test_background_warm_up_loads_the_model_once_and_ignores_a_bad_one(tiny_model, runner):
+def test_background_warm_up_loads_the_model_once_and_ignores_a_bad_one(tiny_model, runner, monkeypatch):
+    """The thread fallback's warm-up, in this process (the worker process's: test_blender_worker_process)."""
     from shape_from_image.core.model import _load_cached
 
+    monkeypatch.setattr(runner, "WORKER", "thread")
     _load_cached.cache_clear()
     assert runner.warm_up_in_background(str(tiny_model), "cpu")
     assert not runner.warm_up_in_background(str(tiny_model), "cpu")  # once per model and device
