@@ -2,8 +2,8 @@
 
 Imported by ``make_chairs.py`` inside Infinigen's environment and by the tests in the project's own.
 
-- Seeds: :data:`VALIDATION_SEEDS` are validation only; a training run on Infinigen chairs must take
-  its factory seeds outside them.
+- Seeds: :data:`VALIDATION_SEEDS` are validation only and :data:`TUNING_SEEDS` are for tuning; the
+  generator's training chairs take theirs from :data:`TRAINING_SEEDS` (:func:`training_seed`).
 - Frame: Infinigen builds its seating facing +X (``ChairFactory.create_asset`` draws the seat from
   y = 0 at the back to y = -depth at the front, then turns the joined object by +90 deg about Z; the
   backrests of ``OfficeChairFactory`` and ``ArmChairFactory`` (a ``SofaFactory``) also stand at -X,
@@ -29,6 +29,10 @@ EXTENT = 1.6
 """largest side of the canonical bounding box (= training.data.chairs.EXTENT; a test keeps them equal)."""
 VALIDATION_SEEDS = range(950_000, 960_000)
 """Infinigen factory seeds used for validation only; training on Infinigen chairs uses other seeds."""
+TUNING_SEEDS = range(970_000, 980_000)
+"""Infinigen factory seeds reserved for tuning inference settings (neither validation nor training)."""
+TRAINING_SEEDS = range(2_000_000, 2_100_000)
+"""Infinigen factory seeds of the generator's training chairs (make_training.py), disjoint from the above."""
 FAMILIES = ("chair", "office", "bar", "armchair")
 """in the order the validation cycles through them: chair k has family FAMILIES[k % 4]."""
 FACTORIES = {"chair": "ChairFactory", "office": "OfficeChairFactory", "bar": "BarChairFactory",
@@ -43,6 +47,13 @@ def case_seed(k: int) -> tuple[str, int]:
     if not 0 <= k < len(VALIDATION_SEEDS):
         raise ValueError(f"validation chair index {k} outside 0..{len(VALIDATION_SEEDS) - 1}")
     return FAMILIES[k % len(FAMILIES)], VALIDATION_SEEDS[k]
+
+
+def training_seed(k: int) -> tuple[str, int]:
+    """(family, factory seed) of training chair ``k``: families cycle as the validation's do."""
+    if not 0 <= k < len(TRAINING_SEEDS):
+        raise ValueError(f"training chair index {k} outside 0..{len(TRAINING_SEEDS) - 1}")
+    return FAMILIES[k % len(FAMILIES)], TRAINING_SEEDS[k]
 
 
 def rot_z(deg: float) -> np.ndarray:
