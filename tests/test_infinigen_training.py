@@ -187,6 +187,11 @@ def test_train_generator_on_both_sources(tmp_path):
     ckpt = torch.load(out / "generator_ckpt.pt", weights_only=True)
     assert ckpt["iteration"] == 4 and ckpt["codes"].shape[0] == 4 and ckpt["infinigen_shapes"] == 2
     assert torch.load(path, weights_only=True)["infinigen_shapes"] == 2
+    # a folder whose chairs changed under a checkpoint is refused (the codes follow the chairs' order)
+    (folder / "chair_2000000.npz").unlink()
+    _full_size(folder, seeds=(2,))
+    with pytest.raises(ValueError, match="other chairs"):
+        train_generator(out, iters=5, infinigen=folder, **run)
     with pytest.raises(SystemExit, match="no such folder"):
         cli(["train-generator", "--out", str(tmp_path / "x"), "--shapes", "2", "--iters", "1", "--tiny",
              "--infinigen", str(tmp_path / "missing")])

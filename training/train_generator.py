@@ -376,7 +376,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
                                     "optimizer": opt.state_dict(), "iteration": iteration, "elapsed_s": elapsed_s,
                                     "config": cfg.to_dict(), "seed": seed, "shapes": shapes,
-                                    "extra_shapes": extra_shapes, "infinigen_shapes": n_infinigen})
+                                    "extra_shapes": extra_shapes, "infinigen_shapes": n_infinigen,
+                                    "seeds": torch.tensor(seeds)})
 
     if source is not None:
         gen.load_state_dict(source.generator.state_dict())
@@ -394,6 +395,9 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         if ckpt["codes"].shape[0] > len(seeds):
             raise ValueError(f"{ckpt_path} holds {ckpt['codes'].shape[0]} chairs' codes, more than --shapes, "
                              "--extra-shapes and --infinigen ask for")
+        if "seeds" in ckpt and ckpt["seeds"].tolist() != seeds[:len(ckpt["seeds"])]:
+            raise ValueError(f"{ckpt_path} trained on other chairs than these (or in another order): keep its "
+                             "--shapes, --extra-shapes and --infinigen, and pass --infinigen-shapes N to fix their number")
         with torch.no_grad():
             codes[:ckpt["codes"].shape[0]].copy_(ckpt["codes"])
         opt.load_state_dict(ckpt["optimizer"])  # restores the checkpoint's peak rates

@@ -23,9 +23,10 @@ Training chair k (0, 1, 2, ...) is family ``FAMILIES[k % 4]`` built from factory
   (convert.fit_camera).
 
 Colours are the base colour of Infinigen's procedural materials: Cycles bakes the DIFFUSE pass's
-colour alone into a per-corner colour attribute (metallic and transmission set to 0 first, so that
-metal keeps its base colour), interpolated at the sample points and converted from linear to sRGB
-display values, as ``training.data.chairs`` gives them. Points and colours are float16 (points
+colour alone (metallic and transmission set to 0 first, so that metal keeps its base colour) into a
+per-corner colour attribute of the chair decimated to about BAKE_TRIANGLES triangles; a point takes
+the colour at its nearest point of that mesh, converted from linear to sRGB display values, as
+``training.data.chairs`` gives them. Points and colours are float16 (points
 rounded first, then measured at the rounded positions), cameras float32.
 
 A rerun skips chairs whose file exists (files are written whole, then renamed); ``--first K``,
@@ -91,9 +92,41 @@ def _base_colour_only() -> None:
                         node.inputs[name].default_value = 0.0
 
 
+BAKE_TRIANGLES = 20_000
+"""the base colour is baked on the chair decimated to about this many triangles (Cycles' bake time
+grows with the corners; the generator's 64^2 triplanes hold no finer colour than that anyway)."""
+
+
+def _triangles(objs: list, colours: bool) -> dict:
+    """World vertices (V, 3), triangles (F, 3) and, with ``colours``, the baked corner colours (F, 3, 3)."""
+    verts, faces, colors, base = [], [], [], 0
+    for o in objs:
+        me = o.data
+        me.calc_loop_triangles()
+        co = np.zeros(len(me.vertices) * 3)
+        me.vertices.foreach_get("co", co)
+        tri = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
+        me.loop_triangles.foreach_get("vertices", tri)
+        mw = np.array(o.matrix_world)
+        verts.append(co.reshape(-1, 3) @ mw[:3, :3].T + mw[:3, 3])
+        faces.append(tri.reshape(-1, 3) + base)
+        base += len(me.vertices)
+        if colours:
+            loops = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
+            me.loop_triangles.foreach_get("loops", loops)
+            rgba = np.zeros(len(me.loops) * 4, dtype=np.float32)
+            me.color_attributes["albedo"].data.foreach_get("color", rgba)
+            colors.append(rgba.reshape(-1, 4)[loops, :3].reshape(-1, 3, 3))
+    out = {"vertices": np.concatenate(verts), "faces": np.concatenate(faces)}
+    if len(out["faces"]) == 0:
+        raise RuntimeError("empty mesh")
+    return {**out, "colors": np.concatenate(colors)} if colours else out
+
+
 def build_baked(family: str, seed: int, threads: int = 1) -> dict:
-    """Build the chair, bake its base colour; returns (Infinigen frame) ``vertices`` (V, 3) float64,
-    ``faces`` (F, 3) int64 and ``colors`` (F, 3, 3): the linear base colour at each triangle's corners."""
+    """Build the chair and bake its base colour. Returns (Infinigen frame) ``vertices`` (V, 3) float64 and
+    ``faces`` (F, 3) int64 of the whole chair, and ``colour``: the mesh decimated to about BAKE_TRIANGLES
+    triangles with ``colors`` (F', 3, 3), the linear base colour at its triangles' corners."""
     import bpy
 
     from training.infinigen.make_chairs import _infinigen_factory
@@ -113,6 +146,12 @@ def build_baked(family: str, seed: int, threads: int = 1) -> dict:
         o.select_set(True)
     bpy.context.view_layer.objects.active = objs[0]
     bpy.ops.object.convert(target="MESH")  # modifiers applied: the baked mesh is the evaluated one
+    mesh = _triangles(objs, colours=False)
+    ratio = BAKE_TRIANGLES / len(mesh["faces"])
+    if ratio < 1:
+        for o in objs:
+            o.modifiers.new("decimate", "DECIMATE").ratio = ratio
+        bpy.ops.object.convert(target="MESH")
     _base_colour_only()
     sc = bpy.context.scene
     sc.render.engine = "CYCLES"
@@ -124,32 +163,42 @@ def build_baked(family: str, seed: int, threads: int = 1) -> dict:
     for o in objs:
         o.data.color_attributes.active_color = o.data.color_attributes.new("albedo", "FLOAT_COLOR", "CORNER")
     bpy.ops.object.bake(type="DIFFUSE", pass_filter={"COLOR"}, target="VERTEX_COLORS")
-    verts, faces, colors, base = [], [], [], 0
-    for o in objs:
-        me = o.data
-        me.calc_loop_triangles()
-        co = np.zeros(len(me.vertices) * 3)
-        me.vertices.foreach_get("co", co)
-        tri = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
-        me.loop_triangles.foreach_get("vertices", tri)
-        loops = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
-        me.loop_triangles.foreach_get("loops", loops)
-        rgba = np.zeros(len(me.loops) * 4, dtype=np.float32)
-        me.color_attributes["albedo"].data.foreach_get("color", rgba)
-        mw = np.array(o.matrix_world)
-        verts.append(co.reshape(-1, 3) @ mw[:3, :3].T + mw[:3, 3])
-        faces.append(tri.reshape(-1, 3) + base)
-        colors.append(rgba.reshape(-1, 4)[loops, :3].reshape(-1, 3, 3))
-        base += len(me.vertices)
-    if base == 0 or not sum(len(f) for f in faces):
-        raise RuntimeError(f"{family} seed {seed}: empty mesh")
-    return {"vertices": np.concatenate(verts), "faces": np.concatenate(faces), "colors": np.concatenate(colors)}
+    return {**mesh, "colour": _triangles(objs, colours=True)}
 
 
-def _winding(v: np.ndarray, f: np.ndarray, q: np.ndarray) -> np.ndarray:
-    import igl
+def _directions(n: int | None = None, seed: int = 0) -> np.ndarray:
+    """Unit vectors: the 26 of the cube's faces, edges and corners, or ``n`` random ones."""
+    if n is None:
+        d = np.array([(x, y, z) for x in (-1, 0, 1) for y in (-1, 0, 1) for z in (-1, 0, 1) if x or y or z], float)
+    else:
+        d = np.random.default_rng(seed).standard_normal((n, 3))
+    return d / np.linalg.norm(d, axis=-1, keepdims=True)
 
-    return igl.fast_winding_number(v, f, np.ascontiguousarray(q, dtype=np.float64))
+
+def _tree(mesh: dict):
+    """mathutils BVH tree of the mesh (built once per mesh dict)."""
+    if "_tree" not in mesh:
+        import bpy  # noqa: F401  (makes mathutils importable)
+        from mathutils.bvhtree import BVHTree
+
+        mesh["_tree"] = BVHTree.FromPolygons(mesh["vertices"].tolist(), mesh["faces"].tolist(), all_triangles=True)
+    return mesh["_tree"]
+
+
+def enclosed(mesh: dict, q: np.ndarray, directions: np.ndarray | None = None) -> np.ndarray:
+    """(N,) True where no ray from the point along any of ``directions`` (default: the 26 of
+    :func:`_directions`) leaves the mesh: inside the chair. A visibility test, robust to what Infinigen's
+    chairs are made of (overlapping parts, parts left open where another part covers them, patches
+    turned inside out), where the winding number strays between 0 and 1."""
+    tree = _tree(mesh)
+    from mathutils import Vector
+
+    dirs = [Vector(d) for d in (_directions() if directions is None else directions).tolist()]
+    out = np.ones(len(q), bool)
+    for i, p in enumerate(np.asarray(q, dtype=np.float64).tolist()):
+        o = Vector(p)
+        out[i] = all(tree.ray_cast(o, d)[0] is not None for d in dirs)
+    return out
 
 
 def _barycentric(v: np.ndarray, f: np.ndarray, face: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -165,9 +214,15 @@ def _barycentric(v: np.ndarray, f: np.ndarray, face: np.ndarray, p: np.ndarray) 
     return w / np.maximum(w.sum(-1, keepdims=True), 1e-12)
 
 
-def _colour_at(mesh: dict, face: np.ndarray, p: np.ndarray) -> np.ndarray:
-    w = _barycentric(mesh["vertices"], mesh["faces"], face, p)
-    return linear_to_srgb((mesh["colors"][face] * w[..., None]).sum(1))
+def _colour_at(mesh: dict, p: np.ndarray) -> np.ndarray:
+    """sRGB base colour (N, 3) at the nearest point of the colour mesh to each of ``p`` (N, 3)."""
+    import igl
+
+    c = mesh["colour"]
+    _, face, closest = igl.point_mesh_squared_distance(np.ascontiguousarray(p, dtype=np.float64), c["vertices"],
+                                                       c["faces"])
+    w = _barycentric(c["vertices"], c["faces"], face, closest)
+    return linear_to_srgb((c["colors"][face] * w[..., None]).sum(1))
 
 
 def outer_surface(mesh: dict, n: int, rng: np.random.Generator) -> dict:
@@ -185,8 +240,8 @@ def outer_surface(mesh: dict, n: int, rng: np.random.Generator) -> dict:
         p = (1 - r1)[:, None] * v[f[face, 0]] + (r1 * (1 - r2))[:, None] * v[f[face, 1]] \
             + (r1 * r2)[:, None] * v[f[face, 2]]
         nrm = normal[face]
-        w = _winding(v, f, np.concatenate([p + OUTER_EPS * nrm, p - OUTER_EPS * nrm]))
-        out_plus, out_minus = w[:m] < 0.5, w[m:] < 0.5
+        inside = enclosed(mesh, np.concatenate([p + OUTER_EPS * nrm, p - OUTER_EPS * nrm]))
+        out_plus, out_minus = ~inside[:m], ~inside[m:]
         ok = out_plus != out_minus
         keep_p.append(p[ok])
         keep_n.append(np.where(out_plus[ok, None], nrm[ok], -nrm[ok]))
@@ -202,12 +257,13 @@ def outer_surface(mesh: dict, n: int, rng: np.random.Generator) -> dict:
 
 
 def signed_distance(mesh: dict, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SDF (> 0 outside; sign from the fast winding number), nearest face and nearest point of ``q``."""
+    """SDF (> 0 outside; the distance to the nearest triangle, the sign from :func:`enclosed`), nearest face
+    and nearest point of ``q``."""
     import igl
 
-    s, face, closest, _ = igl.signed_distance(np.ascontiguousarray(q, dtype=np.float64), mesh["vertices"],
-                                              mesh["faces"], igl.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER)
-    return s, face, closest
+    q = np.ascontiguousarray(q, dtype=np.float64)
+    d, face, closest, _ = igl.signed_distance(q, mesh["vertices"], mesh["faces"], igl.SIGNED_DISTANCE_TYPE_UNSIGNED)
+    return np.where(enclosed(mesh, q), -np.abs(d), np.abs(d)), face, closest
 
 
 def training_samples(mesh: dict, seed: int, n_points: int = POINTS) -> dict[str, np.ndarray]:
@@ -221,22 +277,20 @@ def training_samples(mesh: dict, seed: int, n_points: int = POINTS) -> dict[str,
     sigma = np.concatenate([np.full(n_near // 2, 0.01), np.full(n_near - n_near // 2, 0.04)])[:, None]
     near = pool["points"][idx] + rng.standard_normal((n_near, 3)) * sigma
     pts = np.concatenate([near, rng.random((n_points - n_near, 3)) * 2 - 1]).astype(np.float16)
-    sdf, face, closest = signed_distance(mesh, pts.astype(np.float64))
+    sdf, _, closest = signed_distance(mesh, pts.astype(np.float64))
     sidx = rng.integers(0, len(pool["points"]), m)
     sp = pool["points"][sidx].astype(np.float16)
-    return {"points": pts, "sdf": sdf.astype(np.float16), "albedo": _colour_at(mesh, face, closest).astype(np.float16),
+    return {"points": pts, "sdf": sdf.astype(np.float16), "albedo": _colour_at(mesh, closest).astype(np.float16),
             "surface_points": sp,
-            "surface_albedo": _colour_at(mesh, pool["faces"][sidx], pool["points"][sidx]).astype(np.float16),
+            "surface_albedo": _colour_at(mesh, pool["points"][sidx]).astype(np.float16),
             "surface_normals": pool["normals"][sidx].astype(np.float16)}
 
 
 def silhouettes(mesh: dict, seed: int, surface: np.ndarray) -> dict[str, np.ndarray]:
     """VIEWS silhouettes (pixel coverage, SUPERSAMPLE^2 ray casts) from the data generator's poses."""
-    import bpy  # noqa: F401  (makes mathutils importable)
+    tree = _tree(mesh)
     from mathutils import Vector
-    from mathutils.bvhtree import BVHTree
 
-    tree = BVHTree.FromPolygons(mesh["vertices"].tolist(), mesh["faces"].tolist(), all_triangles=True)
     rng = np.random.default_rng(seed + 7_000_000)
     n, ss = VIEW_SIZE, SUPERSAMPLE
     fine = n * ss
@@ -276,20 +330,20 @@ def orient_parts(mesh: dict) -> dict:
     volume = np.bincount(part, np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])), n)
     flip = volume[part] < 0
     order = np.where(flip[:, None], [0, 2, 1], [0, 1, 2])
-    return {**mesh, "faces": np.take_along_axis(f, order, 1),
-            "colors": np.take_along_axis(mesh["colors"], order[..., None], 1)}
+    return {**mesh, "faces": np.take_along_axis(f, order, 1)}
 
 
 def canonical(mesh: dict, family: str) -> tuple[dict, float]:
     """The mesh in the canonical frame, its parts oriented outward; and its metric size."""
     m, metric = convert.canonical_transform(mesh["vertices"], convert.FRONT_YAW_DEG[family])
-    return orient_parts({**mesh, "vertices": convert.apply(m, mesh["vertices"])}), metric
+    colour = {**mesh["colour"], "vertices": convert.apply(m, mesh["colour"]["vertices"])}
+    return orient_parts({**mesh, "vertices": convert.apply(m, mesh["vertices"]), "colour": colour}), metric
 
 
 def make_chair(out: Path, k: int, threads: int) -> dict:
     """Build, bake, sample and write training chair ``k``; returns its record."""
     family, seed = convert.training_seed(k)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     mesh, metric = canonical(build_baked(family, seed, threads), family)
     t_bake = time.time() - t0
     data = training_samples(mesh, seed)
@@ -301,42 +355,36 @@ def make_chair(out: Path, k: int, threads: int) -> dict:
     os.replace(tmp, path)
     return {"k": k, "family": family, "seed": seed, "faces": int(len(mesh["faces"])), "metric_size_m": round(metric, 4),
             "seconds_build_bake": round(t_bake, 2), "seconds_samples": round(t_samples, 2),
-            "seconds": round(time.time() - t0, 2), "bytes": path.stat().st_size}
+            "seconds": round(time.time() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2),
+            "load": round(os.getloadavg()[0], 1), "bytes": path.stat().st_size}
 
 
 def validate(out: Path, chairs: int, threads: int, points: int = 4000, resolution: int = 80) -> dict:
-    """The SDF of the first ``chairs`` training chairs against two references:
+    """The SDF of the first ``chairs`` training chairs, on ``points`` of the training distribution:
 
-    - sign: ``points`` of the training distribution (half near the surface); reference "inside" = none
-      of 26 rays (cube faces, edges, corners) from the point escapes the mesh; the share that disagrees;
-    - zero level set: marching cubes of the SDF on a ``resolution``^3 grid over [-1, 1]^3 against the
-      outer surface samples, Chamfer-L1 (mean of both directions), and the same for the sampling floor
-      (two independent sets of outer surface samples)."""
-    import bpy  # noqa: F401  (makes mathutils importable)
-    from mathutils import Vector
-    from mathutils.bvhtree import BVHTree
+    - sign against two other tests: visibility along 100 random directions instead of the 26 fixed
+      ones, and the fast generalized winding number (libigl, > 0.5 inside); the share that disagrees
+      (all points, and those within 0.05 of the surface);
+    - zero level set: marching cubes of the SDF on a ``resolution``^3 grid over [-1, 1]^3 against
+      the outer surface samples, Chamfer-L1 (mean of both directions); the sampling floor is the
+      Chamfer between two independent sets of outer surface samples."""
+    import igl
     from scipy.spatial import cKDTree
     from skimage.measure import marching_cubes
 
-    dirs = np.array([(x, y, z) for x in (-1, 0, 1) for y in (-1, 0, 1) for z in (-1, 0, 1) if (x, y, z) != (0, 0, 0)],
-                    float)
-    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
     rows = []
     for k in range(chairs):
         family, seed = convert.training_seed(k)
         mesh, _ = canonical(build_baked(family, seed, threads), family)
-        s = training_samples(mesh, seed, points)
-        q = s["points"].astype(np.float64)
+        q = training_samples(mesh, seed, points)["points"].astype(np.float64)
         sdf = signed_distance(mesh, q)[0]
-        tree = BVHTree.FromPolygons(mesh["vertices"].tolist(), mesh["faces"].tolist(), all_triangles=True)
-        inside_ref = np.array([all(tree.ray_cast(Vector(p), Vector(d))[0] is not None for d in dirs) for p in q.tolist()])
         near = np.abs(sdf) < 0.05
-        wrong = (sdf < 0) != inside_ref
+        wrong_rays = (sdf < 0) != enclosed(mesh, q, _directions(100, seed))
+        wrong_wn = (sdf < 0) != (igl.fast_winding_number(mesh["vertices"], mesh["faces"], q) > 0.5)
         ax = np.linspace(-1, 1, resolution)
         g = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
         vol = signed_distance(mesh, g)[0].reshape(resolution, resolution, resolution)
-        mv, _, _, _ = marching_cubes(vol, 0.0, spacing=(ax[1] - ax[0],) * 3)
-        mv = mv - 1.0
+        mv = marching_cubes(vol, 0.0, spacing=(ax[1] - ax[0],) * 3)[0] - 1.0
         rng = np.random.default_rng(seed)
         a, b = (outer_surface(mesh, 20000, rng)["points"] for _ in range(2))
 
@@ -345,13 +393,18 @@ def validate(out: Path, chairs: int, threads: int, points: int = 4000, resolutio
 
         mc = mv[rng.choice(len(mv), min(len(mv), 20000), replace=False)]
         rows.append({"k": k, "family": family, "seed": seed, "faces": int(len(mesh["faces"])),
-                     "wrong_sign": float(wrong.mean()), "wrong_sign_near": float(wrong[near].mean()),
-                     "inside_share": float((sdf < 0).mean()), "chamfer_mc": chamfer(mc, a),
-                     "chamfer_floor": chamfer(a, b), "grid_step": float(ax[1] - ax[0])})
+                     "inside_share": round(float((sdf < 0).mean()), 4),
+                     "wrong_sign_rays100": round(float(wrong_rays.mean()), 4),
+                     "wrong_sign_rays100_near": round(float(wrong_rays[near].mean()), 4),
+                     "differs_winding": round(float(wrong_wn.mean()), 4),
+                     "differs_winding_near": round(float(wrong_wn[near].mean()), 4),
+                     "chamfer_mc": round(chamfer(mc, a), 5), "chamfer_floor": round(chamfer(a, b), 5),
+                     "grid_step": round(float(ax[1] - ax[0]), 5)})
         print(json.dumps(rows[-1]), flush=True)
     report = {"points": points, "resolution": resolution, "chairs": rows,
-              "wrong_sign_mean": float(np.mean([r["wrong_sign"] for r in rows])),
-              "chamfer_mc_mean": float(np.mean([r["chamfer_mc"] for r in rows]))}
+              **{f"mean_{key}": float(np.mean([r[key] for r in rows]))
+                 for key in ("wrong_sign_rays100", "wrong_sign_rays100_near", "differs_winding", "chamfer_mc",
+                             "chamfer_floor")}}
     (out / "validate.json").write_text(json.dumps(report, indent=1))
     return report
 
@@ -365,8 +418,9 @@ def write_fixture(path: Path, source: Path) -> None:
     src = np.load(source.with_suffix(".npz"))
     meta = json.loads(source.with_suffix(".json").read_text())
     f = src["faces"].astype(np.int64)
-    mesh = orient_parts({"vertices": convert.apply(np.array(meta["canonical_transform"]), src["vertices"]),
-                         "faces": f, "colors": np.full((len(f), 3, 3), 0.5, np.float32)})
+    v = convert.apply(np.array(meta["canonical_transform"]), src["vertices"])
+    colour = {"vertices": v, "faces": f, "colors": np.full((len(f), 3, 3), 0.5, np.float32)}
+    mesh = orient_parts({"vertices": v, "faces": f, "colour": colour})
     seed = convert.training_seed(0)[1]
     data = training_samples(mesh, seed, FIXTURE_POINTS)
     data.update(silhouettes(mesh, seed, data["surface_points"].astype(np.float64)))
