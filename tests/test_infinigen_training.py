@@ -195,3 +195,22 @@ def test_train_generator_on_both_sources(tmp_path):
     with pytest.raises(SystemExit, match="no such folder"):
         cli(["train-generator", "--out", str(tmp_path / "x"), "--shapes", "2", "--iters", "1", "--tiny",
              "--infinigen", str(tmp_path / "missing")])
+
+
+def test_parts_turned_inside_out_are_turned_back_and_colours_interpolate():
+    from training.infinigen.make_training import _barycentric, orient_parts
+
+    # two tetrahedra: the first outward, the second inside out (negative signed volume)
+    tet = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float)
+    out_faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    v = np.concatenate([tet, tet + 3])
+    f = np.concatenate([out_faces, out_faces[:, [0, 2, 1]] + 4])
+    fixed = orient_parts({"vertices": v, "faces": f})["faces"]
+    assert np.array_equal(fixed[:4], f[:4]) and np.array_equal(fixed[4:], out_faces + 4)
+
+    def volume(faces):
+        return np.einsum("ij,ij->i", v[faces[:, 0]], np.cross(v[faces[:, 1]], v[faces[:, 2]])).sum() / 6
+
+    assert volume(fixed[4:]) > 0 > volume(f[4:])
+    w = _barycentric(v, f, np.array([3, 3]), np.array([[0.2, 0.3, 0.5], [2.0, 0.0, 0.0]]))
+    assert np.allclose(w[0], [0.2, 0.3, 0.5]) and np.allclose(w[1], [1, 0, 0])  # outside: clipped to a corner

@@ -226,7 +226,7 @@ def _colour_at(mesh: dict, p: np.ndarray) -> np.ndarray:
 
 
 def outer_surface(mesh: dict, n: int, rng: np.random.Generator) -> dict:
-    """``n`` area-uniform samples of the outer surface: points, outward normals, albedo (sRGB)."""
+    """``n`` area-uniform samples of the outer surface: points, outward normals and their triangles."""
     v, f = mesh["vertices"], mesh["faces"]
     cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
     area = np.linalg.norm(cross, axis=-1)
@@ -267,8 +267,8 @@ def signed_distance(mesh: dict, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 def training_samples(mesh: dict, seed: int, n_points: int = POINTS) -> dict[str, np.ndarray]:
-    """The ``_make_shape`` supervision of a canonical mesh with corner colours (float16 except the normals'
-    source; see the module docstring)."""
+    """The ``_make_shape`` supervision of a canonical mesh with its colour mesh, as float16 arrays (see the
+    module docstring)."""
     rng = np.random.default_rng([seed, 1])
     m = n_points // 4
     pool = outer_surface(mesh, 2 * m, rng)
