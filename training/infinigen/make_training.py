@@ -10,12 +10,12 @@ Training chair k (0, 1, 2, ...) is family ``FAMILIES[k % 4]`` built from factory
 ``_make_silhouettes`` give for a procedural chair (``training.infinigen.dataset`` reads it):
 
 - ``points`` (32768, 3): a quarter near the surface (gaussian sigma 0.01), a quarter sigma 0.04,
-  half uniform in [-1, 1]^3; ``sdf`` (32768,): signed distance to the mesh, its sign from the fast
-  generalized winding number (libigl; > 0.5 inside), robust to the overlapping, open and
-  self-intersecting parts Infinigen's chairs are made of; ``albedo`` (32768, 3): the colour at the
+  half uniform in [-1, 1]^3; ``sdf`` (32768,): the distance to the nearest triangle (libigl), negative
+  where no ray of 26 directions leaves the mesh (:func:`enclosed`), robust to the overlapping, open
+  and inside-out parts Infinigen's chairs are made of; ``albedo`` (32768, 3): the colour at the
   nearest surface point;
 - ``surface_points``, ``surface_albedo``, ``surface_normals`` (8192, 3): area-uniform samples of
-  the outer surface: a sample is kept only where the winding number changes across its face (faces
+  the outer surface: a sample is kept only where :func:`enclosed` changes across its face (faces
   hidden inside another part are dropped), its normal turned toward the outside;
 - ``cam2world`` (6, 4, 4), ``focal`` (6,), ``alpha`` (6, 48, 48) uint8: silhouettes (2 x 2
   supersampled ray casts) from the data generator's pose distribution (azimuth uniform, elevation
@@ -32,8 +32,8 @@ rounded first, then measured at the rounded positions), cameras float32.
 A rerun skips chairs whose file exists (files are written whole, then renamed); ``--first K``,
 ``--chairs N`` and ``--workers W`` (W processes, chair k to process k mod W) split the work;
 failures are listed in ``failed.jsonl``, timings in ``chairs.jsonl``. ``--validate N`` checks the
-SDF of the first N chairs instead (the sign against a ray-escape reference, the zero level set
-against the mesh by Chamfer) and writes ``validate.json``; ``--fixture PATH`` writes a reduced test
+SDF of the first N chairs instead (the sign against 100 random ray directions and the winding
+number, the zero level set against the mesh by Chamfer) and writes ``validate.json``; ``--fixture PATH`` writes a reduced test
 fixture from ``tests/fixtures/infinigen/chair_7.npz``.
 """
 
@@ -60,7 +60,7 @@ POINTS = 32768
 VIEWS, VIEW_SIZE, SUPERSAMPLE = 6, 48, 2
 """= SILHOUETTE_VIEWS, SILHOUETTE_SIZE of training.train_generator and its 2 x 2 supersampling."""
 OUTER_EPS = 2e-3
-"""offset (canonical units) on both sides of a surface sample where the winding number is compared."""
+"""offset (canonical units) on both sides of a surface sample where :func:`enclosed` is compared."""
 
 
 def linear_to_srgb(c: np.ndarray) -> np.ndarray:
