@@ -72,9 +72,18 @@ def _build_cached(cache: Path, seeds: list[int], make, label: str, workers: int)
     return data
 
 
-def build_dataset(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, Tensor]:
-    """Sample (or load the cached) supervision for every training chair, stacked per key."""
-    return _build_cached(cache, seeds, _make_shape, "chairs", workers)
+def _make_mixed(infinigen: str, seed: int) -> dict:
+    """``_make_shape(seed)``, or the Infinigen training chair of that factory seed from folder ``infinigen``."""
+    from .infinigen.dataset import is_infinigen, load_shape
+
+    return load_shape(infinigen, seed, POINTS_PER_SHAPE) if is_infinigen(seed) else _make_shape(seed)
+
+
+def build_dataset(cache: Path, seeds: list[int], workers: int = 2, infinigen: Path | None = None) -> dict[str, Tensor]:
+    """Sample (or load the cached) supervision for every training chair, stacked per key; the seeds of
+    ``training.infinigen.convert.TRAINING_SEEDS`` are read from the folder ``infinigen``."""
+    make = _make_shape if infinigen is None else functools.partial(_make_mixed, str(infinigen))
+    return _build_cached(cache, seeds, make, "chairs", workers)
 
 
 SILHOUETTE_VIEWS = 6
@@ -105,9 +114,31 @@ def _make_silhouettes(seed: int) -> dict:
     return {"cam2world": torch.stack(c2w), "focal": torch.stack(focal), "alpha": torch.stack(alpha)}
 
 
-def build_silhouettes(cache: Path, seeds: list[int], workers: int = 2) -> dict[str, Tensor]:
+def _silhouettes_mixed(infinigen: str, seed: int) -> dict:
+    from .infinigen.dataset import is_infinigen, load_silhouettes
+
+    if is_infinigen(seed):
+        return load_silhouettes(infinigen, seed, SILHOUETTE_VIEWS, SILHOUETTE_SIZE)
+    return _make_silhouettes(seed)
+
+
+def build_silhouettes(cache: Path, seeds: list[int], workers: int = 2, infinigen: Path | None = None) -> dict[str, Tensor]:
     """Silhouettes of every training chair for the rendering loss (cached like build_dataset)."""
-    return _build_cached(cache, seeds, _make_silhouettes, "silhouettes", workers)
+    make = _make_silhouettes if infinigen is None else functools.partial(_silhouettes_mixed, str(infinigen))
+    return _build_cached(cache, seeds, make, "silhouettes", workers)
+
+
+def draw_batch(rng: np.random.Generator, n: int, batch_size: int, first_infinigen: int | None = None,
+               share: float | None = None) -> Tensor:
+    """Indices of a batch of chairs out of ``n``. Without ``share``, uniform over all of them; with it, the
+    chairs ``first_infinigen:`` (the Infinigen ones) fill a Binomial(batch, share) number of places."""
+    if share is None or first_infinigen is None:
+        return torch.as_tensor(rng.choice(n, batch_size, replace=False))
+    n_inf = n - first_infinigen
+    k = min(int(rng.binomial(batch_size, share)), n_inf)
+    k = max(k, batch_size - first_infinigen)
+    own = rng.choice(first_infinigen, batch_size - k, replace=False)
+    return torch.as_tensor(np.concatenate([own, first_infinigen + rng.choice(n_inf, k, replace=False)]))
 
 
 def silhouette_loss(gen: Generator, state, views: dict, render_cfg, rays: int, rng: np.random.Generator) -> Tensor:
@@ -276,7 +307,9 @@ def lr_factor(it: int, start: int, end: int) -> float:
 def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points: int, seed: int,
                     threads: int, config: ModelConfig | None = None, first_seed: int = 0, lr: float | None = None,
                     render_weight: float = 0.0, render_rays: int = 384, schedule_from: int = 0,
-                    init: str | None = None, fit_steps: int = 5000, extra_shapes: int = 0) -> Path:
+                    init: str | None = None, fit_steps: int = 5000, extra_shapes: int = 0,
+                    infinigen: Path | None = None, infinigen_shapes: int | None = None,
+                    infinigen_share: float | None = None) -> Path:
     """Train (or resume) the generator. `lr` is the peak learning rate; None keeps the checkpoint's (1e-3 when
     starting fresh), a number replaces it on resume. The rate follows a cosine from `schedule_from` (the first
     iteration of this phase; 0 for a run from scratch) to `iters`, down to 5% of the peak.
@@ -288,7 +321,11 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
 
     `extra_shapes` adds that many chairs of the later families (training.data.EXTRA_SEEDS) after the
     `shapes` chairs. A checkpoint (or `init`) that holds codes for fewer chairs gets the missing ones
-    fitted first (`fit_steps` steps, generator frozen), then training goes on with all of them."""
+    fitted first (`fit_steps` steps, generator frozen), then training goes on with all of them.
+
+    `infinigen` (a folder of ``training/infinigen/make_training.py``) adds its first `infinigen_shapes`
+    chairs (all: None) after those, the same way; `infinigen_share` is their expected share of every
+    batch (None: as their number says)."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     out = Path(out)
@@ -313,8 +350,17 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     from .data import EXTRA_SEEDS
 
     seeds = list(range(first_seed, first_seed + shapes)) + list(EXTRA_SEEDS[:extra_shapes])
-    data = build_dataset(out / "chairs_cache.pt", seeds, workers=threads)
-    views = build_silhouettes(out / "silhouettes.pt", seeds, workers=threads) if render_weight > 0 else None
+    first_infinigen = len(seeds)
+    if infinigen is not None:
+        from .infinigen.dataset import list_seeds
+
+        seeds += list_seeds(infinigen, infinigen_shapes)
+        if infinigen_share is not None and not 0.0 <= infinigen_share <= 1.0:
+            raise ValueError(f"--infinigen-share {infinigen_share} is not a share between 0 and 1")
+    n_infinigen = len(seeds) - first_infinigen
+    data = build_dataset(out / "chairs_cache.pt", seeds, workers=threads, infinigen=infinigen)
+    views = (build_silhouettes(out / "silhouettes.pt", seeds, workers=threads, infinigen=infinigen)
+             if render_weight > 0 else None)
     gen = Generator(cfg.generator)
     codes = nn.Parameter(torch.randn(len(data["seeds"]), cfg.generator.z_dim))  # one z per chair, ~N(0, I)
     named = [(n, p) for n, p in gen.named_parameters() if n != "log_beta"]
@@ -330,7 +376,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         save_checkpoint(ckpt_path, {"generator": gen.state_dict(), "codes": codes.detach().clone(),
                                     "optimizer": opt.state_dict(), "iteration": iteration, "elapsed_s": elapsed_s,
                                     "config": cfg.to_dict(), "seed": seed, "shapes": shapes,
-                                    "extra_shapes": extra_shapes})
+                                    "extra_shapes": extra_shapes, "infinigen_shapes": n_infinigen,
+                                    "seeds": torch.tensor(seeds)})
 
     if source is not None:
         gen.load_state_dict(source.generator.state_dict())
@@ -346,8 +393,11 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     elif ckpt is not None:
         gen.load_state_dict(ckpt["generator"])
         if ckpt["codes"].shape[0] > len(seeds):
-            raise ValueError(f"{ckpt_path} holds {ckpt['codes'].shape[0]} chairs' codes, more than --shapes and "
-                             "--extra-shapes ask for")
+            raise ValueError(f"{ckpt_path} holds {ckpt['codes'].shape[0]} chairs' codes, more than --shapes, "
+                             "--extra-shapes and --infinigen ask for")
+        if "seeds" in ckpt and ckpt["seeds"].tolist() != seeds[:len(ckpt["seeds"])]:
+            raise ValueError(f"{ckpt_path} trained on other chairs than these (or in another order): keep its "
+                             "--shapes, --extra-shapes and --infinigen, and pass --infinigen-shapes N to fix their number")
         with torch.no_grad():
             codes[:ckpt["codes"].shape[0]].copy_(ckpt["codes"])
         opt.load_state_dict(ckpt["optimizer"])  # restores the checkpoint's peak rates
@@ -375,7 +425,8 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
         # prior warm-up: the codes first spread out to tell the chairs apart, then the prior pulls them in
         weights = dict(LOSS_WEIGHTS, prior=LOSS_WEIGHTS["prior"] * min(1.0, it / (PRIOR_WARMUP * iters)),
                        render=render_weight)
-        idx = torch.as_tensor(rng.choice(len(data["seeds"]), batch_size, replace=False))
+        idx = draw_batch(rng, len(data["seeds"]), batch_size, first_infinigen if n_infinigen else None,
+                         infinigen_share)
         batch = point_batch(data, idx, points, rng)
         sil = None
         if views is not None:
@@ -400,7 +451,7 @@ def train_generator(out: Path, shapes: int, iters: int, batch_size: int, points:
     final = out / "generator.pt"
     save_checkpoint(final, {"generator": gen.state_dict(), "config": cfg.to_dict(), "iterations": iters,
                             "elapsed_s": elapsed + time.time() - t0, "seed": seed, "shapes": shapes,
-                            "extra_shapes": extra_shapes, "codes": codes_z})
+                            "extra_shapes": extra_shapes, "infinigen_shapes": n_infinigen, "codes": codes_z})
     print(f"generator trained: {final} ({(elapsed + time.time() - t0) / 60:.1f} min)")
     return final
 
@@ -428,6 +479,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--extra-shapes", type=int, default=0, metavar="N",
                     help="also train on N chairs of the later families (training.data.EXTRA_SEEDS); a checkpoint "
                     "without their codes gets them fitted first")
+    ap.add_argument("--infinigen", default=None, metavar="DIR",
+                    help="also train on the Infinigen chairs in DIR (training/infinigen/make_training.py); a "
+                    "checkpoint without their codes gets them fitted first")
+    ap.add_argument("--infinigen-shapes", type=int, default=None, metavar="N", help="only the first N of them")
+    ap.add_argument("--infinigen-share", type=float, default=None, metavar="P",
+                    help="expected share of Infinigen chairs in every batch (default: as their number says)")
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
 
 
@@ -438,7 +495,9 @@ def run(args: argparse.Namespace) -> int:
         train_generator(Path(args.out), args.shapes, args.iters, args.batch, args.points, args.seed, args.threads,
                         tiny_config() if args.tiny else None, lr=args.lr, render_weight=args.render_weight,
                         render_rays=args.render_rays, schedule_from=args.schedule_from, init=args.init,
-                        fit_steps=args.fit_steps, extra_shapes=args.extra_shapes)
+                        fit_steps=args.fit_steps, extra_shapes=args.extra_shapes,
+                        infinigen=None if args.infinigen is None else Path(args.infinigen),
+                        infinigen_shapes=args.infinigen_shapes, infinigen_share=args.infinigen_share)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     return 0

@@ -2,8 +2,8 @@
 
 Imported by ``make_chairs.py`` inside Infinigen's environment and by the tests in the project's own.
 
-- Seeds: :data:`VALIDATION_SEEDS` are validation only; a training run on Infinigen chairs must take
-  its factory seeds outside them.
+- Seeds: :data:`VALIDATION_SEEDS` are validation only and :data:`TUNING_SEEDS` are for tuning; the
+  generator's training chairs take theirs from :data:`TRAINING_SEEDS` (:func:`training_seed`).
 - Frame: Infinigen builds its seating facing +X (``ChairFactory.create_asset`` draws the seat from
   y = 0 at the back to y = -depth at the front, then turns the joined object by +90 deg about Z; the
   backrests of ``OfficeChairFactory`` and ``ArmChairFactory`` (a ``SofaFactory``) also stand at -X,
@@ -32,6 +32,8 @@ VALIDATION_SEEDS = range(950_000, 960_000)
 TUNING_SEEDS = range(970_000, 980_000)
 """Infinigen factory seeds for tuning inference settings (``make_chairs.py --first-seed 970000``): never
 used for validation or training, so that settings are chosen without looking at the validation."""
+TRAINING_SEEDS = range(2_000_000, 2_100_000)
+"""Infinigen factory seeds of the generator's training chairs (make_training.py), disjoint from the above."""
 FAMILIES = ("chair", "office", "bar", "armchair")
 """in the order the validation cycles through them: chair k has family FAMILIES[k % 4]."""
 FACTORIES = {"chair": "ChairFactory", "office": "OfficeChairFactory", "bar": "BarChairFactory",
@@ -51,6 +53,13 @@ def case_seed(k: int, first_seed: int = VALIDATION_SEEDS.start) -> tuple[str, in
     if not 0 <= k < len(seeds):
         raise ValueError(f"chair index {k} outside 0..{len(seeds) - 1}")
     return FAMILIES[k % len(FAMILIES)], seeds[k]
+
+
+def training_seed(k: int) -> tuple[str, int]:
+    """(family, factory seed) of training chair ``k``: families cycle as the validation's do."""
+    if not 0 <= k < len(TRAINING_SEEDS):
+        raise ValueError(f"training chair index {k} outside 0..{len(TRAINING_SEEDS) - 1}")
+    return FAMILIES[k % len(FAMILIES)], TRAINING_SEEDS[k]
 
 
 def rot_z(deg: float) -> np.ndarray:

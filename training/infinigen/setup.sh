@@ -17,5 +17,7 @@ fi
 "$VENV/bin/python" -m pip install --only-binary=:all: "bpy==4.2.0" coacd "gin_config>=0.5.0" "imageio<2.32.0" \
   matplotlib networkx "numpy<2" "opencv-python<4.9.0" pandas psutil scikit-image "scikit-learn<1.4.0" scipy \
   "shapely<=2.0.5" tqdm "trimesh<3.23.0" OpenEXR submitit geomdl python-fcl rtree pillow
+# make_training.py (generator training chairs): libigl for distances and closest points
+"$VENV/bin/python" -m pip install --only-binary=:all: --no-deps "libigl==2.6.3"
 "$VENV/bin/python" -c "import bpy, infinigen; print('bpy', bpy.app.version_string, 'infinigen', infinigen.__version__)"
-"$VENV/bin/python" -c "from infinigen.assets.objects.seating import ChairFactory, OfficeChairFactory, BarChairFactory, ArmChairFactory"
+"$VENV/bin/python" -c "import igl; from infinigen.assets.objects.seating import ChairFactory, OfficeChairFactory, BarChairFactory, ArmChairFactory"
