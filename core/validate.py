@@ -113,21 +113,24 @@ def check_focal_mm(value) -> float | None:
     """A 35 mm-equivalent focal length in mm (4-2000), or 0 or None: not given (EXIF, else the default) -> None."""
     if value is None or (_real(value) and value == 0):
         return None
-    lo, hi = FOCAL_MM
-    if not _real(value) or not math.isfinite(value) or not lo <= value <= hi:
-        raise ReconstructionError(f"focal length must be a 35 mm-equivalent value in mm between {lo:g} and {hi:g} "
-                                  f"(or 0 or nothing for EXIF or the default), got {_show(value)}")
-    return float(value)
+    return _finite_in(value, FOCAL_MM, "focal length must be a 35 mm-equivalent value in mm",
+                      "or 0 or nothing for EXIF or the default")
 
 
 def check_height_m(value) -> float | None:
     """The object's height in metres (0.01-100) or None (the model's size prior)."""
     if value is None:
         return None
-    lo, hi = HEIGHT_M
+    return _finite_in(value, HEIGHT_M, "height must be the object's height in metres",
+                      "or nothing for the model's typical size")
+
+
+def _finite_in(value, bounds: tuple[float, float], what: str, otherwise: str) -> float:
+    """``value`` as a float when it is a finite real number within ``bounds``; else the error
+    "<what> between LO and HI (<otherwise>), got VALUE"."""
+    lo, hi = bounds
     if not _real(value) or not math.isfinite(value) or not lo <= value <= hi:
-        raise ReconstructionError(f"height must be the object's height in metres between {lo:g} and {hi:g} "
-                                  f"(or nothing for the model's typical size), got {_show(value)}")
+        raise ReconstructionError(f"{what} between {lo:g} and {hi:g} ({otherwise}), got {_show(value)}")
     return float(value)
 
 

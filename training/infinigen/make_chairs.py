@@ -58,6 +58,17 @@ def _infinigen_factory(family: str):
     return getattr(seating, convert.FACTORIES[family])
 
 
+def mesh_arrays(me, matrix_world) -> tuple[np.ndarray, np.ndarray]:
+    """World vertices (V, 3) and triangles (F, 3) int64 of a Blender mesh ``me`` placed by ``matrix_world``."""
+    me.calc_loop_triangles()
+    co = np.zeros(len(me.vertices) * 3)
+    me.vertices.foreach_get("co", co)
+    tri = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
+    me.loop_triangles.foreach_get("vertices", tri)
+    mw = np.array(matrix_world)
+    return co.reshape(-1, 3) @ mw[:3, :3].T + mw[:3, 3], tri.reshape(-1, 3)
+
+
 def spawn(family: str, seed: int):
     """The chair's root object (Infinigen's frame) and the (V, 3) world vertices, (F, 3) triangles of
     all its meshes, modifiers applied."""
@@ -74,15 +85,10 @@ def spawn(family: str, seed: int):
             continue
         ev = o.evaluated_get(dg)
         me = ev.to_mesh()
-        me.calc_loop_triangles()
-        co = np.zeros(len(me.vertices) * 3)
-        me.vertices.foreach_get("co", co)
-        tri = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
-        me.loop_triangles.foreach_get("vertices", tri)
-        mw = np.array(o.matrix_world)
-        verts.append(co.reshape(-1, 3) @ mw[:3, :3].T + mw[:3, 3])
-        faces.append(tri.reshape(-1, 3) + base)
-        base += len(me.vertices)
+        v, tri = mesh_arrays(me, o.matrix_world)
+        verts.append(v)
+        faces.append(tri + base)
+        base += len(v)
         ev.to_mesh_clear()
     if not faces or base == 0:
         raise RuntimeError(f"{family} seed {seed}: no mesh")

@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from training.infinigen import convert  # noqa: E402
+from training.infinigen.make_chairs import mesh_arrays  # noqa: E402
 
 POINTS = 32768
 """= training.train_generator.POINTS_PER_SHAPE (a test keeps them equal)."""
@@ -102,15 +103,10 @@ def _triangles(objs: list, colours: bool) -> dict:
     verts, faces, colors, base = [], [], [], 0
     for o in objs:
         me = o.data
-        me.calc_loop_triangles()
-        co = np.zeros(len(me.vertices) * 3)
-        me.vertices.foreach_get("co", co)
-        tri = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
-        me.loop_triangles.foreach_get("vertices", tri)
-        mw = np.array(o.matrix_world)
-        verts.append(co.reshape(-1, 3) @ mw[:3, :3].T + mw[:3, 3])
-        faces.append(tri.reshape(-1, 3) + base)
-        base += len(me.vertices)
+        v, tri = mesh_arrays(me, o.matrix_world)
+        verts.append(v)
+        faces.append(tri + base)
+        base += len(v)
         if colours:
             loops = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
             me.loop_triangles.foreach_get("loops", loops)
