@@ -259,12 +259,20 @@ def _save_outputs(ext, result, out: Path, fmt: str, stem: str, files: dict) -> N
     export = importlib.import_module(f"{ext.__name__}.core.io.export")
     export.write_result(result, out, fmt, stem)  # the JSON names the mesh actually written
     files["mesh"], files["json"] = result.mesh_path, result.json_path
+    for suffix in _side_files(ext, fmt):  # a textured OBJ's material library and texture
+        if (out / f"{stem}{suffix}").exists():
+            files[suffix.lstrip("._").replace(".", "_")] = str(out / f"{stem}{suffix}")
     for image_block in bpy.data.images:
         if image_block.source == "FILE" and image_block.packed_file is None and image_block.filepath:
             image_block.pack()
     blend = out / f"{stem}.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, compress=True)
     files["blend"] = str(blend)
+
+
+def _side_files(ext, fmt: str) -> tuple[str, ...]:
+    """Suffixes of the files the core writes beside a ``fmt`` mesh (``core.config.SIDE_FILES``)."""
+    return importlib.import_module(f"{ext.__name__}.core.config").SIDE_FILES.get(fmt, ())
 
 
 def _fail_outputs(entry: dict, err: Exception, label: str, files: dict) -> None:
@@ -394,7 +402,8 @@ def _run(ext, opts: argparse.Namespace) -> int:
         print(f"error: no images found in {' '.join(opts.input)} (looked for "
               f"{', '.join(validate.IMAGE_SUFFIXES)})", file=sys.stderr, flush=True)
         return 1
-    stems = validate.output_stems(images, (f".{options.fmt}", ".json", *RENDER_SUFFIXES), str(out))
+    stems = validate.output_stems(images, (f".{options.fmt}", ".json", *_side_files(ext, options.fmt),
+                                           *RENDER_SUFFIXES), str(out))
     entries = []
     for image, stem in zip(images, stems):
         entry = process(ext, image, stem, out, opts, options)
@@ -432,7 +441,8 @@ def _run_joint(ext, validate, out: Path, opts: argparse.Namespace, options) -> i
         return 1
     every_photo = [photo for _, photos in objects for photo in photos]
     stems = validate.output_stems([f"{name}.object" for name, _ in objects],
-                                  (f".{options.fmt}", ".json", *RENDER_SUFFIXES), str(out), keep=every_photo)
+                                  (f".{options.fmt}", ".json", *_side_files(ext, options.fmt), *RENDER_SUFFIXES),
+                                  str(out), keep=every_photo)
     entries = []
     for (name, photos), stem in zip(objects, stems):
         entry = process_object(ext, name, photos, stem, out, opts, options)

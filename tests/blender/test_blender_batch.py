@@ -177,3 +177,27 @@ def test_folder_scan_takes_what_the_core_reads(batch, ext, library_core, tmp_pat
     errors = {os.path.basename(e["image"]): e.get("error", "") for e in summary["images"]}
     assert "is a named pipe (FIFO)" in errors["pipe.png"] and "is a folder (directory)" in errors["sub.jpg"]
     assert [os.path.basename(r.image) for r in library_core.calls] == ["chair.png"]
+
+
+def test_a_textured_obj_lists_its_side_files_and_a_failure_removes_them(batch, ext, runner, fast_model, tmp_path,
+                                                                         capsys, monkeypatch):
+    """OBJ comes with <stem>.mtl and <stem>_texture.png: summary.json lists them with the mesh, and an image
+    whose outputs fail to be written leaves none of them behind."""
+    photo = sfi_helpers.write_photo(tmp_path / "chair.png")
+    args = ["x", "--input", str(photo), "--model", str(fast_model), "--steps", "0", "--format", "obj",
+            "--texture-size", "64"]
+    out = tmp_path / "ok"
+    assert batch.main([*args, "--out", str(out)]) == 0
+    entry = json.loads((out / "summary.json").read_text())["images"][0]
+    names = {os.path.basename(p) for p in entry["files"].values()}
+    assert {"chair.obj", "chair.mtl", "chair_texture.png", "chair.json", "chair.blend"} <= names
+    assert sorted(os.listdir(out)) == sorted(names | {"summary.json"})
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(batch, "_mesh_counts", refuse)  # after every file is written
+    out = tmp_path / "failed"
+    assert batch.main([*args, "--out", str(out)]) == 1
+    assert "disk full" in capsys.readouterr().out
+    assert os.listdir(out) == ["summary.json"]
