@@ -123,6 +123,22 @@ def place_held_back(recovered: list[np.ndarray], true: list[np.ndarray], held: n
     return out
 
 
+def place_about_object(recovered: np.ndarray, true: np.ndarray, held: np.ndarray, size: float,
+                       centre_recovered: np.ndarray, centre_true: np.ndarray) -> np.ndarray:
+    """(4, 4) camera-to-world of the held-back camera ``held`` (true frame) in the recovered frame, placed
+    about the object: turned with the object by the recovered view's rotation error (``recovered`` and
+    ``true``: the input view's cameras), its offset from the true object's centre scaled by ``size`` (the
+    recovered object's size over the true one's) and laid off from the recovered object's centre. Unlike
+    :func:`place_held_back` it keeps no trace of the input camera's distance, which an unknown focal
+    length sets: a lens guessed 1.4 times too long puts that camera 1.4 times farther from the same
+    object."""
+    rot = recovered[:3, :3] @ true[:3, :3].T
+    out = np.eye(4)
+    out[:3, :3] = rot @ held[:3, :3]
+    out[:3, 3] = size * rot @ (held[:3, 3] - centre_true) + centre_recovered
+    return out
+
+
 def novel_iou(model, result_like, recovered: list[np.ndarray], true: list[np.ndarray], case: dict,
               scale: bool = True, mesh=None, align: bool = False) -> float:
     """Silhouette IoU in the held-back view through the recovered cameras' frame (see the module docstring):
