@@ -66,3 +66,11 @@ def test_a_slot_decoder_starts_as_the_decoders_slot_logits_and_saves(tmp_path):
     assert loaded.cfg.generator.slot_hidden == cfg.generator.decoder_hidden
     c = loaded.generator.query(loaded.generator.decode(loaded.generator.mapping_ws(z)), pts, with_weights=True)
     assert torch.allclose(c.weights, b.weights)
+
+
+def test_only_procedural_chairs_teach_the_slots():
+    from training.infinigen.convert import training_seed
+    from training.train_slots import part_rows
+
+    seeds = [0, 1, 700000, training_seed(0)[1], 2, training_seed(5)[1]]
+    assert part_rows(seeds).tolist() == [0, 1, 2, 4]

@@ -28,6 +28,7 @@ from core.fit.invert import render_shaded
 from .data.chairs import sample_chair
 from .data.raytrace import render, sample_light, sample_view
 from .evaluate import mask_iou
+from .infinigen.convert import TRAINING_SEEDS
 
 SIZE = 128
 CAMERA_SEED_OFFSET = 1000
@@ -35,7 +36,8 @@ CAMERA_SEED_OFFSET = 1000
 
 def silhouette_ceiling(checkpoint: Path, chairs: int = 24, beta: float | None = None,
                        first_seed: int = 0) -> list[tuple[int, str, float]]:
-    """(chair seed, family, IoU) for the first `chairs` training chairs of a training checkpoint."""
+    """(chair seed, family, IoU) for the first `chairs` procedural training chairs of a training checkpoint
+    (its ``seeds``; a checkpoint without them: ``first_seed`` on)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     if "codes" not in ckpt:
         raise ValueError(f"{checkpoint} has no training codes: pass a generator.pt or generator_ckpt.pt written by the current train-generator")
@@ -47,9 +49,11 @@ def silhouette_ceiling(checkpoint: Path, chairs: int = 24, beta: float | None = 
         with torch.no_grad():
             gen.log_beta.fill_(math.log(beta))
     codes = ckpt["codes"]
+    seeds = ckpt["seeds"].tolist() if "seeds" in ckpt else list(range(first_seed, first_seed + len(codes)))
+    # an Infinigen training chair has no data-generator chair to render the truth from
+    procedural = [(i, s) for i, s in enumerate(seeds[:len(codes)]) if s not in TRAINING_SEEDS]
     rows = []
-    for i in range(min(chairs, len(codes))):
-        seed = first_seed + i
+    for i, seed in procedural[:chairs]:
         spec = sample_chair(seed)
         rng = np.random.default_rng(CAMERA_SEED_OFFSET + seed)
         cam = sample_view(rng, SIZE, SIZE, spec)

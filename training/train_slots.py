@@ -12,7 +12,8 @@ mapping. The shape (the SDF output, the planes, the mapping to w) is frozen, so
 the encoder that goes with the generator stays valid and every silhouette stays as it was.
 
 The training chairs and their codes are the generator's own: its ``generator.pt`` (codes, folded
-like the shipped mapping) and ``chairs_cache.pt`` beside it (surface points and albedo).
+like the shipped mapping) and ``chairs_cache.pt`` beside it (surface points and albedo); only its
+procedural chairs teach the slots (Infinigen's training chairs name no parts).
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def surface_groups(seed: int, points: Tensor) -> Tensor:
     spec = sample_chair(seed)
     groups = torch.tensor([part_group(n) for n in spec.part_names])
     return groups[chair_query(spec, points)[1]]
+
+
+def part_rows(seeds: list[int]) -> np.ndarray:
+    """Indices of the cached chairs whose parts are named: the procedural ones. An Infinigen training
+    chair (seed in training.infinigen.convert.TRAINING_SEEDS) has no parts, and the data generator's
+    chair of the same number is another chair."""
+    from .infinigen.convert import TRAINING_SEEDS
+
+    return np.array([i for i, s in enumerate(seeds) if s not in TRAINING_SEEDS], dtype=np.int64)
 
 
 def slot_groups(k: int) -> Tensor:
@@ -148,6 +158,9 @@ def train_slots(model: str, codes_path: Path, write: Path, iters: int, batch: in
     seeds = data["seeds"].tolist()
     if len(seeds) != codes.shape[0]:
         raise SystemExit(f"{codes_path}: {codes.shape[0]} codes for {len(seeds)} cached chairs")
+    rows = part_rows(seeds)
+    if len(rows) < batch:
+        raise SystemExit(f"{codes_path}: {len(rows)} procedural chairs with named parts, fewer than --batch {batch}")
     sdf_before = gen.decoder[-1].weight[0].clone()
     params = trainable(gen)
     opt = torch.optim.Adam(params, lr=lr)
@@ -157,7 +170,7 @@ def train_slots(model: str, codes_path: Path, write: Path, iters: int, batch: in
     t0 = time.time()
     log = []
     for it in range(iters):
-        idx = torch.as_tensor(rng.choice(len(seeds), batch, replace=False))
+        idx = torch.as_tensor(rows[rng.choice(len(rows), batch, replace=False)])
         pick = torch.as_tensor(rng.choice(data["surface_points"].shape[1], points, replace=False))
         pts = data["surface_points"][idx][:, pick]
         for i in idx.tolist():
