@@ -58,10 +58,11 @@ bench: env
 evaluate: env
 	$(BIN)/python -m training evaluate --model chairs --images 100
 	$(BIN)/python -m training real-build --out runs/real
-	$(BIN)/python -m training real-evaluate --cases runs/real/cases.json --model chairs --steps 0 10
+	$(BIN)/python -m training real-evaluate --cases runs/real/cases.json --model chairs --steps 10 0 --batch 1 \
+		--rows runs/real/rows.jsonl
 	test -x runs/infinigen-venv/bin/python || training/infinigen/setup.sh
 	runs/infinigen-venv/bin/python training/infinigen/make_chairs.py --out runs/infinigen --chairs 160
-	$(BIN)/python -m training real-evaluate --cases runs/infinigen/cases.json --model chairs --steps 10 0 \
+	$(BIN)/python -m training real-evaluate --cases runs/infinigen/cases.json --model chairs --steps 10 0 --batch 1 \
 		--rows runs/infinigen/rows_chairs.jsonl --json runs/infinigen/report_chairs.json
 
 clean:
