@@ -144,3 +144,19 @@ def test_an_other_view_is_placed_about_the_object_whatever_the_input_cameras_dis
     expected = turn @ held
     assert np.allclose(placed[:3, :3], expected[:3, :3])
     assert np.allclose(placed[:3, 3], 2.0 * expected[:3, 3] + [0.1, 0.0, 0.0])
+
+
+def test_real_build_leaves_a_finished_set_with_the_same_settings(tmp_path, capsys):
+    from training.cli import main
+    from training.real.build import finished
+
+    settings = {"chairs_asked": None, "seed": 0, "views": 8, "size": 256, "samples": 64,
+                "conditions": ["cutout", "photo"]}
+    assert not finished(tmp_path, settings)  # nothing there
+    (tmp_path / "manifest.json").write_text(json.dumps({**settings, "chairs": []}))
+    assert not finished(tmp_path, settings)  # no cases.json: an interrupted build
+    (tmp_path / "cases.json").write_text(json.dumps({"cases": []}))
+    assert finished(tmp_path, settings)
+    assert not finished(tmp_path, {**settings, "views": 4}) and not finished(tmp_path, {**settings, "chairs_asked": 2})
+    assert main(["real-build", "--out", str(tmp_path)]) == 0
+    assert "already built" in capsys.readouterr().out

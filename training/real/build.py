@@ -225,7 +225,7 @@ def build(out: Path, n_chairs: int | None, seed: int, views: int, size: int, sam
     manifest = {
         "source": {"package": deb.name, "sha256": sha256_file(deb), "jar": catalog.JAR_PATH,
                    "catalog": catalog.CATALOG_PATH, "selection": f"id or name matches /{catalog.CHAIR_PATTERN.pattern}/i"},
-        "chairs": chair_info, "excluded": excluded, "yaw_overrides_deg": YAW_OVERRIDES,
+        "chairs": chair_info, "chairs_asked": n_chairs, "excluded": excluded, "yaw_overrides_deg": YAW_OVERRIDES,
         "frame": "+Z up, front toward -Y, bbox centred, largest side 1.6 (training.data.chairs.EXTENT)",
         "seed": seed, "views": views, "size": size, "samples": samples, "conditions": list(conditions),
         "seconds": round(time.time() - t0, 1)}
@@ -247,9 +247,27 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     ap.add_argument("--deb", default=None, help="the sweethome3d .deb (default: searched, else apt-get download)")
     ap.add_argument("--threads", type=int, default=2, help="Cycles CPU threads (0: all)")
+    ap.add_argument("--force", action="store_true", help="build again over a finished set with the same settings")
+
+
+def finished(out: Path, settings: dict) -> bool:
+    """True when ``out`` holds a finished set (its cases.json and manifest.json) whose manifest records
+    every one of ``settings``."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+        json.loads((out / "cases.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return all(k in manifest and manifest[k] == v for k, v in settings.items())
 
 
 def run(args: argparse.Namespace) -> int:
-    build(Path(args.out), args.chairs, args.seed, args.views, args.size, args.samples,
+    out = Path(args.out)
+    settings = {"chairs_asked": args.chairs, "seed": args.seed, "views": args.views, "size": args.size,
+                "samples": args.samples, "conditions": list(args.conditions)}
+    if not args.force and finished(out, settings):
+        print(f"{out}: already built with these settings (--force builds it again)")
+        return 0
+    build(out, args.chairs, args.seed, args.views, args.size, args.samples,
           Path(args.deb) if args.deb else None, args.threads, tuple(args.conditions))
     return 0
