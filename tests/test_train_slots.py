@@ -69,8 +69,7 @@ def test_a_slot_decoder_starts_as_the_decoders_slot_logits_and_saves(tmp_path):
 
 
 def test_only_procedural_chairs_teach_the_slots():
-    from training.infinigen.convert import training_seed
-    from training.train_slots import part_rows
+    from training.infinigen.convert import procedural_rows, training_seed
 
     seeds = [0, 1, 700000, training_seed(0)[1], 2, training_seed(5)[1]]
-    assert part_rows(seeds).tolist() == [0, 1, 2, 4]
+    assert procedural_rows(seeds) == [0, 1, 2, 4]

@@ -28,7 +28,7 @@ from core.fit.invert import render_shaded
 from .data.chairs import sample_chair
 from .data.raytrace import render, sample_light, sample_view
 from .evaluate import mask_iou
-from .infinigen.convert import TRAINING_SEEDS
+from .infinigen.convert import procedural_rows
 
 SIZE = 128
 CAMERA_SEED_OFFSET = 1000
@@ -50,10 +50,9 @@ def silhouette_ceiling(checkpoint: Path, chairs: int = 24, beta: float | None = 
             gen.log_beta.fill_(math.log(beta))
     codes = ckpt["codes"]
     seeds = ckpt["seeds"].tolist() if "seeds" in ckpt else list(range(first_seed, first_seed + len(codes)))
-    # an Infinigen training chair has no data-generator chair to render the truth from
-    procedural = [(i, s) for i, s in enumerate(seeds[:len(codes)]) if s not in TRAINING_SEEDS]
     rows = []
-    for i, seed in procedural[:chairs]:
+    for i in procedural_rows(seeds[:len(codes)])[:chairs]:  # an Infinigen chair has no truth to render here
+        seed = seeds[i]
         spec = sample_chair(seed)
         rng = np.random.default_rng(CAMERA_SEED_OFFSET + seed)
         cam = sample_view(rng, SIZE, SIZE, spec)

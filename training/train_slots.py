@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .infinigen.convert import procedural_rows
+
 SEED = 0
 """seed of the chairs, points and initial weights drawn (the shipped run's)."""
 PART_GROUPS = ("seat", "back", "arms", "frame")
@@ -56,15 +58,6 @@ def surface_groups(seed: int, points: Tensor) -> Tensor:
     spec = sample_chair(seed)
     groups = torch.tensor([part_group(n) for n in spec.part_names])
     return groups[chair_query(spec, points)[1]]
-
-
-def part_rows(seeds: list[int]) -> np.ndarray:
-    """Indices of the cached chairs whose parts are named: the procedural ones. An Infinigen training
-    chair (seed in training.infinigen.convert.TRAINING_SEEDS) has no parts, and the data generator's
-    chair of the same number is another chair."""
-    from .infinigen.convert import TRAINING_SEEDS
-
-    return np.array([i for i, s in enumerate(seeds) if s not in TRAINING_SEEDS], dtype=np.int64)
 
 
 def slot_groups(k: int) -> Tensor:
@@ -158,7 +151,7 @@ def train_slots(model: str, codes_path: Path, write: Path, iters: int, batch: in
     seeds = data["seeds"].tolist()
     if len(seeds) != codes.shape[0]:
         raise SystemExit(f"{codes_path}: {codes.shape[0]} codes for {len(seeds)} cached chairs")
-    rows = part_rows(seeds)
+    rows = np.array(procedural_rows(seeds), dtype=np.int64)  # Infinigen's training chairs name no parts
     if len(rows) < batch:
         raise SystemExit(f"{codes_path}: {len(rows)} procedural chairs with named parts, fewer than --batch {batch}")
     sdf_before = gen.decoder[-1].weight[0].clone()

@@ -62,6 +62,13 @@ def training_seed(k: int) -> tuple[str, int]:
     return FAMILIES[k % len(FAMILIES)], TRAINING_SEEDS[k]
 
 
+def procedural_rows(seeds: list[int]) -> list[int]:
+    """Indices of the entries of a generator's chair list (``seeds``) that are the data generator's
+    chairs, not Infinigen training chairs (:data:`TRAINING_SEEDS`): only those have named parts and a
+    data-generator twin to render."""
+    return [i for i, s in enumerate(seeds) if s not in TRAINING_SEEDS]
+
+
 def rot_z(deg: float) -> np.ndarray:
     a = math.radians(deg)
     return np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
