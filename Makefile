@@ -55,15 +55,18 @@ package: env
 bench: env
 	$(BIN)/python -m training bench --model chairs
 
+# make evaluate MODEL=runs/model12/chairs.json measures another model (its rows: rows_<MODEL path with _>.jsonl)
+MODEL ?= chairs
+TAG = $(subst /,_,$(basename $(MODEL)))
 evaluate: env
-	$(BIN)/python -m training evaluate --model chairs --images 100
+	$(BIN)/python -m training evaluate --model $(MODEL) --images 100
 	$(BIN)/python -m training real-build --out runs/real
-	$(BIN)/python -m training real-evaluate --cases runs/real/cases.json --model chairs --steps 10 0 --batch 1 \
-		--rows runs/real/rows.jsonl
+	$(BIN)/python -m training real-evaluate --cases runs/real/cases.json --model $(MODEL) --steps 10 0 --batch 1 \
+		--rows runs/real/rows_$(TAG).jsonl --json runs/real/report_$(TAG).json
 	test -x runs/infinigen-venv/bin/python || training/infinigen/setup.sh
 	runs/infinigen-venv/bin/python training/infinigen/make_chairs.py --out runs/infinigen --chairs 160
-	$(BIN)/python -m training real-evaluate --cases runs/infinigen/cases.json --model chairs --steps 10 0 --batch 1 \
-		--rows runs/infinigen/rows_chairs.jsonl --json runs/infinigen/report_chairs.json
+	$(BIN)/python -m training real-evaluate --cases runs/infinigen/cases.json --model $(MODEL) --steps 10 0 --batch 1 \
+		--rows runs/infinigen/rows_$(TAG).jsonl --json runs/infinigen/report_$(TAG).json
 
 clean:
 	rm -rf out dist .pytest_cache .ruff_cache
