@@ -92,3 +92,5 @@ def test_tuning_seeds_are_apart_from_the_validation_seeds():
     assert not set(convert.TUNING_SEEDS) & set(convert.VALIDATION_SEEDS)
     with pytest.raises(ValueError, match="970000"):
         convert.case_seed(0, 123)
+    assert convert.case_seed(3, convert.TRAINING_SEEDS.start) == ("armchair", 2_000_003)
+    assert convert.case_seed(3, convert.TRAINING_SEEDS.start) == convert.training_seed(3)

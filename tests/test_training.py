@@ -1,5 +1,6 @@
 """Training code: the SDF loss, and that both training commands run, checkpoint, resume and write a model."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -572,3 +573,76 @@ def test_mesh_level_scores_mesh_silhouettes_like_the_photo(tiny_model_dir, tmp_p
     assert list(areas) == levels and all(0.0 <= a <= 1.0 for a in areas.values())
     assert areas[-5.0] <= areas[0.0] <= areas[5.0] and areas[5.0] > 0.0
     assert pipe.cfg is pipe.model.cfg  # the model's own level is back
+
+
+def _photo_cases(folder, seeds) -> str:
+    """A cases.json of photo-like renders (a red block on a grey floor, its true mask) with these seeds."""
+    import json
+
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    cases = []
+    for k, seed in enumerate(seeds):
+        rgb = np.full((64, 64, 3), 120, np.uint8)
+        mask = np.zeros((64, 64), np.uint8)
+        mask[20 + k:44, 16:36] = 255  # box 20 x (24 - k), centre (26, 32 + k / 2)
+        rgb[mask > 0] = (200, 30, 30)
+        Image.fromarray(rgb).save(folder / "images" / f"c{k}_photo_0.png")
+        Image.fromarray(mask).save(folder / "masks" / f"c{k}_photo_0.png")
+        cases.append({"name": f"c{k}_photo_0", "condition": "photo", "seed": seed,
+                      "image": f"images/c{k}_photo_0.png", "mask": f"masks/c{k}_photo_0.png"})
+        cases.append({"name": f"c{k}_cutout_0", "condition": "cutout", "seed": seed})
+    (folder / "cases.json").write_text(json.dumps({"cases": cases}))
+    return str(folder / "cases.json")
+
+
+def test_training_photos_are_cut_around_the_chair_and_never_validation_chairs(tmp_path):
+    from training.train_segmenter import PHOTO_CONTEXT, load_photos, photo_batch
+
+    cases = _photo_cases(tmp_path / "train", [2_000_000, 2_000_001])
+    photos = load_photos([cases], 16)
+    assert photos["names"] == ["c0_photo_0", "c1_photo_0"]  # the cut-outs are left out
+    assert photos["rgb"].shape == (2, 32, 32, 3) and photos["alpha"].shape == (2, 32, 32)
+    alpha = photos["alpha"][0].float() / 255
+    ys, xs = torch.nonzero(alpha > 0.5, as_tuple=True)
+    assert abs((xs.float().mean() + 0.5) - 16) < 1 and abs((ys.float().mean() + 0.5) - 16) < 1  # centred
+    assert abs(float(alpha.sum()) - 32 * 32 * (20 * 24) / (PHOTO_CONTEXT * 24) ** 2) < 10  # 2.4 x the box side
+    red = photos["rgb"][0][..., 0].float() > 160
+    assert float(((alpha > 0.5) == red).float().mean()) > 0.95  # image and mask stay aligned
+    img, cover = photo_batch(photos, torch.tensor([0, 1, 0, 1]), torch.Generator().manual_seed(0), 24)
+    assert img.shape == (4, 24, 24, 3) and cover.shape == (4, 24, 24)
+    assert 0 <= float(img.min()) and float(img.max()) <= 1
+    redness = img[..., 0] - img[..., 1]
+    inside, outside = redness[cover > 0.9].mean(), redness[cover < 0.1].mean()
+    assert float(inside) > float(outside) + 0.3  # mirrored or not, the mask covers the red block
+    with pytest.raises(ValueError, match="not an Infinigen training chair"):
+        load_photos([_photo_cases(tmp_path / "val", [950_003])], 16)
+
+
+def test_train_segmenter_fine_tunes_on_training_photos(tmp_path, capsys):
+    import json
+
+    from core.config import SegmenterConfig, tiny_config
+    from core.model import ReconstructionModel, load_model, save_model
+    from training.cli import main
+    from training.train_segmenter import CHANNELS
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    cfg.segmenter = SegmenterConfig(image_size=32, channels=CHANNELS)
+    save_model(ReconstructionModel(cfg), tmp_path / "seg_model", half=False)
+    cases = _photo_cases(tmp_path / "photos", [2_000_000, 2_000_001])
+    args = ["train-segmenter", "--model", str(tmp_path / "seg_model.json"), "--out", str(tmp_path / "seg"),
+            "--images", "4", "--validation", "2", "--size", "32", "--batch", "4", "--threads", "1", "--iters", "2",
+            "--photos", cases, "--photos-share", "0.5", "--init", "--write", str(tmp_path / "tuned")]
+    assert main(args) == 0
+    assert "2 training photos" in capsys.readouterr().out
+    card = json.loads((tmp_path / "tuned.json").read_text())["card"]["segmenter"]
+    assert card["photos"] == 2 and card["photos_share"] == 0.5 and card["init"].endswith("seg_model.json")
+    assert load_model(str(tmp_path / "tuned.json"), "cpu").segmenter is not None
+    small = tiny_config()  # a model without a segmenter cannot be fine-tuned
+    save_model(ReconstructionModel(small), tmp_path / "plain", half=False)
+    with pytest.raises(ValueError, match="no segmenter"):
+        main([*args[:2], str(tmp_path / "plain.json"), *args[3:]])

@@ -10,6 +10,13 @@ windows, plain backdrops) for most, white backdrops for some, material textures 
 chairs, exposure, contrast and colour-cast jitter, sensor noise, blur and mirroring. Loss: binary
 cross-entropy on the coverage plus a soft Dice term.
 
+``--photos CASES.json ...`` adds photo-like renders of Infinigen training chairs with their true masks
+(``training/infinigen/make_chairs.py --first-seed 2000000 --others 0``: real procedural materials,
+floors and shadows rendered by Cycles): a share ``--photos-share`` of every batch is drawn from them,
+cut as segment's crop is (a square of 1.1-2.2 times the chair's box, off-centre), with the same
+camera effects. Chairs outside the Infinigen training seeds are refused. ``--init`` starts from
+``--model``'s segmenter (a fine-tune) instead of new weights.
+
 Files in ``--out``: ``renders.pt`` (the ray-traced chairs, reused while ``--images``, ``--size`` and
 ``--first-seed`` stay the same) and ``segmenter_ckpt.pt`` (every 250 steps; the same command resumes).
 ``--write STEM`` writes ``--model`` with the segmenter added (its other tensors unchanged).
@@ -65,9 +72,92 @@ def build_renders(seeds: list[int], size: int, threads: int) -> dict:
             "seeds": torch.tensor(seeds), "size": size}
 
 
+PHOTO_CONTEXT = 2.4
+"""a training photo is kept as the square of this many times its chair's box, centred on it."""
+PHOTO_SIDE = (1.1, 2.2)
+"""the crop a training photo is seen through, in units of its chair's box side (segment's crop is
+FOREGROUND_MARGIN = 1.5 times a first box that misses legs or takes in a shadow)."""
+PHOTO_SHIFT = 0.15
+"""largest shift of that crop's centre from the box's, in units of the box side."""
+
+
+def load_photos(paths: list[str], size: int) -> dict:
+    """The photo-like renders (condition 'photo') listed in the cases files ``paths`` (make_chairs.py) with
+    their true masks, as squares of PHOTO_CONTEXT x the mask's box centred on it, at twice ``size``: rgb
+    (N, 2S, 2S, 3) and alpha (N, 2S, 2S) uint8 (outside the image: its edge repeated, no object).
+    Raises ValueError for a chair outside Infinigen's training seeds: validation and tuning chairs never
+    train."""
+    import cv2
+    from PIL import Image
+
+    from .infinigen.convert import TRAINING_SEEDS
+
+    rgbs, alphas, names = [], [], []
+    for path in paths:
+        root = Path(path).parent
+        for case in json.loads(Path(path).read_text())["cases"]:
+            if case.get("condition") != "photo":
+                continue
+            if case.get("seed") not in TRAINING_SEEDS:
+                raise ValueError(f"{path}: {case.get('name')} is not an Infinigen training chair (seeds "
+                                 f"{TRAINING_SEEDS.start}..{TRAINING_SEEDS.stop - 1}); validation and tuning "
+                                 "chairs never train")
+            rgb = np.asarray(Image.open(root / case["image"]).convert("RGB"))
+            alpha = np.asarray(Image.open(root / case["mask"]).convert("L"))
+            ys, xs = np.nonzero(alpha > 127)
+            if len(xs) == 0:
+                continue
+            side = PHOTO_CONTEXT * max(xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+            cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+            k = 2 * size / side
+            warp = np.array([[k, 0, k * (side / 2 - cx)], [0, k, k * (side / 2 - cy)]], np.float64)
+            out = (2 * size, 2 * size)
+            rgbs.append(cv2.warpAffine(rgb, warp, out, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE))
+            alphas.append(cv2.warpAffine(alpha, warp, out, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
+                                         borderValue=0))
+            names.append(case["name"])
+    if not rgbs:
+        raise ValueError(f"no photo-like renders in {', '.join(paths)}")
+    return {"rgb": torch.from_numpy(np.stack(rgbs)), "alpha": torch.from_numpy(np.stack(alphas)), "names": names}
+
+
+def photo_batch(photos: dict, idx: torch.Tensor, g: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training photos ``idx`` seen through random crops (PHOTO_SIDE, PHOTO_SHIFT) at ``size`` px, mirrored
+    at random, with :func:`camera_effects` -> (images (B, S, S, 3), alpha (B, S, S)) in [0, 1]."""
+    b = len(idx)
+    rnd = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    rgb = photos["rgb"][idx].permute(0, 3, 1, 2).float() / 255
+    alpha = photos["alpha"][idx][:, None].float() / 255
+    half = (PHOTO_SIDE[0] + (PHOTO_SIDE[1] - PHOTO_SIDE[0]) * rnd(b)) / PHOTO_CONTEXT  # of the square's half side
+    shift = (2 * rnd(b, 2) - 1) * 2 * PHOTO_SHIFT / PHOTO_CONTEXT
+    flip = torch.where(rnd(b) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = half * flip, half
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, (b, 3, size, size), align_corners=False)
+    img = F.grid_sample(rgb, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    cover = F.grid_sample(alpha, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return camera_effects(img.permute(0, 2, 3, 1), g), cover[:, 0].clamp(0, 1)
+
+
+def camera_effects(img: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Exposure, contrast and colour-cast jitter, sensor noise and soft focus on photos (B, S, S, 3)."""
+    from .photolike import soft_focus
+
+    b = img.shape[0]
+    rnd = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    gain = 0.7 + 0.6 * rnd(b, 1, 1, 1)
+    cast = 1 + 0.1 * (rnd(b, 1, 1, 3) - 0.5)
+    mean = img.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 0.75 + 0.5 * rnd(b, 1, 1, 1)
+    img = ((img - mean) * contrast + mean) * gain * cast
+    img = img + (0.03 * rnd(b, 1, 1, 1)) * torch.randn(img.shape, generator=g)
+    return soft_focus(img, g).clamp(0, 1)
+
+
 def composite(rgb: torch.Tensor, alpha: torch.Tensor, g: torch.Generator, hdris: list) -> torch.Tensor:
     """(B, S, S, 3) and (B, S, S) in [0, 1] -> photos (B, S, S, 3): surroundings, materials, camera effects."""
-    from .photolike import material_texture, photo_backgrounds, soft_focus
+    from .photolike import material_texture, photo_backgrounds
 
     b, s = alpha.shape[:2]
     rnd = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
@@ -80,13 +170,7 @@ def composite(rgb: torch.Tensor, alpha: torch.Tensor, g: torch.Generator, hdris:
     if white.any():
         bg[white] = (0.85 + 0.15 * rnd(int(white.sum()), 1, 1, 1)).expand(-1, s, s, 3)
     img = rgb * alpha[..., None] + bg * (1 - alpha[..., None])
-    gain = 0.7 + 0.6 * rnd(b, 1, 1, 1)
-    cast = 1 + 0.1 * (rnd(b, 1, 1, 3) - 0.5)
-    mean = img.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = 0.75 + 0.5 * rnd(b, 1, 1, 1)
-    img = ((img - mean) * contrast + mean) * gain * cast
-    img = img + (0.03 * rnd(b, 1, 1, 1)) * torch.randn(img.shape, generator=g)
-    return soft_focus(img, g).clamp(0, 1)
+    return camera_effects(img, g)
 
 
 def batch(data: dict, idx: torch.Tensor, g: torch.Generator, hdris: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,9 +228,17 @@ def train(args: argparse.Namespace) -> dict:
     if val is None or val["seeds"].tolist() != val_seeds or int(val["size"]) != args.size:
         val = build_renders(val_seeds, args.size, args.threads)
         torch.save(val, val_cache)
+    photos = load_photos(args.photos, args.size) if args.photos else None
+    if photos is not None:
+        print(f"{len(photos['names'])} training photos from {', '.join(args.photos)}", flush=True)
     torch.set_num_threads(args.threads)
     cfg = SegmenterConfig(image_size=args.size, channels=CHANNELS)
     net = Segmenter(cfg)
+    if args.init:
+        base = load_model(args.model, "cpu")
+        if base.segmenter is None or base.cfg.segmenter != cfg:
+            raise ValueError(f"--init: model {args.model} has no segmenter of size {args.size} and channels {CHANNELS}")
+        net.load_state_dict(base.segmenter.state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     g = torch.Generator().manual_seed(args.seed)
     start, elapsed = 0, 0.0
@@ -165,8 +257,16 @@ def train(args: argparse.Namespace) -> dict:
         lr = float(args.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * it / args.iters))))
         for group in opt.param_groups:
             group["lr"] = lr
-        idx = torch.randint(0, n, (args.batch,), generator=g)
-        img, alpha = batch(data, idx, g, hdris)
+        if photos is None or args.photos_share <= 0:
+            idx = torch.randint(0, n, (args.batch,), generator=g)
+            img, alpha = batch(data, idx, g, hdris)
+        else:
+            k = int((torch.rand(args.batch, generator=g) < args.photos_share).sum())
+            idx = torch.randint(0, n, (args.batch - k,), generator=g)
+            pick = torch.randint(0, len(photos["names"]), (k,), generator=g)
+            parts = ([batch(data, idx, g, hdris)] if len(idx) else []) + \
+                ([photo_batch(photos, pick, g, args.size)] if k else [])
+            img, alpha = (torch.cat([part[j] for part in parts]) for j in (0, 1))
         loss = seg_loss(net(img), alpha)
         opt.zero_grad()
         loss.backward()
@@ -182,6 +282,10 @@ def train(args: argparse.Namespace) -> dict:
     card = {"images": args.images, "first_seed": args.first_seed, "size": args.size, "channels": list(CHANNELS),
             "iterations": args.iters, "batch": args.batch, "lr": args.lr, "seed": args.seed,
             "elapsed_s": round(elapsed, 1), "validation_iou": round(val_iou, 4)}
+    if photos is not None:
+        card.update(photos=len(photos["names"]), photos_share=args.photos_share)
+    if args.init:
+        card["init"] = str(args.model)
     if args.write:
         base = load_model(args.model, "cpu")  # the cached model stays as it is
         model = ReconstructionModel(dataclasses.replace(base.cfg, segmenter=cfg))
@@ -206,6 +310,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", default=None, help="output model stem (the model with its segmenter)")
+    ap.add_argument("--photos", nargs="*", default=[], metavar="CASES",
+                    help="cases.json files of photo-like Infinigen training chairs (make_chairs.py --first-seed 2000000)")
+    ap.add_argument("--photos-share", type=float, default=0.3, help="share of every batch drawn from --photos")
+    ap.add_argument("--init", action="store_true", help="start from --model's segmenter instead of new weights")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,11 +45,12 @@ FRONT_YAW_DEG = {"chair": -90.0, "office": -90.0, "bar": -90.0, "armchair": -90.
 
 def case_seed(k: int, first_seed: int = VALIDATION_SEEDS.start) -> tuple[str, int]:
     """(family, factory seed) of chair ``k`` of the set whose factory seeds start at ``first_seed``
-    (:data:`VALIDATION_SEEDS` or :data:`TUNING_SEEDS`)."""
-    seeds = next((r for r in (VALIDATION_SEEDS, TUNING_SEEDS) if r.start == first_seed), None)
+    (:data:`VALIDATION_SEEDS`, :data:`TUNING_SEEDS`, or :data:`TRAINING_SEEDS`: training photos, e.g.
+    for the segmenter)."""
+    seeds = next((r for r in (VALIDATION_SEEDS, TUNING_SEEDS, TRAINING_SEEDS) if r.start == first_seed), None)
     if seeds is None:
-        raise ValueError(f"first seed {first_seed}: use {VALIDATION_SEEDS.start} (validation) or "
-                         f"{TUNING_SEEDS.start} (tuning)")
+        raise ValueError(f"first seed {first_seed}: use {VALIDATION_SEEDS.start} (validation), "
+                         f"{TUNING_SEEDS.start} (tuning) or {TRAINING_SEEDS.start} (training)")
     if not 0 <= k < len(seeds):
         raise ValueError(f"chair index {k} outside 0..{len(seeds) - 1}")
     return FAMILIES[k % len(FAMILIES)], seeds[k]

@@ -266,7 +266,9 @@ def main(argv=None) -> int:
     ap.add_argument("--first", type=int, default=0, help="start at chair K")
     ap.add_argument("--first-seed", type=int, default=convert.VALIDATION_SEEDS.start,
                     help=f"factory seed of chair 0: {convert.VALIDATION_SEEDS.start} validation (default), "
-                         f"{convert.TUNING_SEEDS.start} tuning (never validation or training)")
+                         f"{convert.TUNING_SEEDS.start} tuning (never validation or training), "
+                         f"{convert.TRAINING_SEEDS.start} training photos (the generator's training chairs; "
+                         f"train-segmenter --photos)")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--samples", type=int, default=8, help="Cycles samples of the inputs (denoised)")
     ap.add_argument("--others", type=int, default=3, help="cut-out views around each chair for the novel-view IoU")
