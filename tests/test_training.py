@@ -435,6 +435,12 @@ def test_graft_gives_a_model_another_models_segmenter_and_settings(tmp_path):
         kept = {k: v for k, v in source.state_dict().items() if k.startswith(prefix)}
         assert kept and all(torch.allclose(state[k].float(), v.float(), atol=1e-3) for k, v in kept.items())
     assert load_model(str(tmp_path / "new.json"), "cpu").segmenter is None  # the source file is untouched
+    # grafted again: the new setting joins the earlier ones, the segmenter's record stays
+    assert main(["graft", str(tmp_path / "out.json"), "--set", "inversion.plane_steps=10",
+                 "--write", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())["card"]["graft"]
+    assert again == {"segmenter_from": str(tmp_path / "donor.json"),
+                     "settings": {"inversion.joint_plane_lr": 0.02, "pose.focal_count": 6, "inversion.plane_steps": 10}}
     assert main(["graft", str(tmp_path / "new.json"), "--set", "inversion.no_such_setting=1",
                  "--write", str(tmp_path / "bad")]) == 2
     assert main(["graft", str(tmp_path / "new.json"), "--set", "inversion.joint_plane_lr=-1",

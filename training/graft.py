@@ -54,7 +54,9 @@ def graft(model: str, write: Path, segmenter_from: str | None = None,
     card = dict(_card(model))
     if segmenter_from is not None and "segmenter" in _card(segmenter_from):
         card["segmenter"] = _card(segmenter_from)["segmenter"]  # how the kept segmenter was trained
-    card["graft"] = {"segmenter_from": segmenter_from, "settings": settings or {}}
+    before = card.get("graft", {})  # a model grafted again keeps the record of the earlier grafts
+    card["graft"] = {"segmenter_from": segmenter_from or before.get("segmenter_from"),
+                     "settings": {**before.get("settings", {}), **(settings or {})}}
     save_model(out, Path(write), card)
     load_model(str(Path(write).with_suffix(".json")), "cpu")  # the written file passes the loader's checks
     return out
