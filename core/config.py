@@ -177,7 +177,9 @@ class InversionConfig:
     plane_reg: float = field(default=0.0, metadata={"range": (0.0, 1e6)})
     """L2 pull of the offset toward zero."""
     plane_steps: int = field(default=0, metadata={"range": (0, STEPS_MAX)})
-    """a fit of more steps than this scales the offset's learning rate by ``plane_steps / steps`` (0: never)."""
+    """in a fit of more steps than this, the offset moves only in the first ``plane_steps`` steps, on the
+    learning-rate schedule of a fit that long; the further steps refine the latent, the pose and the light
+    (0: the offset moves in every step)."""
     plane_mirror: float = field(default=0.0, metadata={"range": (0.0, 1.0)})
     """share of the offset's left-right asymmetry removed (1: the offset is mirror-symmetric about x = 0,
     the canonical frame's left-right plane; core.fit.invert.mirrored)."""

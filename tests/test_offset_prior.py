@@ -1,11 +1,13 @@
 """What keeps the fitted triplane offset from sculpting the side of the object the photo does not show:
 mirror symmetry about x = 0, total variation, and the penalty on its change to the unseen field."""
 
+import dataclasses
+
 import torch
 
 from core.field.generator import FieldState, sample_triplanes
 from core.field.volume import render_image
-from core.fit.invert import mirrored, total_variation, unseen_change
+from core.fit.invert import mirrored, offset_factor, schedule, total_variation, unseen_change
 from core.fit.invert import InversionTarget
 from core.geometry.camera import Camera
 
@@ -102,14 +104,22 @@ def test_the_unseen_penalty_keeps_the_offset_from_changing_the_hidden_side():
     assert change(held) < 0.7 * change(free), (change(free), change(held))
 
 
-def test_plane_steps_scales_the_offset_rate_of_longer_fits():
+def test_plane_steps_moves_the_offset_only_in_the_first_steps_of_a_longer_fit():
     cfg, gen, z, ws_true, pose_true, target = _scene()
     target = _gapped(target)
-    run = dict(steps=4, seed=0, plane_res=cfg.generator.plane_res)
-    scaled = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.3, plane_steps=2, **run)
-    halved = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.15, **run)
-    full = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.3, **run)
-    assert torch.equal(scaled.plane_offset, halved.plane_offset)
-    assert not torch.equal(scaled.plane_offset, full.plane_offset)
-    short = _invert(gen, cfg, target, ws_true, pose_true, plane_lr=0.3, plane_steps=4, **run)
-    assert torch.equal(short.plane_offset, full.plane_offset)  # a fit of plane_steps steps or fewer: plane_lr
+    run = dict(seed=0, plane_lr=0.3, plane_res=cfg.generator.plane_res)
+    capped = _invert(gen, cfg, target, ws_true, pose_true, steps=6, plane_steps=2, **run)
+    free = _invert(gen, cfg, target, ws_true, pose_true, steps=6, **run)
+    assert float(capped.plane_offset.abs().max()) > 0  # the first two steps moved it
+    assert not torch.equal(capped.plane_offset, free.plane_offset)
+    assert not torch.equal(capped.ws, free.ws)  # w and the pose went on moving
+    # the offset's rate: a 2-step fit's schedule, then nothing; a fit of plane_steps steps or fewer: its own
+    cfg6 = dataclasses.replace(cfg.inversion, steps=6, plane_steps=2, lr_end=0.5)
+    assert [offset_factor(k, cfg6) for k in range(6)] == [1.0, schedule(1, 2, 0.5), 0.0, 0.0, 0.0, 0.0]
+    assert schedule(1, 2, 0.5) == 0.75
+    own = dataclasses.replace(cfg6, plane_steps=6)
+    assert [offset_factor(k, own) for k in range(6)] == [schedule(k, 6, 0.5) for k in range(6)]
+    late = dataclasses.replace(cfg6, plane_start=1)
+    assert [offset_factor(k, late) for k in range(3)] == [0.0, 0.75, 0.0]
+    short = _invert(gen, cfg, target, ws_true, pose_true, steps=6, plane_steps=6, **run)
+    assert torch.equal(short.plane_offset, free.plane_offset)  # a fit of plane_steps steps or fewer: unchanged

@@ -227,6 +227,9 @@ step 21-slots train train-slots --model "$MODEL.json" --codes "$RUNS/wide/genera
 step 22-settings train graft "$MODEL.json" --segmenter-from "$RUNS/v0101/$(basename "$MODEL").json" \
     --set inversion.joint_plane_lr=0.02 mesh.carve_px=0 --write "$MODEL"
 
+# 22b (v0.11.1): a fit longer than 10 steps (Slow) moves the triplane offset only in its first 10 steps
+step 22b-settings train graft "$MODEL.json" --set inversion.plane_steps=10 --write "$MODEL"
+
 # measurements: how well the generator draws its own training chairs, and the model card's quality table
 step 23-ceiling train ceiling "$RUNS/wide/generator_ckpt.pt"
 step 24-evaluate train evaluate --model "$MODEL.json" --images 100 --steps 0 10 30

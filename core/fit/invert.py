@@ -206,7 +206,7 @@ def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget
             plane_std = gen.decode(ws).planes.std(dim=(3, 4), keepdim=True)
         res = gen_cfg.plane_res if cfg.plane_res <= 0 else min(cfg.plane_res, gen_cfg.plane_res)
         offset = torch.zeros(ws.shape[0], 3, gen_cfg.plane_channels, res, res, device=device, requires_grad=True)
-        groups.append({"params": [offset], "lr": offset_lr(cfg)})
+        groups.append({"params": [offset], "lr": cfg.plane_lr})
     base_lrs = [group["lr"] for group in groups]
     opt = _Adam(groups, betas=(cfg.momentum, 0.95))
     g = torch.Generator().manual_seed(cfg.seed)
@@ -235,11 +235,10 @@ def invert(gen: RadianceField, render_cfg: RenderConfig, target: InversionTarget
     for step in range(cfg.steps):
         if cancel is not None and cancel():
             raise Cancelled()
-        decay = 0.5 * (1 + math.cos(math.pi * step / max(cfg.steps, 1)))  # large first steps, settle at the end
         for group, base in zip(opt.param_groups, base_lrs):
-            group["lr"] = base * (cfg.lr_end + (1 - cfg.lr_end) * decay)
-        if offset is not None and step < cfg.plane_start:
-            opt.param_groups[-1]["lr"] = 0.0
+            group["lr"] = base * schedule(step, cfg.steps, cfg.lr_end)
+        if offset is not None:
+            opt.param_groups[-1]["lr"] = base_lrs[-1] * offset_factor(step, cfg)
         opt.zero_grad()
         state, cam, lit, per_image, offset_reg = full_crop()
         best.update(step, per_image.detach(), u, pose, light_params, offset)
@@ -326,12 +325,23 @@ def _patch_loss(gen: RadianceField, state, cam: Camera, lit: Light, target: Inve
     return loss.reshape(b, n).mean(dim=1)
 
 
-def offset_lr(cfg: InversionConfig) -> float:
-    """The offset's learning rate: ``plane_lr``, scaled by ``plane_steps / steps`` when a fit runs more
-    than ``plane_steps`` steps (so that more steps refine the latent and the pose, not a deeper offset)."""
-    if cfg.plane_steps > 0 and cfg.steps > cfg.plane_steps:
-        return cfg.plane_lr * cfg.plane_steps / cfg.steps
-    return cfg.plane_lr
+def schedule(step: int, steps: int, lr_end: float) -> float:
+    """The learning rate's factor at ``step`` of a fit of ``steps`` steps: half a cosine from 1 down to
+    ``lr_end`` (large first steps, settle at the end)."""
+    decay = 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))
+    return lr_end + (1 - lr_end) * decay
+
+
+def offset_factor(step: int, cfg: InversionConfig) -> float:
+    """The offset's learning-rate factor at ``step``: 0 before ``plane_start``; in a fit of more than
+    ``plane_steps`` steps, the schedule of a ``plane_steps``-step fit and 0 after it (the offset moves as
+    in the shorter fit; the further steps refine the latent, the pose and the light on it); otherwise
+    the fit's own schedule."""
+    if step < cfg.plane_start:
+        return 0.0
+    if 0 < cfg.plane_steps < cfg.steps:
+        return schedule(step, cfg.plane_steps, cfg.lr_end) if step < cfg.plane_steps else 0.0
+    return schedule(step, cfg.steps, cfg.lr_end)
 
 
 def mirrored(offset: Tensor, amount: float) -> Tensor:

@@ -35,7 +35,7 @@ def built_zip(tmp_path_factory):
 def test_zip_contents(built_zip):
     pkg = _package_module()
     names = zipfile.ZipFile(built_zip).namelist()
-    assert built_zip.name == "shape_from_image-0.3.0.zip"
+    assert built_zip.name == "shape_from_image-0.3.1.zip"
     assert "blender_manifest.toml" in names and "__init__.py" in names and "core/api.py" in names
     assert "scripts/batch_reconstruct.py" in names and "scripts/package_extension.py" not in names
     assert "scripts/demo_pictures.py" not in names  # makes the README pictures; not for users
@@ -72,7 +72,7 @@ def test_manifest_passes_blenders_validation(built_zip):
                          check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "Success" in out.stdout, out.stdout + out.stderr
     manifest = _package_module().read_manifest(REPO)
-    assert (manifest["id"], manifest["version"], manifest["type"]) == ("shape_from_image", "0.3.0", "add-on")
+    assert (manifest["id"], manifest["version"], manifest["type"]) == ("shape_from_image", "0.3.1", "add-on")
     assert manifest["blender_version_min"] == "4.2.0" and manifest["license"] == ["SPDX:Apache-2.0"]
     assert set(manifest["permissions"]) == {"files", "network"}
 
