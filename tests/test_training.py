@@ -625,6 +625,14 @@ def test_training_photos_are_cut_around_the_chair_and_never_validation_chairs(tm
     assert float(inside) > float(outside) + 0.3  # mirrored or not, the mask covers the red block
     with pytest.raises(ValueError, match="not an Infinigen training chair"):
         load_photos([_photo_cases(tmp_path / "val", [950_003])], 16)
+    # a leg one pixel wide is averaged into the smaller square, not sampled away or thickened
+    thin = _photo_cases(tmp_path / "thin", [2_000_002])
+    from PIL import Image
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:56, 31] = 255
+    Image.fromarray(mask).save(tmp_path / "thin" / "masks" / "c0_photo_0.png")
+    leg = load_photos([thin], 16)["alpha"][0].float() / 255  # 48 px tall box -> 115 px square -> 32 px
+    assert abs(float(leg.sum()) - 48 * (32 / 115) ** 2) < 1.0
 
 
 def test_train_segmenter_fine_tunes_on_training_photos(tmp_path, capsys):

@@ -107,14 +107,17 @@ def load_photos(paths: list[str], size: int) -> dict:
             ys, xs = np.nonzero(alpha > 127)
             if len(xs) == 0:
                 continue
-            side = PHOTO_CONTEXT * max(xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
-            cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
-            k = 2 * size / side
-            warp = np.array([[k, 0, k * (side / 2 - cx)], [0, k, k * (side / 2 - cy)]], np.float64)
-            out = (2 * size, 2 * size)
-            rgbs.append(cv2.warpAffine(rgb, warp, out, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE))
-            alphas.append(cv2.warpAffine(alpha, warp, out, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
-                                         borderValue=0))
+            side = int(np.ceil(PHOTO_CONTEXT * max(xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())))
+            x0 = int(np.floor((xs.min() + xs.max() + 1 - side) / 2))
+            y0 = int(np.floor((ys.min() + ys.max() + 1 - side) / 2))
+            h, w = alpha.shape
+            pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
+            window = (slice(y0 + pad, y0 + pad + side), slice(x0 + pad, x0 + pad + side))
+            out = (2 * size, 2 * size)  # area averaging: thin legs stay as thin as they are, not aliased
+            rgbs.append(cv2.resize(cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)[window], out,
+                                   interpolation=cv2.INTER_AREA))
+            alphas.append(cv2.resize(cv2.copyMakeBorder(alpha, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)[window],
+                                     out, interpolation=cv2.INTER_AREA))
             names.append(case["name"])
     if not rgbs:
         raise ValueError(f"no photo-like renders in {', '.join(paths)}")
