@@ -52,5 +52,5 @@ step D-slots "$PYTHON" -m training train-slots --model "$MODEL.json" --codes "$R
     --write "$MODEL" --iters 6000 --batch 8 --points 4096 --weight 0.3 --lr 1e-3 --slot-hidden 64 --threads 2
 # the shipped segmenter and settings
 step E-graft "$PYTHON" -m training graft "$MODEL.json" --segmenter-from weights/chairs.json \
-    --set inversion.joint_plane_lr=0.02 mesh.carve_px=0 --write "$MODEL"
+    --set inversion.joint_plane_lr=0.02 inversion.plane_steps=10 mesh.carve_px=0 --write "$MODEL"
 echo "candidate: $MODEL.json + $MODEL.safetensors; measure it with make evaluate MODEL=$MODEL.json"
