@@ -1,5 +1,7 @@
 """Training code: the SDF loss, and that both training commands run, checkpoint, resume and write a model."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -130,6 +132,7 @@ def test_train_encoder_writes_a_loadable_model(tmp_path):
     assert model.cfg.name == "tinytrained"
     card = (tmp_path / "models" / "tinytrained.json").read_text()
     assert '"validation"' in card
+    assert json.loads(card)["card"]["generator"]["infinigen_shapes"] == 0  # the generator's sources are named
     # --init starts from that model's encoder (0 iterations: the weights come through unchanged)
     tuned = train_encoder(gen_path, tmp_path / "enc2", n_images=16, iters=0, batch_size=4, seed=1, threads=1,
                           write=None, name="tinytrained", init=str(tmp_path / "models" / "tinytrained.json"))

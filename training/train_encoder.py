@@ -278,7 +278,8 @@ def train_encoder(generator_path: Path, out: Path, n_images: int, iters: int, ba
             val.update({f"{k}_photo": v for k, v in val_photo.items()})
     print("validation (held-out generator renders):", {k: round(v, 4) for k, v in val.items()})
     if write is not None:
-        card = {"generator": {k: gck[k] for k in ("iterations", "elapsed_s", "seed", "shapes", "extra_shapes")
+        card = {"generator": {k: gck[k] for k in ("iterations", "elapsed_s", "seed", "shapes", "extra_shapes",
+                                                        "infinigen_shapes")
                               if k in gck},
                 "encoder": {"images": n_images, "iterations": iters, "batch": batch_size, "seed": seed, "init": init,
                             "code_share": code_share, "photo_share": photo_share, "wide_share": wide_share,
