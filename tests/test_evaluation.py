@@ -45,6 +45,8 @@ def test_segment_evaluate_scores_procedural_photos(capsys):
     assert main(["segment-evaluate", "--images", "2", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "| procedural | auto | 2 |" in out and "| procedural | net | 2 |" in out
+    assert main(["segment-evaluate", "--images", "0"]) == 2
+    assert "nothing to measure" in capsys.readouterr().out
 
 
 def test_bench_times_one_object_against_single_photos(capsys):

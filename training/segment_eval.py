@@ -74,8 +74,10 @@ def evaluate(model_name: str, images: int, first_seed: int, cases: Path | None) 
 
     net = Pipeline(load_model(model_name, "cpu"), torch.device("cpu")).foreground_net()
     hdris = load_hdris()
-    sets = {"procedural": [{"seed": seed, **_score(*make_photo(seed, hdris), net)}
-                           for seed in range(first_seed, first_seed + images)]}
+    sets = {}
+    if images > 0:
+        sets["procedural"] = [{"seed": seed, **_score(*make_photo(seed, hdris), net)}
+                              for seed in range(first_seed, first_seed + images)]
     if cases is not None:
         from .real.evaluate import load_cases
 
@@ -98,7 +100,7 @@ def markdown_table(report: dict) -> str:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """This command's options (``python -m training segment-evaluate --help``)."""
     ap.add_argument("--model", default="chairs", help="model whose mask head refines the segmentation")
-    ap.add_argument("--images", type=int, default=100, help="procedural photos")
+    ap.add_argument("--images", type=int, default=100, help="procedural photos (0: only the --cases renders)")
     ap.add_argument("--first-seed", type=int, default=600_000, help="chairs from this seed on (validation seeds)")
     ap.add_argument("--cases", default=None, help="also the photo-like renders of this real validation set")
     ap.add_argument("--threads", type=int, default=2)
@@ -106,6 +108,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.images <= 0 and not args.cases:
+        print("segment-evaluate: nothing to measure: give --images above 0 or --cases CASES.json")
+        return 2
     torch.set_num_threads(args.threads)
     t = time.time()
     report = evaluate(args.model, args.images, args.first_seed, Path(args.cases) if args.cases else None)
