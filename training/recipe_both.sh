@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A candidate on both sources of chairs: the shipped `chairs` model's generator trained on with 400 Infinigen
 # training chairs (their real procedural materials) beside its 750 procedural ones, then its encoder, colour slots
-# and settings, as recipe steps 19-22 did for the later families. Nothing ships from here unless `make evaluate`
+# and settings, as recipe steps 19-22 did for the later families, and the segmenter fine-tuned on photo-like
+# renders of the Infinigen training chairs. Nothing ships from here unless `make evaluate`
 # with the candidate beats the shipped model (docs/TRAINING.md, "Shipping a model").
 #
 #     bash training/recipe_both.sh              # run or resume, from the repository root
@@ -53,4 +54,13 @@ step D-slots "$PYTHON" -m training train-slots --model "$MODEL.json" --codes "$R
 # the shipped segmenter and settings
 step E-graft "$PYTHON" -m training graft "$MODEL.json" --segmenter-from weights/chairs.json \
     --set inversion.joint_plane_lr=0.02 inversion.plane_steps=10 mesh.carve_px=0 --write "$MODEL"
+# photo-like renders of the 400 training chairs (Cycles floors, walls, shadows), two halves at once
+PHOTOS="$RUNS/infinigen-venv/bin/python training/infinigen/make_chairs.py --out $RUNS/infinigen_photos --first-seed 2000000"
+step F-photos bash -c "nice -n 10 $PHOTOS --first 0 --chairs 230 --others 0 --threads 1 & a=\$!; \
+    nice -n 10 $PHOTOS --first 230 --chairs 400 --others 0 --threads 1 & b=\$!; \
+    wait \$a && wait \$b && $PHOTOS --chairs 400 --sheet"
+# the segmenter fine-tuned with them: 30% of every batch from the photos
+step G-seg "$PYTHON" -m training train-segmenter --model "$MODEL.json" --init --out "$RUNS/seg12" --images 2400 \
+    --iters 2000 --batch 16 --lr 1e-3 --seed 1 --threads 2 --photos "$RUNS/infinigen_photos/cases.json" \
+    --photos-share 0.3 --write "$MODEL"
 echo "candidate: $MODEL.json + $MODEL.safetensors; measure it with make evaluate MODEL=$MODEL.json"
